@@ -1,0 +1,127 @@
+"""Provider metadata Airflow reads through the ``apache_airflow_provider`` entry point."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_batch_provider import __version__
+from airflow_batch_provider.hooks.credentials import credential_conn_fields
+
+PACKAGE = "airflow_batch_provider"
+
+
+def _connection_types() -> list[dict[str, Any]]:
+    fields = credential_conn_fields()
+    batch_fields = dict(fields)
+    batch_fields["subscription_id"] = {
+        "label": "Subscription ID",
+        "description": "Optional. Used for Azure portal links to pools and jobs.",
+        "schema": {"type": ["string", "null"]},
+    }
+    batch_fields["resource_group"] = {
+        "label": "Resource group",
+        "description": "Optional. Resource group of the Batch account, for portal links.",
+        "schema": {"type": ["string", "null"]},
+    }
+    blob_fields = dict(fields)
+    blob_fields["connection_string"] = {
+        "label": "Connection string",
+        "description": "Storage account connection string. Takes precedence over every other field.",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    }
+    blob_fields["sas_token"] = {
+        "label": "SAS token",
+        "description": "Account or container SAS token (without the leading '?').",
+        "schema": {"type": ["string", "null"], "format": "password"},
+    }
+    return [
+        {
+            "connection-type": "azbatch",
+            "hook-class-name": f"{PACKAGE}.hooks.batch.BatchHook",
+            "hook-name": "Azure Batch (batch provider)",
+            "ui-field-behaviour": {
+                "hidden-fields": ["schema", "port"],
+                "relabeling": {
+                    "host": "Batch account URL",
+                    "login": "Batch account name",
+                    "password": "Batch account key",
+                },
+                "placeholders": {
+                    "host": "https://<account>.<region>.batch.azure.com",
+                    "login": "Batch account name (needed with an account key)",
+                    "password": "Account key; leave empty for Entra ID",
+                },
+            },
+            "conn-fields": batch_fields,
+        },
+        {
+            "connection-type": "azblob",
+            "hook-class-name": f"{PACKAGE}.hooks.blob.BlobStorageHook",
+            "hook-name": "Azure Blob Storage (batch provider)",
+            "ui-field-behaviour": {
+                "hidden-fields": ["schema", "port"],
+                "relabeling": {
+                    "host": "Blob account URL",
+                    "login": "Storage account name",
+                    "password": "Storage account key",
+                },
+                "placeholders": {
+                    "host": "https://<account>.blob.core.windows.net (optional)",
+                    "login": "Storage account name",
+                    "password": "Account key; leave empty for SAS or Entra ID",
+                },
+            },
+            "conn-fields": blob_fields,
+        },
+    ]
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-batch-provider",
+        "name": "Azure Batch (airflow-batch-provider)",
+        "description": "Azure Batch workflows as Airflow tasks: storage, pools, jobs, tasks, monitoring.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Azure Batch (airflow-batch-provider)",
+                "external-doc-url": "https://learn.microsoft.com/azure/batch/",
+                "tags": ["azure"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Azure Batch (airflow-batch-provider)",
+                "python-modules": [
+                    f"{PACKAGE}.operators.storage",
+                    f"{PACKAGE}.operators.pool",
+                    f"{PACKAGE}.operators.job",
+                    f"{PACKAGE}.operators.tasks",
+                    f"{PACKAGE}.operators.output",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "Azure Batch (airflow-batch-provider)",
+                "python-modules": [f"{PACKAGE}.sensors.job", f"{PACKAGE}.sensors.pool"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "Azure Batch (airflow-batch-provider)",
+                "python-modules": [f"{PACKAGE}.hooks.batch", f"{PACKAGE}.hooks.blob"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Azure Batch (airflow-batch-provider)",
+                "python-modules": [f"{PACKAGE}.triggers.job", f"{PACKAGE}.triggers.pool"],
+            }
+        ],
+        "connection-types": _connection_types(),
+        "extra-links": [
+            f"{PACKAGE}.links.portal.BatchPoolLink",
+            f"{PACKAGE}.links.portal.BatchJobLink",
+        ],
+    }

@@ -1,0 +1,49 @@
+"""The base both hooks share: reading the connection and turning it into credentials."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseHook
+
+from airflow_batch_provider.hooks.credentials import AzureConnectionSettings, Service
+
+
+class AzureBaseHook(BaseHook):
+    """Reads an ``azbatch`` or ``azblob`` connection once and exposes its normalised settings.
+
+    Subclasses set ``conn_name_attr``, ``default_conn_name``, ``conn_type``, ``hook_name`` and
+    ``service``. Synchronous code uses :attr:`settings`; code running in the triggerer awaits
+    :meth:`aget_settings`, which fetches the connection the async-safe way.
+    """
+
+    service: ClassVar[Service]
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
+
+    def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or self.default_conn_name
+        self._settings: AzureConnectionSettings | None = None
+
+    @cached_property
+    def settings(self) -> AzureConnectionSettings:
+        if self._settings is None:
+            self._settings = self._settings_from(self.get_connection(self.conn_id))
+        return self._settings
+
+    async def aget_settings(self) -> AzureConnectionSettings:
+        if self._settings is None:
+            self._settings = self._settings_from(await self.aget_connection(self.conn_id))
+        return self._settings
+
+    def _settings_from(self, conn: Any) -> AzureConnectionSettings:
+        return AzureConnectionSettings.from_fields(
+            conn_id=self.conn_id,
+            service=self.service,
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            extra=conn.extra_dejson,
+        )
