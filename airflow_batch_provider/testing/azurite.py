@@ -95,6 +95,7 @@ class AzuriteServer:
         if self.process is not None:
             return self
         self.port = self.port or free_port(self.host)
+        # Azurite writes a debug log and its config into the working directory: keep them out of the repo.
         self._workdir = tempfile.TemporaryDirectory(prefix="azurite-")
         command = [
             find_azurite(),
@@ -107,11 +108,13 @@ class AzuriteServer:
             "--disableTelemetry",
             "--loose",
             "--silent",
-            "--location",
-            self._workdir.name,
         ]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            command,
+            cwd=self._workdir.name,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
         )
         try:
             wait_for_port(self.host, self.port, timeout, self.process)

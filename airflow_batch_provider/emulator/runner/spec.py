@@ -45,6 +45,16 @@ class TaskRunSpec:
     #: Connection string of the auto-storage account (Azurite), for ``autoStorageContainerName``.
     auto_storage_connection_string: str | None = None
     retry_count: int = 0
+    #: URL of the Batch account, for AZ_BATCH_ACCOUNT_URL (set only when given).
+    account_url: str | None = None
+    #: False for a Spot/low-priority node; AZ_BATCH_NODE_IS_DEDICATED.
+    node_is_dedicated: bool = True
+    #: Task directory of the job's preparation task on this node, if the job has one; gives
+    #: AZ_BATCH_JOB_PREP_DIR and AZ_BATCH_JOB_PREP_WORKING_DIR to its tasks and release task.
+    job_prep_dir: Path | None = None
+    #: The task's ``userIdentity`` as the client sent it (``userName`` or ``autoUser``); None means
+    #: the default non-admin pool auto-user. Gives AZ_BATCH_TASK_USER / AZ_BATCH_TASK_USER_IDENTITY.
+    user_identity: dict[str, Any] | None = None
 
 
 @dataclass

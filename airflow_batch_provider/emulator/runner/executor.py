@@ -1,0 +1,183 @@
+"""Runs one attempt of a task on a simulated node, the way a Batch node agent does.
+
+The phases, each of which may end the attempt with a documented ``failureInfo``:
+
+1. lay out the task directory and download the resource files (pre-processing: on failure the
+   command line never runs and ``exit_code`` is ``None``);
+2. run the command line (not under a shell, see :mod:`.process`) with stdout/stderr in the task
+   directory, killing the whole process tree on ``maxWallClockTime`` or on ``cancel``;
+3. upload the output files whose ``uploadCondition`` the outcome meets, after the process exited.
+
+``maxWallClockTime`` counts from the start of the attempt, so it covers downloads and the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from airflow_batch_provider.emulator.runner import failures
+from airflow_batch_provider.emulator.runner.failures import TaskFailure
+from airflow_batch_provider.emulator.runner.layout import layout_for, task_environment
+from airflow_batch_provider.emulator.runner.output_files import upload_output_files
+from airflow_batch_provider.emulator.runner.process import ProcessOutcome, run_process, split_command_line
+from airflow_batch_provider.emulator.runner.resource_files import download_resource_files
+from airflow_batch_provider.emulator.runner.spec import TaskRunResult, TaskRunSpec
+from airflow_batch_provider.emulator.runner.storage import StorageSession
+
+log = logging.getLogger(__name__)
+
+_Race = Literal["done", "cancelled", "timeout"]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def _race(work: Awaitable[None], cancel: asyncio.Event, deadline: float | None) -> _Race:
+    """Await ``work`` unless ``cancel`` is set or the loop clock passes ``deadline`` first."""
+    task = asyncio.ensure_future(work)
+    canceller = asyncio.ensure_future(cancel.wait())
+    try:
+        timeout = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
+        done, _ = await asyncio.wait({task, canceller}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        canceller.cancel()
+    if task in done:
+        task.result()
+        return "done"
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return "cancelled" if cancel.is_set() else "timeout"
+
+
+class TaskExecutor:
+    """Executes task attempts as local processes; one instance serves any number of concurrent runs.
+
+    As on Batch nodes, the command line is not run under a shell: write ``/bin/sh -c "..."`` to get
+    variable expansion, pipes or ``&&``. ``kill_grace_seconds`` is how long a process tree gets
+    between SIGTERM and SIGKILL when it is stopped for its wall clock or a cancel.
+    """
+
+    def __init__(self, *, kill_grace_seconds: float = 3.0) -> None:
+        self.kill_grace_seconds = kill_grace_seconds
+
+    async def run(self, spec: TaskRunSpec, cancel: asyncio.Event) -> TaskRunResult:
+        """Run one attempt; never raises for the task's own failures, they are in the result.
+
+        ``exit_code`` is None when the process never ran (pre-processing or launch failure, cancel
+        before start). Setting ``cancel`` kills the process tree and returns ``cancelled=True``.
+        """
+        start = _now()
+        session = StorageSession()
+        try:
+            return await self._run(spec, cancel, start, session)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a bug in the runner must not leave the task running forever
+            log.exception("the runner failed on task %s/%s", spec.job_id, spec.task_id)
+            return TaskRunResult(
+                start_time=start,
+                end_time=_now(),
+                exit_code=None,
+                failure_info=failures.failure_info(
+                    failures.SERVER_ERROR, failures.UNKNOWN, f"The emulator failed to run the task: {err}"
+                ),
+            )
+        finally:
+            await session.close()
+
+    async def _run(
+        self, spec: TaskRunSpec, cancel: asyncio.Event, start: datetime, session: StorageSession
+    ) -> TaskRunResult:
+        loop = asyncio.get_running_loop()
+        deadline = None if spec.max_wall_clock_seconds is None else loop.time() + spec.max_wall_clock_seconds
+
+        def result(
+            exit_code: int | None, failure_info: dict[str, Any] | None = None, **flags: bool
+        ) -> TaskRunResult:
+            return TaskRunResult(start, _now(), exit_code, failure_info, **flags)
+
+        if cancel.is_set():
+            return result(None, failures.cancelled_failure(), cancelled=True)
+        layout = layout_for(spec)
+        try:
+            layout.create()
+        except OSError as err:
+            return result(
+                None,
+                failures.failure_info(
+                    failures.USER_ERROR,
+                    failures.RESOURCE_DIRECTORY_CREATE_FAILED,
+                    f"The task directory could not be created: {err.strerror or err}",
+                ),
+            )
+
+        # 1. Pre-processing.
+        try:
+            if spec.resource_files:
+                outcome = await _race(
+                    download_resource_files(
+                        spec.resource_files, layout.working_dir, session, spec.auto_storage_connection_string
+                    ),
+                    cancel,
+                    deadline,
+                )
+                if outcome == "cancelled":
+                    return result(None, failures.cancelled_failure(), cancelled=True)
+                if outcome == "timeout":
+                    assert spec.max_wall_clock_seconds is not None
+                    return result(
+                        None, failures.wall_clock_failure(spec.max_wall_clock_seconds), timed_out=True
+                    )
+            argv = split_command_line(spec.command_line)
+            env = task_environment(spec, layout)
+            # 2. The process.
+            process: ProcessOutcome = await run_process(
+                argv,
+                cwd=layout.working_dir,
+                env=env,
+                stdout_path=layout.stdout_path,
+                stderr_path=layout.stderr_path,
+                cancel=cancel,
+                deadline=deadline,
+                kill_grace_seconds=self.kill_grace_seconds,
+            )
+        except TaskFailure as failure:
+            return result(None, failure.to_failure_info())
+
+        if process.cancelled:
+            return result(process.exit_code, failures.cancelled_failure(), cancelled=True)
+        failure_info: dict[str, Any] | None = None
+        if process.timed_out:
+            assert spec.max_wall_clock_seconds is not None
+            failure_info = failures.wall_clock_failure(spec.max_wall_clock_seconds)
+        elif process.exit_code != 0:
+            failure_info = failures.exit_code_failure()
+
+        # 3. Post-processing.
+        if spec.output_files:
+            try:
+                outcome = await _race(
+                    upload_output_files(
+                        spec.output_files,
+                        layout.task_dir,
+                        layout.working_dir,
+                        session,
+                        succeeded=failure_info is None,
+                    ),
+                    cancel,
+                    None,
+                )
+            except TaskFailure as failure:
+                failure_info = failure_info or failure.to_failure_info()
+            else:
+                if outcome == "cancelled":
+                    return result(process.exit_code, failures.cancelled_failure(), cancelled=True)
+        return result(process.exit_code, failure_info, timed_out=process.timed_out)
