@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_batch_provider import __version__
-from airflow_batch_provider.hooks.credentials import credential_conn_fields
+from airflow_batch_provider.hooks.connection_fields import credential_conn_fields
 
 PACKAGE = "airflow_batch_provider"
 
@@ -15,12 +15,26 @@ def _connection_types() -> list[dict[str, Any]]:
     batch_fields = dict(fields)
     batch_fields["subscription_id"] = {
         "label": "Subscription ID",
-        "description": "Optional. Used for Azure portal links to pools and jobs.",
+        "description": "Subscription of the Batch account: for portal links; needed for application "
+        "packages.",
         "schema": {"type": ["string", "null"]},
     }
     batch_fields["resource_group"] = {
         "label": "Resource group",
-        "description": "Optional. Resource group of the Batch account, for portal links.",
+        "description": "Resource group of the Batch account: for portal links; needed for application "
+        "packages.",
+        "schema": {"type": ["string", "null"]},
+    }
+    batch_fields["management_endpoint"] = {
+        "label": "Resource Manager endpoint",
+        "description": "Optional. Azure Resource Manager URL for application packages; "
+        "default https://management.azure.com. The token scope follows it.",
+        "schema": {"type": ["string", "null"]},
+    }
+    batch_fields["management_ca_bundle"] = {
+        "label": "Resource Manager CA bundle",
+        "description": "Optional. Path of a CA certificate file to trust for the Resource Manager endpoint "
+        "(Azure Stack, or the local emulator's generated CA).",
         "schema": {"type": ["string", "null"]},
     }
     blob_fields = dict(fields)
@@ -98,6 +112,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{PACKAGE}.operators.job",
                     f"{PACKAGE}.operators.tasks",
                     f"{PACKAGE}.operators.output",
+                    f"{PACKAGE}.operators.application",
                 ],
             }
         ],
@@ -110,7 +125,11 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Azure Batch (airflow-batch-provider)",
-                "python-modules": [f"{PACKAGE}.hooks.batch", f"{PACKAGE}.hooks.blob"],
+                "python-modules": [
+                    f"{PACKAGE}.hooks.batch",
+                    f"{PACKAGE}.hooks.blob",
+                    f"{PACKAGE}.hooks.batch_management",
+                ],
             }
         ],
         "triggers": [

@@ -10,3 +10,48 @@ os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME}/airflow.db")
+
+
+# -- Running DAGs for real: a migrated metadata DB and dag.test() ---------------------------------------
+
+from collections.abc import Callable, Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[None]:
+    """Create the Airflow metadata tables in the session's SQLite DB, once (``dag.test()`` needs them)."""
+    from airflow.utils import db
+
+    db.initdb()
+    yield
+
+
+@pytest.fixture
+def run_dag(airflow_db: None) -> Callable[..., tuple[Any, dict[str, Any]]]:
+    """Run a DAG object with ``dag.test()`` and return its DagRun and the ``return_value`` XCom per task.
+
+    ``dag.test()`` only runs DAGs that are serialized in the metadata DB, which normally happens when a
+    bundle is parsed; a DAG built inside a test is written to the default bundle here first.
+    """
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    def run(dag: Any, **test_kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        DagBundlesManager().sync_bundles_to_db()
+        bag = DagBag(dag_folder=os.devnull)
+        bag.bag_dag(dag)
+        sync_bag_to_db(bag, "dags-folder", None)
+        dag_run = dag.test(**test_kwargs)
+        with create_session() as session:
+            rows = session.scalars(
+                XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag.dag_id, key="return_value")
+            ).all()
+            xcoms = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+        return dag_run, xcoms
+
+    return run

@@ -18,7 +18,6 @@ Every secret read from a connection is registered with Airflow's secrets masker 
 
 from __future__ import annotations
 
-import enum
 import json
 import os
 import re
@@ -30,53 +29,10 @@ from urllib.parse import urlsplit
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 
 from airflow_batch_provider.exceptions import ConnectionConfigError
+from airflow_batch_provider.hooks.connection_fields import AuthMode
 
 Service = Literal["batch", "blob"]
 
-#: Extra fields a connection of either type may carry, with a label and help text for the UI.
-CREDENTIAL_EXTRA_FIELDS: dict[str, tuple[str, str, bool]] = {
-    "auth_type": (
-        "Authentication mode",
-        "Optional. One of shared_key, connection_string, sas_token, service_principal, "
-        "managed_identity, workload_identity, default_azure_credential. Inferred when empty.",
-        False,
-    ),
-    "tenant_id": ("Tenant ID", "Entra ID tenant, for a service principal or workload identity.", False),
-    "client_id": ("Client ID", "Application (client) id of a service principal or workload identity.", False),
-    "client_secret": ("Client secret", "Secret of the service principal.", True),
-    "managed_identity_client_id": (
-        "Managed identity client ID",
-        "Client id of a user-assigned managed identity. Leave empty for the system-assigned one.",
-        False,
-    ),
-    "federated_token_file": (
-        "Federated token file",
-        "Workload identity token file. Defaults to AZURE_FEDERATED_TOKEN_FILE.",
-        False,
-    ),
-    "authority_host": ("Authority host", "Entra ID authority for sovereign clouds.", False),
-}
-
-
-class AuthMode(str, enum.Enum):
-    """How a connection authenticates to Azure."""
-
-    SHARED_KEY = "shared_key"
-    CONNECTION_STRING = "connection_string"
-    SAS_TOKEN = "sas_token"
-    SERVICE_PRINCIPAL = "service_principal"
-    MANAGED_IDENTITY = "managed_identity"
-    WORKLOAD_IDENTITY = "workload_identity"
-    DEFAULT = "default_azure_credential"
-
-    @property
-    def uses_entra_id(self) -> bool:
-        return self in _ENTRA_MODES
-
-
-_ENTRA_MODES = frozenset(
-    {AuthMode.SERVICE_PRINCIPAL, AuthMode.MANAGED_IDENTITY, AuthMode.WORKLOAD_IDENTITY, AuthMode.DEFAULT}
-)
 _BLOB_ONLY_MODES = frozenset({AuthMode.CONNECTION_STRING, AuthMode.SAS_TOKEN})
 _TRUE_STRINGS = {"1", "true", "yes", "on"}
 
@@ -329,6 +285,16 @@ class AzureConnectionSettings:
         if self.endpoint:
             url = self.endpoint if "://" in self.endpoint else f"https://{self.endpoint}"
             return url.rstrip("/")
+        if self.connection_string and not self.account_name:
+            parts = {
+                name.strip().lower(): value.strip()
+                for name, _, value in (part.partition("=") for part in self.connection_string.split(";"))
+            }
+            if parts.get("blobendpoint"):
+                return parts["blobendpoint"].rstrip("/")
+            protocol = parts.get("defaultendpointsprotocol") or "https"
+            suffix = parts.get("endpointsuffix") or "core.windows.net"
+            return f"{protocol}://{self.resolved_account_name}.blob.{suffix}"
         return f"https://{self.account_name}.blob.core.windows.net"
 
     @property
@@ -392,26 +358,3 @@ class AzureConnectionSettings:
         if self.authority_host:
             default_options["authority"] = self.authority_host
         return identity.DefaultAzureCredential(**default_options)
-
-
-def credential_conn_fields() -> dict[str, dict[str, Any]]:
-    """The ``conn-fields`` block both connection types share, in Airflow 3's provider-info form."""
-    fields: dict[str, dict[str, Any]] = {}
-    for name, (label, description, sensitive) in CREDENTIAL_EXTRA_FIELDS.items():
-        schema: dict[str, Any] = {"type": ["string", "null"]}
-        if sensitive:
-            schema["format"] = "password"
-        if name == "auth_type":
-            schema["enum"] = [None, *(mode.value for mode in AuthMode)]
-        fields[name] = {"label": label, "description": description, "schema": schema}
-    fields["managed_identity"] = {
-        "label": "Use managed identity",
-        "description": "Authenticate with the managed identity of the machine running the task.",
-        "schema": {"type": ["boolean", "null"]},
-    }
-    fields["workload_identity"] = {
-        "label": "Use workload identity",
-        "description": "Authenticate with a Kubernetes workload identity (federated token).",
-        "schema": {"type": ["boolean", "null"]},
-    }
-    return fields

@@ -1,0 +1,1 @@
+"""Hooks of the Azure Batch provider: Batch, Blob Storage, and the connection fields they share."""

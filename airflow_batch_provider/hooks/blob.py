@@ -1,0 +1,1263 @@
+"""Azure Blob Storage: parallel uploads and downloads, skip-unchanged, and least-privilege SAS URLs.
+
+Many small files go through the asynchronous client, many requests in flight on one event loop,
+which costs the least CPU per request. Big files go through the synchronous client's own parallel
+block transfer (``max_concurrency`` on ``upload_blob``/``download_blob``), one file at a time per
+worker thread. The synchronous methods run the asynchronous ones on a private event loop, so they can
+be called from ``execute`` as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hashlib
+import logging
+import mimetypes
+import os
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import (
+    BlobServiceClient,
+    ContentSettings,
+    UserDelegationKey,
+    generate_blob_sas,
+    generate_container_sas,
+)
+from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
+
+from airflow_batch_provider.exceptions import (
+    AzureAuthenticationError,
+    BatchProviderError,
+    ConnectionConfigError,
+    InvalidInputError,
+)
+from airflow_batch_provider.hooks.base import AzureBaseHook
+from airflow_batch_provider.hooks.credentials import AuthMode
+from airflow_batch_provider.utils.validation import normalize_blob_prefix, validate_container_name
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobProperties
+
+T = TypeVar("T")
+
+# Azure's HTTP logging policy logs every request and response at INFO; thousands of uploads would
+# flood the task log (and cost CPU). Quieten it unless someone configured that logger explicitly.
+_HTTP_LOGGER = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+if _HTTP_LOGGER.level == logging.NOTSET:
+    _HTTP_LOGGER.setLevel(logging.WARNING)
+
+#: Files up to this size are read whole and sent in one request by the asynchronous client.
+SMALL_FILE_LIMIT = 4 * 1024 * 1024
+#: Small files up to this size are read on the event loop itself; a thread costs more than the read.
+_INLINE_READ_LIMIT = 256 * 1024
+#: Default number of files in flight at once.
+DEFAULT_MAX_CONCURRENCY = 32
+#: Default number of parallel block transfers for one big file (``max_concurrency`` of the SDK).
+DEFAULT_MAX_CONCURRENCY_PER_FILE = 8
+#: Default lifetime of a generated SAS: long enough for a pool to start and the job to run.
+DEFAULT_SAS_EXPIRY = timedelta(hours=24)
+#: A SAS starts this long in the past, so a clock running slightly behind does not reject it.
+SAS_CLOCK_SKEW = timedelta(minutes=15)
+#: A user delegation key (Entra ID) may be valid for at most seven days.
+_MAX_USER_DELEGATION = timedelta(days=7)
+#: Blobs that Azure batch-deletes in one request at most.
+_BATCH_DELETE_SIZE = 256
+_HASH_CHUNK = 8 * 1024 * 1024
+#: Folder at the container root where the operators write manifests of big file sets; downloads of a
+#: prefix leave it out.
+MANIFEST_DIR = "_airflow_manifests"
+
+Access = Literal["read", "write"]
+#: SAS permissions per access kind: inputs are read (and listed), outputs are created and written.
+_CONTAINER_PERMISSIONS: dict[str, str] = {"read": "rl", "write": "cw"}
+_BLOB_PERMISSIONS: dict[str, str] = {"read": "r", "write": "cw"}
+
+#: Codes of a 403 that mean the credentials themselves were rejected (Azurite says AuthorizationFailure
+#: for a bad signature, where Azure says AuthenticationFailed; Azure also uses it for network rules).
+_AUTH_FAILURE_CODES = frozenset({"AuthenticationFailed", "InvalidAuthenticationInfo", "AuthorizationFailure"})
+_GLOB_CHARS = frozenset("*?[")
+
+
+# -- results --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlobFile:
+    """One file as stored in Blob Storage; ``url`` never carries a SAS."""
+
+    name: str
+    size: int
+    url: str
+    local_path: str | None = None
+
+
+@dataclass
+class TransferResult:
+    """What an upload or download moved (``transferred``) and what it found unchanged (``skipped``)."""
+
+    container: str
+    prefix: str
+    transferred: list[BlobFile] = field(default_factory=list)
+    skipped: list[BlobFile] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[BlobFile]:
+        """Every file of the set, transferred or skipped, sorted by blob name."""
+        return sorted([*self.transferred, *self.skipped], key=lambda item: item.name)
+
+    @property
+    def bytes_transferred(self) -> int:
+        return sum(item.size for item in self.transferred)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(item.size for item in self.transferred) + sum(item.size for item in self.skipped)
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A listed blob: name, size and the MD5 the service holds for it (``None`` when unknown)."""
+
+    name: str
+    size: int
+    content_md5: bytes | None
+    last_modified: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A local file to upload and its path relative to what was given (POSIX separators)."""
+
+    path: Path
+    relative: str
+    size: int
+
+
+# -- local files ----------------------------------------------------------------------------------------
+
+
+def _has_glob(value: str) -> bool:
+    return any(char in _GLOB_CHARS for char in value)
+
+
+def _split_glob(pattern: str) -> tuple[Path, str]:
+    """Split ``data/**/*.csv`` into the directory before the first wildcard and the rest."""
+    parts = Path(pattern).parts
+    for index, part in enumerate(parts):
+        if _has_glob(part):
+            base = Path(*parts[:index]) if index else Path(".")
+            return base, str(PurePosixPath(*parts[index:]))
+    return Path(pattern).parent, Path(pattern).name
+
+
+def _walk(directory: Path) -> Iterator[LocalFile]:
+    for root, dirnames, filenames in os.walk(directory):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(root, name)
+            stat = path.stat()
+            yield LocalFile(path, path.relative_to(directory).as_posix(), stat.st_size)
+
+
+def collect_local_files(
+    sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+) -> list[LocalFile]:
+    """Resolve files, directories and globs (``**`` included) to files with their relative names.
+
+    A file keeps its own name, a directory's files keep their path below it, and a glob's matches keep
+    their path below the part of the pattern before the first wildcard. A path that does not exist
+    raises :class:`InvalidInputError`; a glob that matches nothing gives an empty list.
+    """
+    items = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    found: dict[str, LocalFile] = {}
+    for item in items:
+        text = os.fspath(item)
+        if not text:
+            raise InvalidInputError(
+                "An empty string was given as a local path; pass a file, directory or glob."
+            )
+        text = os.path.expanduser(text)
+        if _has_glob(text) and not os.path.exists(text):
+            base, pattern = _split_glob(text)
+            matches = sorted(path for path in base.glob(pattern) if path.is_file())
+            candidates = [
+                LocalFile(path, path.relative_to(base).as_posix(), path.stat().st_size) for path in matches
+            ]
+        else:
+            path = Path(text)
+            if path.is_dir():
+                candidates = list(_walk(path))
+            elif path.is_file():
+                candidates = [LocalFile(path, path.name, path.stat().st_size)]
+            else:
+                raise InvalidInputError(
+                    f"Local path {text!r} does not exist (resolved to {str(path.absolute())!r}). "
+                    "Check the path, or the working directory the task runs in."
+                )
+        for candidate in candidates:
+            previous = found.get(candidate.relative)
+            if previous is not None and previous.path.resolve() != candidate.path.resolve():
+                raise InvalidInputError(
+                    f"Two local files would upload to the same blob {candidate.relative!r}: "
+                    f"{str(previous.path)!r} and {str(candidate.path)!r}. "
+                    "Upload them under different prefixes."
+                )
+            found[candidate.relative] = candidate
+    return [found[name] for name in sorted(found)]
+
+
+def file_md5(path: str | os.PathLike[str]) -> bytes:
+    """The MD5 digest of a file, as Blob Storage stores it in ``Content-MD5``."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def _content_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def safe_local_path(local_dir: Path, relative: str) -> Path:
+    """``local_dir / relative``, refusing names that are absolute or climb out of ``local_dir``."""
+    parts = relative.replace("\\", "/").split("/")
+    if (
+        not relative
+        or relative.startswith(("/", "\\"))
+        or any(part in {"", ".", ".."} for part in parts)
+        or (len(parts[0]) >= 2 and parts[0][1] == ":")
+    ):
+        raise BatchProviderError(
+            f"Blob name part {relative!r} cannot be downloaded safely: it is empty, absolute or contains "
+            "'.', '..' or empty segments, so it could escape the target directory. Rename the blob."
+        )
+    target = (local_dir / Path(*parts)).resolve()
+    root = local_dir.resolve()
+    if target != root and root not in target.parents:
+        raise BatchProviderError(f"Blob name part {relative!r} resolves outside {str(root)!r}; refusing it.")
+    return target
+
+
+# -- SAS helpers ----------------------------------------------------------------------------------------
+
+
+def register_sas(token: str) -> None:
+    """Register a SAS token and its signature (raw and URL-decoded) with Airflow's secrets masker."""
+    from airflow.sdk.log import mask_secret
+
+    token = token.lstrip("?")
+    mask_secret(token)
+    for signature in parse_qs(token).get("sig", []):
+        mask_secret(signature)
+        encoded = quote(signature, safe="")
+        if encoded != signature:
+            mask_secret(encoded)
+
+
+def strip_query(url: str) -> str:
+    """Drop the query string (and so any SAS) from a URL."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _parse_connection_string(connection_string: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for part in connection_string.split(";"):
+        name, sep, value = part.partition("=")
+        if sep:
+            values[name.strip().lower()] = value.strip()
+    return values
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+# -- the hook -------------------------------------------------------------------------------------------
+
+
+class BlobStorageHook(AzureBaseHook):
+    """Azure Blob Storage through an ``azblob`` connection.
+
+    The connection's authentication mode follows
+    :class:`~airflow_batch_provider.hooks.credentials.AzureConnectionSettings`: connection string, SAS
+    token, account key, service principal, workload identity, managed identity or
+    ``DefaultAzureCredential``. One synchronous and one asynchronous client are created per hook (the
+    asynchronous one per event loop) and reused.
+
+    :param azblob_conn_id: The Airflow connection id.
+    """
+
+    conn_name_attr: ClassVar[str] = "azblob_conn_id"
+    default_conn_name: ClassVar[str] = "azblob_default"
+    conn_type: ClassVar[str] = "azblob"
+    hook_name: ClassVar[str] = "Azure Blob Storage (batch provider)"
+    service = "blob"
+
+    def __init__(self, azblob_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(conn_id=azblob_conn_id, **kwargs)
+        self.azblob_conn_id = self.conn_id
+        self._client: BlobServiceClient | None = None
+        self._client_lock = threading.Lock()
+        self._async_clients: dict[asyncio.AbstractEventLoop, tuple[AsyncBlobServiceClient, Any]] = {}
+        self._delegation_key: UserDelegationKey | None = None
+        self._delegation_key_expiry: datetime | None = None
+
+    # -- clients ----------------------------------------------------------------------------------------
+
+    def get_conn(self) -> BlobServiceClient:
+        """The synchronous ``BlobServiceClient``, created on first use."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._create_client()
+            return self._client
+
+    def _create_client(self) -> BlobServiceClient:
+        settings = self.settings
+        mode = self._checked_mode()
+        options = {"transport": _requests_transport()}
+        if mode is AuthMode.CONNECTION_STRING:
+            assert settings.connection_string is not None
+            return BlobServiceClient.from_connection_string(settings.connection_string, **options)
+        return BlobServiceClient(settings.blob_account_url, credential=settings.credential(), **options)
+
+    def _checked_mode(self) -> AuthMode:
+        mode = self.settings.resolve_mode()
+        if mode.uses_entra_id and urlsplit(self.settings.blob_account_url).scheme != "https":
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r} ({mode.value}): Entra ID tokens are only sent over HTTPS, but "
+                f"the account URL is {self.settings.blob_account_url!r}. Use an https:// host, or an account "
+                "key, connection string or SAS token for a local emulator."
+            )
+        return mode
+
+    async def aget_conn(self) -> AsyncBlobServiceClient:
+        """The asynchronous ``BlobServiceClient`` of the running event loop, created on first use."""
+        loop = asyncio.get_running_loop()
+        entry = self._async_clients.get(loop)
+        if entry is None:
+            settings = await self.aget_settings()
+            mode = self._checked_mode()
+            credential: Any = None
+            options = {"transport": _aiohttp_transport()}
+            if mode is AuthMode.CONNECTION_STRING:
+                assert settings.connection_string is not None
+                client = AsyncBlobServiceClient.from_connection_string(settings.connection_string, **options)
+            else:
+                credential = settings.async_credential()
+                client = AsyncBlobServiceClient(settings.blob_account_url, credential=credential, **options)
+            entry = (client, credential)
+            self._async_clients[loop] = entry
+        return entry[0]
+
+    async def aclose(self) -> None:
+        """Close the asynchronous client (and its credential) of the running event loop."""
+        entry = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            client, credential = entry
+            await client.close()
+            if credential is not None and hasattr(credential, "close"):
+                await credential.close()
+
+    def close(self) -> None:
+        """Close the synchronous client."""
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _run(self, factory: Callable[[], Awaitable[T]]) -> T:
+        """Run an async method to completion from synchronous code, closing its client afterwards."""
+        _ = self.settings  # read the connection here, synchronously, rather than inside the loop
+
+        async def runner() -> T:
+            try:
+                return await factory()
+            finally:
+                await self.aclose()
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(runner())
+        # Called from inside a running loop (a notebook, say): use a loop of our own in a thread.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            return pool.submit(asyncio.run, runner()).result()
+
+    # -- errors -----------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translate_errors(self, action: str) -> Iterator[None]:
+        """Re-raise Azure's authentication and permission failures as :class:`AzureAuthenticationError`.
+
+        The message names the connection and what to check; it never includes a key or SAS, and the
+        original exception (whose text could quote request details) is not chained.
+        """
+        try:
+            yield
+        except (ClientAuthenticationError, HttpResponseError) as err:
+            translated = self._auth_error(err, action)
+            if translated is None:
+                raise
+            raise translated from None
+
+    def _auth_error(self, err: HttpResponseError, action: str) -> AzureAuthenticationError | None:
+        status = getattr(err, "status_code", None)
+        code = _error_code(err)
+        if not isinstance(err, ClientAuthenticationError) and status != 403:
+            return None
+        mode = self._mode_label()
+        where = f"Azure Blob Storage rejected connection {self.conn_id!r} ({mode}) while {action}"
+        detail = f"HTTP {status}, {code}" if status else type(err).__name__
+        if status is None:
+            # No response at all: an Entra ID credential could not get a token.
+            hint = (
+                "Entra ID could not issue a token: check tenant_id, client_id and the secret or identity "
+                "the connection names, and that this machine can reach the identity endpoint."
+            )
+        elif code in _AUTH_FAILURE_CODES or not code:
+            hint = {
+                AuthMode.SAS_TOKEN.value: "Check that the SAS token is complete, not expired and signed "
+                "for this storage account.",
+                AuthMode.CONNECTION_STRING.value: "Check the AccountName and AccountKey (or "
+                "SharedAccessSignature) in the connection string, and that it names this account.",
+                AuthMode.SHARED_KEY.value: "Check the account name (login) and the account key "
+                "(password); keys change when they are rotated.",
+            }.get(mode, "Check that the identity exists and the clock of this machine is correct.")
+            if code == "AuthorizationFailure":
+                hint += " The account's network rules may also block this machine."
+        else:
+            hint = (
+                "The credentials were accepted but do not allow this operation. For a SAS token, issue one "
+                "with the needed permissions and resource types; for Entra ID, grant a data-plane role "
+                "such as 'Storage Blob Data Contributor' on the account or container."
+            )
+        request_id = getattr(getattr(err, "response", None), "headers", {}).get("x-ms-request-id")
+        suffix = f" Request id: {request_id}." if request_id else ""
+        return AzureAuthenticationError(f"{where} ({detail}). {hint}{suffix}")
+
+    def _signs_with_key_or_token(self) -> bool:
+        """Whether requests are signed with an account key or an Entra ID token (not a SAS)."""
+        settings = self.settings
+        mode = settings.resolve_mode()
+        if mode is AuthMode.CONNECTION_STRING:
+            assert settings.connection_string is not None
+            return "accountkey" in _parse_connection_string(settings.connection_string)
+        return mode is not AuthMode.SAS_TOKEN
+
+    def _mode_label(self) -> str:
+        try:
+            return self.settings.resolve_mode().value
+        except ConnectionConfigError:
+            return "unknown auth mode"
+
+    # -- containers and listings ------------------------------------------------------------------------
+
+    def create_container(self, container: str) -> bool:
+        """Create ``container`` unless it exists. Returns whether it was created."""
+        validate_container_name(container)
+        with self._translate_errors(f"creating container {container!r}"):
+            try:
+                self.get_conn().create_container(container)
+            except ResourceExistsError:
+                return False
+        self.log.info("Created container %s", container)
+        return True
+
+    async def acreate_container(self, container: str) -> bool:
+        """Async :meth:`create_container`."""
+        validate_container_name(container)
+        client = await self.aget_conn()
+        with self._translate_errors(f"creating container {container!r}"):
+            try:
+                await client.create_container(container)
+            except ResourceExistsError:
+                return False
+        self.log.info("Created container %s", container)
+        return True
+
+    def container_url(self, container: str) -> str:
+        """The container's URL, without any SAS."""
+        return strip_query(self.get_conn().get_container_client(container).url)
+
+    def blob_url(self, container: str, blob: str) -> str:
+        """A blob's URL, without any SAS."""
+        return strip_query(self.get_conn().get_blob_client(container, blob).url)
+
+    def list_blobs(self, container: str, prefix: str = "") -> list[BlobInfo]:
+        """Every blob whose name starts with ``prefix``, with size and MD5."""
+        return self._run(lambda: self.alist_blobs(container, prefix))
+
+    async def alist_blobs(self, container: str, prefix: str = "") -> list[BlobInfo]:
+        """Async :meth:`list_blobs`."""
+        validate_container_name(container)
+        return [_blob_info(item) async for item in self._aiter_blobs(container, prefix)]
+
+    async def _aiter_blobs(self, container: str, prefix: str) -> AsyncIterator[BlobProperties]:
+        client = (await self.aget_conn()).get_container_client(container)
+        with self._translate_errors(f"listing container {container!r}"):
+            try:
+                async for item in client.list_blobs(name_starts_with=prefix or None):
+                    yield item
+            except ResourceNotFoundError:
+                raise BatchProviderError(
+                    f"Container {container!r} does not exist in {self._account_label()}. "
+                    "Create it first or check the container name."
+                ) from None
+
+    def _account_label(self) -> str:
+        return f"storage account {self.settings.resolved_account_name or self.settings.blob_account_url!r}"
+
+    # -- upload -----------------------------------------------------------------------------------------
+
+    def upload(
+        self,
+        container: str,
+        sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        prefix: str = "",
+        *,
+        skip_unchanged: bool = True,
+        create_container: bool = True,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_concurrency_per_file: int = DEFAULT_MAX_CONCURRENCY_PER_FILE,
+    ) -> TransferResult:
+        """Upload files, directories or globs to ``container`` under ``prefix``, in parallel.
+
+        Relative paths are kept below the prefix. With ``skip_unchanged``, the blobs under the prefix
+        are listed once, and a file whose size and MD5 match its blob is not sent again. Every uploaded
+        blob gets its ``Content-MD5``, so the next run can compare.
+
+        :param sources: A file, a directory, a glob (``**`` allowed) or a list of them.
+        :param max_concurrency: Files in flight at once.
+        :param max_concurrency_per_file: Parallel block uploads for each file above 4 MiB.
+        """
+        validate_container_name(container)
+        files = collect_local_files(sources)
+        return self._run(
+            lambda: self._aupload_files(
+                container,
+                files,
+                normalize_blob_prefix(prefix),
+                skip_unchanged=skip_unchanged,
+                create_container=create_container,
+                max_concurrency=max_concurrency,
+                max_concurrency_per_file=max_concurrency_per_file,
+            )
+        )
+
+    async def aupload(
+        self,
+        container: str,
+        sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        prefix: str = "",
+        *,
+        skip_unchanged: bool = True,
+        create_container: bool = True,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_concurrency_per_file: int = DEFAULT_MAX_CONCURRENCY_PER_FILE,
+    ) -> TransferResult:
+        """Async :meth:`upload`."""
+        validate_container_name(container)
+        files = await asyncio.to_thread(collect_local_files, sources)
+        return await self._aupload_files(
+            container,
+            files,
+            normalize_blob_prefix(prefix),
+            skip_unchanged=skip_unchanged,
+            create_container=create_container,
+            max_concurrency=max_concurrency,
+            max_concurrency_per_file=max_concurrency_per_file,
+        )
+
+    async def _aupload_files(
+        self,
+        container: str,
+        files: list[LocalFile],
+        prefix: str,
+        *,
+        skip_unchanged: bool,
+        create_container: bool,
+        max_concurrency: int,
+        max_concurrency_per_file: int,
+    ) -> TransferResult:
+        _check_concurrency(max_concurrency, "max_concurrency")
+        _check_concurrency(max_concurrency_per_file, "max_concurrency_per_file")
+        result = TransferResult(container=container, prefix=prefix)
+        if not files:
+            return result
+        if create_container:
+            await self.acreate_container(container)
+        names = [prefix + item.relative for item in files]
+        existing: dict[str, BlobInfo] = {}
+        if skip_unchanged:
+            # One listing, under the longest prefix every target shares.
+            common = os.path.commonprefix(names)  # noqa: RUF071 - blob names share a string prefix
+            async for item in self._aiter_blobs(container, common):
+                existing[item.name] = _blob_info(item)
+
+        client = (await self.aget_conn()).get_container_client(container)
+        base_url = strip_query(client.url)
+        sync_container = self.get_conn().get_container_client(container)
+
+        async def upload_one(pair: tuple[LocalFile, str]) -> None:
+            local, name = pair
+            url = f"{base_url}/{quote(name, safe='/~')}"
+            record = BlobFile(name=name, size=local.size, url=url, local_path=str(local.path))
+            known = existing.get(name)
+            compare = known is not None and known.size == local.size and known.content_md5 is not None
+            settings = ContentSettings(content_type=_content_type(name))
+            with self._translate_errors(f"uploading {name!r} to container {container!r}"):
+                if local.size <= SMALL_FILE_LIMIT:
+                    if local.size <= _INLINE_READ_LIMIT:
+                        data = local.path.read_bytes()
+                    else:
+                        data = await asyncio.to_thread(local.path.read_bytes)
+                    digest = hashlib.md5(data, usedforsecurity=False).digest()
+                    if compare and known is not None and digest == known.content_md5:
+                        result.skipped.append(record)
+                        return
+                    settings.content_md5 = bytearray(digest)
+                    await client.upload_blob(
+                        name, data, overwrite=True, content_settings=settings, max_concurrency=1
+                    )
+                else:
+                    uploaded = await asyncio.to_thread(
+                        self._upload_big_file,
+                        sync_container,
+                        local,
+                        name,
+                        settings,
+                        known.content_md5 if compare and known is not None else None,
+                        max_concurrency_per_file,
+                    )
+                    if not uploaded:
+                        result.skipped.append(record)
+                        return
+            result.transferred.append(record)
+
+        await _bounded_gather(zip(files, names, strict=True), upload_one, max_concurrency)
+        result.transferred.sort(key=lambda item: item.name)
+        result.skipped.sort(key=lambda item: item.name)
+        self.log.info(
+            "Uploaded %d file(s), %d byte(s), to %s/%s; %d unchanged file(s) skipped",
+            len(result.transferred),
+            result.bytes_transferred,
+            container,
+            prefix,
+            len(result.skipped),
+        )
+        return result
+
+    @staticmethod
+    def _upload_big_file(
+        container_client: Any,
+        local: LocalFile,
+        name: str,
+        settings: ContentSettings,
+        known_md5: bytes | None,
+        max_concurrency: int,
+    ) -> bool:
+        """Upload one big file with the SDK's parallel block upload; ``False`` when it is unchanged."""
+        blob = container_client.get_blob_client(name)
+        if known_md5 is not None:
+            # Same size as the blob: the MD5 decides, so it is needed before anything is sent.
+            digest = file_md5(local.path)
+            if digest == known_md5:
+                return False
+            settings.content_md5 = bytearray(digest)
+            with open(local.path, "rb") as handle:
+                blob.upload_blob(
+                    handle,
+                    length=local.size,
+                    overwrite=True,
+                    content_settings=settings,
+                    max_concurrency=max_concurrency,
+                )
+            return True
+        # New or resized blob: hash while uploading, then record the MD5 with one small request.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as hasher:
+            pending = hasher.submit(file_md5, local.path)
+            with open(local.path, "rb") as handle:
+                blob.upload_blob(
+                    handle,
+                    length=local.size,
+                    overwrite=True,
+                    content_settings=settings,
+                    max_concurrency=max_concurrency,
+                )
+            settings.content_md5 = bytearray(pending.result())
+        blob.set_http_headers(content_settings=settings)
+        return True
+
+    def upload_bytes(self, container: str, blob: str, data: bytes, *, content_type: str | None = None) -> str:
+        """Write ``data`` to one blob (overwriting it) and return the blob URL, without SAS."""
+        validate_container_name(container)
+        settings = ContentSettings(
+            content_type=content_type or _content_type(blob),
+            content_md5=bytearray(hashlib.md5(data, usedforsecurity=False).digest()),
+        )
+        client = self.get_conn().get_blob_client(container, blob)
+        with self._translate_errors(f"uploading {blob!r} to container {container!r}"):
+            client.upload_blob(data, overwrite=True, content_settings=settings)
+        return strip_query(client.url)
+
+    # -- download ---------------------------------------------------------------------------------------
+
+    def download_prefix(
+        self,
+        container: str,
+        prefix: str,
+        local_dir: str | os.PathLike[str],
+        *,
+        skip_unchanged: bool = False,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_concurrency_per_file: int = DEFAULT_MAX_CONCURRENCY_PER_FILE,
+    ) -> TransferResult:
+        """Download every blob under ``prefix`` into ``local_dir``, keeping paths below the prefix.
+
+        Blob names that would land outside ``local_dir`` are refused before anything is written.
+        Manifests this provider writes (under ``_airflow_manifests/``) are left out. With
+        ``skip_unchanged``, a local file whose size and MD5 match the blob is kept as it is.
+        """
+        validate_container_name(container)
+        return self._run(
+            lambda: self.adownload_prefix(
+                container,
+                prefix,
+                local_dir,
+                skip_unchanged=skip_unchanged,
+                max_concurrency=max_concurrency,
+                max_concurrency_per_file=max_concurrency_per_file,
+            )
+        )
+
+    async def adownload_prefix(
+        self,
+        container: str,
+        prefix: str,
+        local_dir: str | os.PathLike[str],
+        *,
+        skip_unchanged: bool = False,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_concurrency_per_file: int = DEFAULT_MAX_CONCURRENCY_PER_FILE,
+    ) -> TransferResult:
+        """Async :meth:`download_prefix`."""
+        validate_container_name(container)
+        _check_concurrency(max_concurrency, "max_concurrency")
+        _check_concurrency(max_concurrency_per_file, "max_concurrency_per_file")
+        prefix = normalize_blob_prefix(prefix)
+        root = Path(local_dir)
+        result = TransferResult(container=container, prefix=prefix)
+        client = (await self.aget_conn()).get_container_client(container)
+        base_url = strip_query(client.url)
+
+        plan: list[tuple[BlobInfo, Path]] = []
+        async for item in self._aiter_blobs(container, prefix):
+            relative = item.name[len(prefix) :]
+            if not relative or relative.endswith("/") or relative.startswith(f"{MANIFEST_DIR}/"):
+                continue  # directory markers and our own manifests
+            plan.append((_blob_info(item), safe_local_path(root, relative)))
+        if not plan:
+            return result
+        await asyncio.to_thread(_make_parents, {target.parent for _, target in plan})
+        sync_container = self.get_conn().get_container_client(container)
+
+        async def download_one(pair: tuple[BlobInfo, Path]) -> None:
+            info, target = pair
+            record = BlobFile(
+                name=info.name,
+                size=info.size,
+                url=f"{base_url}/{quote(info.name, safe='/~')}",
+                local_path=str(target),
+            )
+            if (
+                skip_unchanged
+                and info.content_md5 is not None
+                and await asyncio.to_thread(_same_file, target, info)
+            ):
+                result.skipped.append(record)
+                return
+            with self._translate_errors(f"downloading {info.name!r} from container {container!r}"):
+                if info.size <= SMALL_FILE_LIMIT:
+                    stream = await client.download_blob(info.name, max_concurrency=1)
+                    data = await stream.readall()
+                    # Creating a file can take far longer than fetching a small blob: off the loop.
+                    await loop.run_in_executor(writers, target.write_bytes, data)
+                else:
+                    await asyncio.to_thread(
+                        _download_big_file, sync_container, info.name, target, max_concurrency_per_file
+                    )
+            result.transferred.append(record)
+
+        loop = asyncio.get_running_loop()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, max_concurrency)) as writers:
+            await _bounded_gather(plan, download_one, max_concurrency)
+        result.transferred.sort(key=lambda item: item.name)
+        result.skipped.sort(key=lambda item: item.name)
+        self.log.info(
+            "Downloaded %d file(s), %d byte(s), from %s/%s to %s; %d unchanged file(s) skipped",
+            len(result.transferred),
+            result.bytes_transferred,
+            container,
+            prefix,
+            root,
+            len(result.skipped),
+        )
+        return result
+
+    # -- delete -----------------------------------------------------------------------------------------
+
+    def delete_prefix(self, container: str, prefix: str, *, max_concurrency: int = 8) -> int:
+        """Delete every blob under ``prefix`` (with its snapshots); returns how many were deleted.
+
+        Uses batch requests of up to 256 blobs, and single deletes where the service refuses batches.
+        An empty prefix is refused: delete the container instead.
+        """
+        validate_container_name(container)
+        return self._run(lambda: self.adelete_prefix(container, prefix, max_concurrency=max_concurrency))
+
+    async def adelete_prefix(self, container: str, prefix: str, *, max_concurrency: int = 8) -> int:
+        """Async :meth:`delete_prefix`."""
+        validate_container_name(container)
+        _check_concurrency(max_concurrency, "max_concurrency")
+        if not (prefix or "").strip("/"):
+            raise InvalidInputError(
+                "delete_prefix needs a non-empty prefix; to empty a whole container, delete the container."
+            )
+        prefix = normalize_blob_prefix(prefix)
+        names = [item.name async for item in self._aiter_blobs(container, prefix)]
+        if not names:
+            return 0
+        client = (await self.aget_conn()).get_container_client(container)
+
+        async def delete_batch(batch: list[str]) -> None:
+            with self._translate_errors(f"deleting blobs under {prefix!r} in container {container!r}"):
+                responses = [
+                    response
+                    async for response in await client.delete_blobs(
+                        *batch, delete_snapshots="include", raise_on_any_failure=False
+                    )
+                ]
+            failed = [
+                (name, response.status_code)
+                for name, response in zip(batch, responses, strict=False)
+                if response.status_code not in (200, 202, 404)
+            ]
+            if failed:
+                raise BatchProviderError(
+                    f"Could not delete {len(failed)} blob(s) in container {container!r}, for example "
+                    f"{failed[0][0]!r} (HTTP {failed[0][1]})."
+                )
+
+        async def delete_single(name: str) -> None:
+            with (
+                self._translate_errors(f"deleting {name!r} in container {container!r}"),
+                contextlib.suppress(ResourceNotFoundError),
+            ):
+                await client.delete_blob(name, delete_snapshots="include")
+
+        if self._signs_with_key_or_token():
+            batches = [names[i : i + _BATCH_DELETE_SIZE] for i in range(0, len(names), _BATCH_DELETE_SIZE)]
+            await _bounded_gather(batches, delete_batch, max_concurrency)
+        else:
+            # A SAS cannot sign the batch's sub-requests reliably (Azurite answers 500): one by one.
+            await _bounded_gather(names, delete_single, max_concurrency * 4)
+        self.log.info("Deleted %d blob(s) under %s/%s", len(names), container, prefix)
+        return len(names)
+
+    # -- SAS --------------------------------------------------------------------------------------------
+
+    def get_container_sas_url(
+        self,
+        container: str,
+        access: Access = "read",
+        *,
+        expiry: timedelta | datetime = DEFAULT_SAS_EXPIRY,
+        start: datetime | None = None,
+    ) -> str:
+        """A container URL with a least-privilege SAS: ``read`` gives read+list, ``write`` create+write.
+
+        Signed with the account key when the connection has one, else with a user delegation key when
+        it uses Entra ID. A connection holding only a SAS token cannot sign a new one: its own token is
+        returned when its permissions cover ``access``, otherwise :class:`ConnectionConfigError` says why.
+        The token and its signature are registered with the secrets masker.
+        """
+        validate_container_name(container)
+        return self._sas_url(container, None, _CONTAINER_PERMISSIONS[_check_access(access)], expiry, start)
+
+    def get_blob_sas_url(
+        self,
+        container: str,
+        blob: str,
+        access: Access = "read",
+        *,
+        expiry: timedelta | datetime = DEFAULT_SAS_EXPIRY,
+        start: datetime | None = None,
+    ) -> str:
+        """A blob URL with a least-privilege SAS: ``read`` gives read, ``write`` create+write."""
+        validate_container_name(container)
+        if not blob:
+            raise InvalidInputError("blob must name a blob; use get_container_sas_url for a container.")
+        return self._sas_url(container, blob, _BLOB_PERMISSIONS[_check_access(access)], expiry, start)
+
+    def resource_files(
+        self,
+        container: str,
+        blob_prefix: str = "",
+        *,
+        file_path: str | None = None,
+        file_mode: str | None = None,
+        expiry: timedelta | datetime = DEFAULT_SAS_EXPIRY,
+    ) -> list[dict[str, str]]:
+        """Batch ``resourceFiles`` entries (REST casing) for the blobs under ``blob_prefix``.
+
+        The container URL carries a fresh read+list SAS, minted now; call this when the Batch task is
+        submitted, never earlier, so no SAS is stored in XCom.
+        """
+        entry = {"storageContainerUrl": self.get_container_sas_url(container, "read", expiry=expiry)}
+        if blob_prefix:
+            entry["blobPrefix"] = blob_prefix
+        if file_path:
+            entry["filePath"] = file_path
+        if file_mode:
+            entry["fileMode"] = file_mode
+        return [entry]
+
+    def _sas_url(
+        self,
+        container: str,
+        blob: str | None,
+        permission: str,
+        expiry: timedelta | datetime,
+        start: datetime | None,
+    ) -> str:
+        now = datetime.now(timezone.utc)
+        expires_at = _as_utc(expiry) if isinstance(expiry, datetime) else now + expiry
+        if expires_at <= now:
+            raise InvalidInputError(
+                f"SAS expiry {expires_at.isoformat()} is in the past; give a future time."
+            )
+        starts_at = _as_utc(start) if start is not None else now - SAS_CLOCK_SKEW
+        url = self.blob_url(container, blob) if blob else self.container_url(container)
+
+        settings = self.settings
+        mode = settings.resolve_mode()
+        account_name = settings.resolved_account_name
+        account_key = settings.account_key if mode is AuthMode.SHARED_KEY else None
+        if mode is AuthMode.CONNECTION_STRING:
+            assert settings.connection_string is not None
+            parsed = _parse_connection_string(settings.connection_string)
+            account_name = parsed.get("accountname", account_name)
+            account_key = parsed.get("accountkey")
+            if not account_key and parsed.get("sharedaccesssignature"):
+                return self._reuse_connection_sas(
+                    url, parsed["sharedaccesssignature"], permission, blob, expires_at
+                )
+        if mode is AuthMode.SAS_TOKEN:
+            assert settings.sas_token is not None
+            return self._reuse_connection_sas(url, settings.sas_token, permission, blob, expires_at)
+        if not account_name:
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r}: the storage account name is needed to sign a SAS. "
+                "Put it in the login field or use an https://<account>.blob.core.windows.net host."
+            )
+
+        sas_args: dict[str, Any] = {"permission": permission, "expiry": expires_at, "start": starts_at}
+        if account_key:
+            sas_args["account_key"] = account_key
+        elif mode.uses_entra_id:
+            sas_args["user_delegation_key"] = self._user_delegation_key(starts_at, expires_at)
+        else:  # pragma: no cover - every mode is handled above
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r}: cannot sign a SAS in mode {mode.value}."
+            )
+        if blob:
+            token = generate_blob_sas(account_name, container, blob, **sas_args)
+        else:
+            token = generate_container_sas(account_name, container, **sas_args)
+        register_sas(token)
+        return f"{url}?{token}"
+
+    def _user_delegation_key(self, starts_at: datetime, expires_at: datetime) -> UserDelegationKey:
+        """A user delegation key valid from ``starts_at`` to ``expires_at``, reused while it covers them."""
+        now = datetime.now(timezone.utc)
+        if expires_at > now + _MAX_USER_DELEGATION:
+            raise InvalidInputError(
+                "A SAS signed with Entra ID (user delegation) can last at most 7 days from now; "
+                "shorten the expiry."
+            )
+        cached, cached_until = self._delegation_key, self._delegation_key_expiry
+        if (
+            cached is not None
+            and cached_until is not None
+            and cached_until >= expires_at
+            and cached.signed_start is not None
+            and _as_utc(datetime.fromisoformat(cached.signed_start.replace("Z", "+00:00"))) <= starts_at
+        ):
+            return cached
+        # Ask for a little more than needed (at least an hour), so later SAS of this hook can reuse it.
+        key_expiry = min(now + _MAX_USER_DELEGATION, max(expires_at, now + timedelta(hours=1)))
+        with self._translate_errors("requesting a user delegation key to sign a SAS"):
+            key = self.get_conn().get_user_delegation_key(starts_at, key_expiry)
+        if key.value:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(key.value)
+        self._delegation_key, self._delegation_key_expiry = key, key_expiry
+        return key
+
+    def _reuse_connection_sas(
+        self, url: str, token: str, permission: str, blob: str | None, expires_at: datetime
+    ) -> str:
+        """Return ``url`` with the connection's own SAS when it grants ``permission``, else explain."""
+        token = token.lstrip("?")
+        query = {name: values[0] for name, values in parse_qs(token).items()}
+        granted = query.get("sp", "")
+        missing = [letter for letter in permission if letter not in granted]
+        problems = []
+        if missing:
+            problems.append(
+                f"it grants {granted!r} but {permission!r} is needed (missing {''.join(missing)!r})"
+            )
+        if "srt" in query:  # account SAS: objects, and containers for listing
+            needed_types = "o" + ("c" if "l" in permission else "")
+            if any(kind not in query["srt"] for kind in needed_types):
+                problems.append(f"its resource types {query['srt']!r} do not include {needed_types!r}")
+        elif query.get("sr") == "b" and blob is None:
+            problems.append("it is scoped to a single blob, not a container")
+        if problems:
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r} authenticates with a SAS token, from which no new SAS can be "
+                f"signed, and the token itself is not sufficient: {'; '.join(problems)}. Give the connection "
+                "an account key or an Entra ID identity, or a SAS token with these permissions."
+            )
+        token_expiry = query.get("se")
+        if token_expiry:
+            with contextlib.suppress(ValueError):
+                ends = _as_utc(datetime.fromisoformat(token_expiry.replace("Z", "+00:00")))
+                if ends < expires_at:
+                    self.log.warning(
+                        "The SAS token of connection %s expires at %s, before the requested %s; tasks "
+                        "queued after that cannot read or write their files.",
+                        self.conn_id,
+                        ends.isoformat(),
+                        expires_at.isoformat(),
+                    )
+        if set(granted) - set(permission):
+            self.log.warning(
+                "Reusing the SAS token of connection %s, which grants %r where %r would be enough.",
+                self.conn_id,
+                granted,
+                permission,
+            )
+        register_sas(token)
+        return f"{url}?{token}"
+
+    # -- connection test --------------------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Make one real call with the connection's credentials and report the outcome.
+
+        Reads the account information; when the credentials are accepted but may not read it, lists
+        one container instead. A SAS scoped to one container or blob can do neither, which is reported
+        as not verifiable rather than as wrong.
+        """
+        try:
+            mode = self.settings.resolve_mode()
+            client = self.get_conn()
+        except ConnectionConfigError as err:
+            return False, str(err)
+        except Exception as err:
+            return False, f"Could not read connection {self.conn_id!r}: {type(err).__name__}: {err}"
+        label = self._account_label()
+        try:
+            try:
+                info = client.get_account_information()
+                kind = info.get("account_kind") or "storage"
+                return True, f"Connected to {label} ({kind}, {mode.value})."
+            except HttpResponseError as err:
+                if err.status_code != 403 or _error_code(err) in _AUTH_FAILURE_CODES | {""}:
+                    raise
+            # Authenticated, but not allowed to read account information: try listing containers.
+            try:
+                for page in client.list_containers(results_per_page=1).by_page():
+                    list(page)
+                    break
+                return True, f"Connected to {label} ({mode.value}); containers can be listed."
+            except HttpResponseError as err:
+                code = _error_code(err)
+                if err.status_code == 403 and code and code not in _AUTH_FAILURE_CODES:
+                    return True, (
+                        f"The credentials for {label} were accepted ({mode.value}), but they may neither "
+                        f"read account information nor list containers ({code}); operations they allow work."
+                    )
+                raise
+        except (ClientAuthenticationError, HttpResponseError) as err:
+            scope = self._sas_scope()
+            if err.status_code == 403 and scope:
+                return False, (
+                    f"Could not verify connection {self.conn_id!r}: its SAS token is scoped to a single "
+                    f"{scope}, and such a token can neither read account information nor list containers "
+                    "(HTTP 403). It may still be valid there; run a task on that container to check it."
+                )
+            translated = self._auth_error(err, "testing the connection")
+            if translated is not None:
+                return False, str(translated)
+            return (
+                False,
+                f"Blob Storage answered HTTP {err.status_code} ({_error_code(err) or type(err).__name__}).",
+            )
+        except Exception as err:
+            return False, f"Could not reach {self.settings.blob_account_url}: {type(err).__name__}: {err}"
+
+    def _sas_scope(self) -> str | None:
+        """``"container"`` or ``"blob"`` when the connection's SAS is a service SAS of that scope."""
+        settings = self.settings
+        token = settings.sas_token
+        if settings.connection_string:
+            token = _parse_connection_string(settings.connection_string).get("sharedaccesssignature", token)
+        if not token:
+            return None
+        query = parse_qs(token.lstrip("?"))
+        if "srt" in query:
+            return None
+        return {"c": "container", "b": "blob", "d": "directory"}.get(query.get("sr", [""])[0], "container")
+
+
+# -- module helpers -------------------------------------------------------------------------------------
+
+
+def _error_code(err: BaseException) -> str:
+    """The storage error code of ``err`` as plain text (the SDK gives an enum or a string)."""
+    code = getattr(err, "error_code", None)
+    return str(getattr(code, "value", code) or "")
+
+
+def _blob_info(item: Any) -> BlobInfo:
+    md5 = item.content_settings.content_md5 if item.content_settings else None
+    return BlobInfo(
+        name=item.name,
+        size=int(item.size or 0),
+        content_md5=bytes(md5) if md5 else None,
+        last_modified=item.last_modified,
+    )
+
+
+def _check_concurrency(value: int, name: str) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}.")
+
+
+def _check_access(access: str) -> str:
+    if access not in _CONTAINER_PERMISSIONS:
+        raise InvalidInputError(
+            f"access must be 'read' (read+list, for inputs) or 'write' (create+write, for outputs), "
+            f"got {access!r}."
+        )
+    return access
+
+
+def _make_parents(directories: Iterable[Path]) -> None:
+    for directory in sorted(directories):
+        directory.mkdir(parents=True, exist_ok=True)
+
+
+def _same_file(target: Path, info: BlobInfo) -> bool:
+    try:
+        if target.stat().st_size != info.size:
+            return False
+    except OSError:
+        return False
+    return file_md5(target) == info.content_md5
+
+
+def _download_big_file(container_client: Any, name: str, target: Path, max_concurrency: int) -> None:
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with open(partial, "wb") as handle:
+            container_client.download_blob(name, max_concurrency=max_concurrency).readinto(handle)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _requests_transport() -> Any:
+    """A requests transport whose pool keeps enough connections for parallel block transfers."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return RequestsTransport(session=session, session_owner=True)
+
+
+def _aiohttp_transport() -> Any:
+    """An aiohttp transport that reads proxy settings from the environment only when there are any.
+
+    With ``trust_env`` aiohttp looks up ``.netrc`` and the proxy variables in a worker thread for every
+    request, which costs more than sending a small blob.
+    """
+    from azure.core.pipeline.transport import AioHttpTransport
+
+    return AioHttpTransport(use_env_settings=_proxy_settings_present())
+
+
+def _proxy_settings_present() -> bool:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy"):
+        if os.environ.get(name) or os.environ.get(name.upper()):
+            return True
+    netrc = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
+    return os.path.exists(netrc)
+
+
+async def _bounded_gather(items: Iterable[Any], worker: Callable[[Any], Awaitable[None]], limit: int) -> None:
+    """Run ``worker`` over ``items`` with at most ``limit`` in flight; stop early and re-raise on error."""
+    iterator = iter(items)
+    failure: list[BaseException] = []
+
+    async def lane() -> None:
+        for item in iterator:
+            if failure:
+                return
+            try:
+                await worker(item)
+            except BaseException as err:
+                failure.append(err)
+                return
+
+    await asyncio.gather(*(lane() for _ in range(limit)))
+    if failure:
+        raise failure[0]
+
+
+__all__ = [
+    "DEFAULT_SAS_EXPIRY",
+    "MANIFEST_DIR",
+    "BlobFile",
+    "BlobInfo",
+    "BlobStorageHook",
+    "LocalFile",
+    "TransferResult",
+    "collect_local_files",
+    "file_md5",
+    "register_sas",
+    "safe_local_path",
+    "strip_query",
+]
