@@ -20,9 +20,9 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
-from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -46,7 +46,9 @@ from airflow_batch_provider.exceptions import (
     InvalidInputError,
 )
 from airflow_batch_provider.hooks.base import AzureBaseHook
-from airflow_batch_provider.hooks.credentials import AuthMode
+from airflow_batch_provider.hooks.credentials import AuthMode, parse_connection_string
+from airflow_batch_provider.utils.local_files import LocalFile, collect_local_files, file_md5, safe_local_path
+from airflow_batch_provider.utils.secrets import mask_sas, strip_query
 from airflow_batch_provider.utils.validation import normalize_blob_prefix, validate_container_name
 
 if TYPE_CHECKING:
@@ -76,7 +78,6 @@ SAS_CLOCK_SKEW = timedelta(minutes=15)
 _MAX_USER_DELEGATION = timedelta(days=7)
 #: Blobs that Azure batch-deletes in one request at most.
 _BATCH_DELETE_SIZE = 256
-_HASH_CHUNK = 8 * 1024 * 1024
 #: Folder at the container root where the operators write manifests of big file sets; downloads of a
 #: prefix leave it out.
 MANIFEST_DIR = "_airflow_manifests"
@@ -89,7 +90,6 @@ _BLOB_PERMISSIONS: dict[str, str] = {"read": "r", "write": "cw"}
 #: Codes of a 403 that mean the credentials themselves were rejected (Azurite says AuthorizationFailure
 #: for a bad signature, where Azure says AuthenticationFailed; Azure also uses it for network rules).
 _AUTH_FAILURE_CODES = frozenset({"AuthenticationFailed", "InvalidAuthenticationInfo", "AuthorizationFailure"})
-_GLOB_CHARS = frozenset("*?[")
 
 
 # -- results --------------------------------------------------------------------------------------------
@@ -138,150 +138,8 @@ class BlobInfo:
     last_modified: datetime | None = None
 
 
-@dataclass(frozen=True)
-class LocalFile:
-    """A local file to upload and its path relative to what was given (POSIX separators)."""
-
-    path: Path
-    relative: str
-    size: int
-
-
-# -- local files ----------------------------------------------------------------------------------------
-
-
-def _has_glob(value: str) -> bool:
-    return any(char in _GLOB_CHARS for char in value)
-
-
-def _split_glob(pattern: str) -> tuple[Path, str]:
-    """Split ``data/**/*.csv`` into the directory before the first wildcard and the rest."""
-    parts = Path(pattern).parts
-    for index, part in enumerate(parts):
-        if _has_glob(part):
-            base = Path(*parts[:index]) if index else Path(".")
-            return base, str(PurePosixPath(*parts[index:]))
-    return Path(pattern).parent, Path(pattern).name
-
-
-def _walk(directory: Path) -> Iterator[LocalFile]:
-    for root, dirnames, filenames in os.walk(directory):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(root, name)
-            stat = path.stat()
-            yield LocalFile(path, path.relative_to(directory).as_posix(), stat.st_size)
-
-
-def collect_local_files(
-    sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-) -> list[LocalFile]:
-    """Resolve files, directories and globs (``**`` included) to files with their relative names.
-
-    A file keeps its own name, a directory's files keep their path below it, and a glob's matches keep
-    their path below the part of the pattern before the first wildcard. A path that does not exist
-    raises :class:`InvalidInputError`; a glob that matches nothing gives an empty list.
-    """
-    items = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
-    found: dict[str, LocalFile] = {}
-    for item in items:
-        text = os.fspath(item)
-        if not text:
-            raise InvalidInputError(
-                "An empty string was given as a local path; pass a file, directory or glob."
-            )
-        text = os.path.expanduser(text)
-        if _has_glob(text) and not os.path.exists(text):
-            base, pattern = _split_glob(text)
-            matches = sorted(path for path in base.glob(pattern) if path.is_file())
-            candidates = [
-                LocalFile(path, path.relative_to(base).as_posix(), path.stat().st_size) for path in matches
-            ]
-        else:
-            path = Path(text)
-            if path.is_dir():
-                candidates = list(_walk(path))
-            elif path.is_file():
-                candidates = [LocalFile(path, path.name, path.stat().st_size)]
-            else:
-                raise InvalidInputError(
-                    f"Local path {text!r} does not exist (resolved to {str(path.absolute())!r}). "
-                    "Check the path, or the working directory the task runs in."
-                )
-        for candidate in candidates:
-            previous = found.get(candidate.relative)
-            if previous is not None and previous.path.resolve() != candidate.path.resolve():
-                raise InvalidInputError(
-                    f"Two local files would upload to the same blob {candidate.relative!r}: "
-                    f"{str(previous.path)!r} and {str(candidate.path)!r}. "
-                    "Upload them under different prefixes."
-                )
-            found[candidate.relative] = candidate
-    return [found[name] for name in sorted(found)]
-
-
-def file_md5(path: str | os.PathLike[str]) -> bytes:
-    """The MD5 digest of a file, as Blob Storage stores it in ``Content-MD5``."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.digest()
-
-
 def _content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
-
-
-def safe_local_path(local_dir: Path, relative: str) -> Path:
-    """``local_dir / relative``, refusing names that are absolute or climb out of ``local_dir``."""
-    parts = relative.replace("\\", "/").split("/")
-    if (
-        not relative
-        or relative.startswith(("/", "\\"))
-        or any(part in {"", ".", ".."} for part in parts)
-        or (len(parts[0]) >= 2 and parts[0][1] == ":")
-    ):
-        raise BatchProviderError(
-            f"Blob name part {relative!r} cannot be downloaded safely: it is empty, absolute or contains "
-            "'.', '..' or empty segments, so it could escape the target directory. Rename the blob."
-        )
-    target = (local_dir / Path(*parts)).resolve()
-    root = local_dir.resolve()
-    if target != root and root not in target.parents:
-        raise BatchProviderError(f"Blob name part {relative!r} resolves outside {str(root)!r}; refusing it.")
-    return target
-
-
-# -- SAS helpers ----------------------------------------------------------------------------------------
-
-
-def register_sas(token: str) -> None:
-    """Register a SAS token and its signature (raw and URL-decoded) with Airflow's secrets masker."""
-    from airflow.sdk.log import mask_secret
-
-    token = token.lstrip("?")
-    mask_secret(token)
-    for signature in parse_qs(token).get("sig", []):
-        mask_secret(signature)
-        encoded = quote(signature, safe="")
-        if encoded != signature:
-            mask_secret(encoded)
-
-
-def strip_query(url: str) -> str:
-    """Drop the query string (and so any SAS) from a URL."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-
-
-def _parse_connection_string(connection_string: str) -> dict[str, str]:
-    values: dict[str, str] = {}
-    for part in connection_string.split(";"):
-        name, sep, value = part.partition("=")
-        if sep:
-            values[name.strip().lower()] = value.strip()
-    return values
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -457,7 +315,7 @@ class BlobStorageHook(AzureBaseHook):
         mode = settings.resolve_mode()
         if mode is AuthMode.CONNECTION_STRING:
             assert settings.connection_string is not None
-            return "accountkey" in _parse_connection_string(settings.connection_string)
+            return "accountkey" in parse_connection_string(settings.connection_string)
         return mode is not AuthMode.SAS_TOKEN
 
     def _mode_label(self) -> str:
@@ -961,7 +819,7 @@ class BlobStorageHook(AzureBaseHook):
         account_key = settings.account_key if mode is AuthMode.SHARED_KEY else None
         if mode is AuthMode.CONNECTION_STRING:
             assert settings.connection_string is not None
-            parsed = _parse_connection_string(settings.connection_string)
+            parsed = parse_connection_string(settings.connection_string)
             account_name = parsed.get("accountname", account_name)
             account_key = parsed.get("accountkey")
             if not account_key and parsed.get("sharedaccesssignature"):
@@ -990,7 +848,7 @@ class BlobStorageHook(AzureBaseHook):
             token = generate_blob_sas(account_name, container, blob, **sas_args)
         else:
             token = generate_container_sas(account_name, container, **sas_args)
-        register_sas(token)
+        mask_sas(token)
         return f"{url}?{token}"
 
     def _user_delegation_key(self, starts_at: datetime, expires_at: datetime) -> UserDelegationKey:
@@ -1065,7 +923,7 @@ class BlobStorageHook(AzureBaseHook):
                 granted,
                 permission,
             )
-        register_sas(token)
+        mask_sas(token)
         return f"{url}?{token}"
 
     # -- connection test --------------------------------------------------------------------------------
@@ -1130,7 +988,7 @@ class BlobStorageHook(AzureBaseHook):
         settings = self.settings
         token = settings.sas_token
         if settings.connection_string:
-            token = _parse_connection_string(settings.connection_string).get("sharedaccesssignature", token)
+            token = parse_connection_string(settings.connection_string).get("sharedaccesssignature", token)
         if not token:
             return None
         query = parse_qs(token.lstrip("?"))
@@ -1253,11 +1111,5 @@ __all__ = [
     "BlobFile",
     "BlobInfo",
     "BlobStorageHook",
-    "LocalFile",
     "TransferResult",
-    "collect_local_files",
-    "file_md5",
-    "register_sas",
-    "safe_local_path",
-    "strip_query",
 ]

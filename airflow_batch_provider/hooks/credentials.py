@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -30,6 +29,7 @@ from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 
 from airflow_batch_provider.exceptions import ConnectionConfigError
 from airflow_batch_provider.hooks.connection_fields import AuthMode
+from airflow_batch_provider.utils.secrets import mask, mask_connection_string, mask_sas
 
 Service = Literal["batch", "blob"]
 
@@ -43,34 +43,14 @@ def _as_bool(value: Any) -> bool:
     return str(value).strip().lower() in _TRUE_STRINGS
 
 
-def _mask(secret: str | None) -> None:
-    if not secret:
-        return
-    from airflow.sdk.log import mask_secret
-
-    mask_secret(secret)
-
-
-def _mask_connection_string(connection_string: str | None) -> None:
-    """Mask the whole string and each secret part of it (AccountKey, SharedAccessSignature)."""
-    if not connection_string:
-        return
-    _mask(connection_string)
+def parse_connection_string(connection_string: str) -> dict[str, str]:
+    """Split a storage connection string into its parts, keyed by lower-cased name."""
+    values: dict[str, str] = {}
     for part in connection_string.split(";"):
-        name, _, value = part.partition("=")
-        if name.strip().lower() in {"accountkey", "sharedaccesssignature"}:
-            _mask(value)
-            _mask_sas(value)
-
-
-def _mask_sas(sas: str | None) -> None:
-    """Mask a SAS token and, separately, its signature, which is the part that grants access."""
-    if not sas:
-        return
-    _mask(sas.lstrip("?"))
-    match = re.search(r"(?:^|[?&])sig=([^&]+)", sas)
-    if match:
-        _mask(match.group(1))
+        name, sep, value = part.partition("=")
+        if sep:
+            values[name.strip().lower()] = value.strip()
+    return values
 
 
 @dataclass(frozen=True)
@@ -153,10 +133,10 @@ class AzureConnectionSettings:
             auth_type=auth_type,
             extras=extras,
         )
-        _mask(settings.account_key)
-        _mask(settings.client_secret)
-        _mask_sas(settings.sas_token)
-        _mask_connection_string(settings.connection_string)
+        mask(settings.account_key)
+        mask(settings.client_secret)
+        mask_sas(settings.sas_token)
+        mask_connection_string(settings.connection_string, settings.connection_string_parts)
         return settings
 
     def resolve_mode(self) -> AuthMode:
@@ -260,15 +240,17 @@ class AzureConnectionSettings:
     # -- derived values -----------------------------------------------------------------------------
 
     @property
+    def connection_string_parts(self) -> dict[str, str]:
+        """The parts of the connection string, keyed by lower-cased name (empty without one)."""
+        return parse_connection_string(self.connection_string) if self.connection_string else {}
+
+    @property
     def resolved_account_name(self) -> str | None:
         """The account name, from the login field or else from the first label of an Azure host."""
         if self.account_name:
             return self.account_name
-        if self.connection_string:
-            for part in self.connection_string.split(";"):
-                name, _, value = part.partition("=")
-                if name.strip().lower() == "accountname":
-                    return value.strip()
+        if self.connection_string_parts.get("accountname"):
+            return self.connection_string_parts["accountname"]
         if self.endpoint:
             parts = urlsplit(self.endpoint if "://" in self.endpoint else f"https://{self.endpoint}")
             host = parts.hostname or ""
@@ -286,10 +268,7 @@ class AzureConnectionSettings:
             url = self.endpoint if "://" in self.endpoint else f"https://{self.endpoint}"
             return url.rstrip("/")
         if self.connection_string and not self.account_name:
-            parts = {
-                name.strip().lower(): value.strip()
-                for name, _, value in (part.partition("=") for part in self.connection_string.split(";"))
-            }
+            parts = self.connection_string_parts
             if parts.get("blobendpoint"):
                 return parts["blobendpoint"].rstrip("/")
             protocol = parts.get("defaultendpointsprotocol") or "https"

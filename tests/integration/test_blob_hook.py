@@ -35,8 +35,9 @@ from airflow_batch_provider.exceptions import (
     ConnectionConfigError,
     InvalidInputError,
 )
-from airflow_batch_provider.hooks.blob import BlobStorageHook, safe_local_path
+from airflow_batch_provider.hooks.blob import BlobStorageHook
 from airflow_batch_provider.testing.azurite import AzuriteServer
+from airflow_batch_provider.utils.local_files import safe_local_path
 
 pytestmark = pytest.mark.integration
 

@@ -1,0 +1,169 @@
+"""The emulator's ASGI application: the Batch data-plane REST API, served with FastAPI.
+
+Every request is authenticated with Shared Key before anything else runs, must carry the
+``api-version`` the emulator speaks, and gets the service's standard response headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from airflow_batch_provider.emulator.auth import verify_request
+from airflow_batch_provider.emulator.errors import BatchError
+from airflow_batch_provider.emulator.models.account import BatchAccount, EmulatorSettings
+from airflow_batch_provider.emulator.models.applications import ApplicationSource
+from airflow_batch_provider.emulator.routes import ROUTERS
+from airflow_batch_provider.emulator.routes.common import API_VERSION, base_url, error_response, get_account
+from airflow_batch_provider.emulator.scheduler import Executor
+
+log = logging.getLogger(__name__)
+
+
+class ServiceHeadersMiddleware:
+    """Adds ``request-id``, the echoed ``client-request-id`` and ``DataServiceVersion`` to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = str(uuid.uuid4())
+        scope.setdefault("state", {})["request_id"] = request_id
+        client_request_id = next(
+            (
+                value.decode("latin-1")
+                for name, value in scope["headers"]
+                if name.lower() == b"client-request-id"
+            ),
+            None,
+        )
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["request-id"] = request_id
+                headers["DataServiceVersion"] = "3.0"
+                if client_request_id is not None:
+                    headers["client-request-id"] = client_request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def authenticate(request: Request) -> None:
+    """Shared Key check, then ``api-version``; failures leave the account untouched."""
+    account = get_account(request)
+    body = await request.body()
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    verify_request(
+        request.method,
+        raw_path.decode("latin-1"),
+        request.scope.get("query_string", b"").decode("latin-1"),
+        request.headers,
+        body,
+        account.settings.account_name,
+        account.settings.account_key,
+    )
+    version = request.query_params.get("api-version")
+    if not version:
+        raise BatchError(
+            400,
+            "MissingRequiredQueryParameter",
+            "A required query parameter was not specified for this request.",
+            {"QueryParameterName": "api-version"},
+        )
+    if version != API_VERSION:
+        raise BatchError(
+            400,
+            "UnsupportedRequestVersion",
+            "The specified request version is not supported.",
+            {
+                "QueryParameterName": "api-version",
+                "QueryParameterValue": version,
+                "SupportedVersion": API_VERSION,
+            },
+        )
+    account.base_url = base_url(request)
+
+
+async def _batch_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BatchError)
+    return error_response(exc, request)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("the Batch emulator failed on %s %s", request.method, request.url.path, exc_info=exc)
+    error = BatchError(
+        500, "InternalError", "The server encountered an internal error. Please retry the request."
+    )
+    return error_response(error, request)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    try:
+        # Like the service, authenticate before saying anything about the URL.
+        await authenticate(request)
+    except BatchError as auth_error:
+        return error_response(auth_error, request)
+    if exc.status_code == 405:
+        error = BatchError(
+            405, "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb."
+        )
+    elif exc.status_code == 404:
+        error = BatchError(
+            400, "InvalidUri", "The requested URI does not represent any resource on the server."
+        )
+    else:
+        error = BatchError(exc.status_code, "InvalidInput", str(exc.detail))
+    return error_response(error, request)
+
+
+def create_app(
+    settings: EmulatorSettings | None = None,
+    *,
+    account: BatchAccount | None = None,
+    executor: Executor | None = None,
+    applications: ApplicationSource | None = None,
+) -> FastAPI:
+    """Build the emulator app; ``app.state.account`` is the live account (handy in tests).
+
+    ``applications`` replaces the directory-based application packages (``--applications-dir``),
+    e.g. with the management-plane emulator's backend.
+    """
+    account = account or BatchAccount(settings, executor, applications)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await account.start()
+        try:
+            yield
+        finally:
+            await account.close()
+
+    app = FastAPI(
+        title="Azure Batch emulator",
+        lifespan=lifespan,
+        dependencies=[Depends(authenticate)],
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.account = account
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(BatchError, _batch_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(ServiceHeadersMiddleware)
+    return app

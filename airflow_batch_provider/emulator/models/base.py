@@ -1,0 +1,254 @@
+"""What every Batch resource shares: identity, ETag, timestamps, conditional requests and validation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow_batch_provider.emulator.errors import (
+    BatchError,
+    condition_not_met,
+    invalid_property,
+    missing_property,
+)
+from airflow_batch_provider.emulator.serialization import (
+    format_datetime,
+    new_etag,
+    parse_duration,
+    parse_http_date,
+    utcnow,
+)
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class Resource:
+    """A resource with an id, an ETag and creation/last-modified times, all maintained by the service."""
+
+    def __init__(self, resource_id: str) -> None:
+        self.id = resource_id
+        self.creation_time = utcnow()
+        self.last_modified = self.creation_time
+        self.etag = new_etag()
+        self.state = ""
+        self.state_transition_time = self.creation_time
+        self.previous_state: str | None = None
+        self.previous_state_transition_time: datetime | None = None
+
+    def touch(self) -> None:
+        """Record a change the client made: a new ETag and Last-Modified."""
+        self.etag = new_etag()
+        self.last_modified = utcnow()
+
+    def set_state(self, state: str) -> None:
+        if state == self.state:
+            return
+        self.previous_state = self.state or None
+        self.previous_state_transition_time = self.state_transition_time if self.state else None
+        self.state = state
+        self.state_transition_time = utcnow()
+        self.touch()
+
+    def common_properties(self, url: str) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": url,
+            "eTag": self.etag,
+            "lastModified": format_datetime(self.last_modified),
+            "creationTime": format_datetime(self.creation_time),
+        }
+
+    def check_preconditions(self, headers: Mapping[str, str], *, read: bool = False) -> None:
+        """Apply If-Match / If-None-Match / If-(Un)Modified-Since; 412 ``ConditionNotMet`` (304 on reads)."""
+        check_preconditions(self.etag, self.last_modified, headers, read=read)
+
+
+def check_preconditions(
+    etag: str, last_modified: datetime, headers: Mapping[str, str], *, read: bool = False
+) -> None:
+    if_match = headers.get("if-match")
+    if if_match and if_match.strip() != "*" and etag not in _etag_list(if_match):
+        raise condition_not_met()
+    if_none_match = headers.get("if-none-match")
+    if if_none_match and (if_none_match.strip() == "*" or etag in _etag_list(if_none_match)):
+        raise _not_modified() if read else condition_not_met()
+    modified_since = _header_date(headers.get("if-modified-since"))
+    if modified_since is not None and last_modified.replace(microsecond=0) <= modified_since:
+        raise _not_modified() if read else condition_not_met()
+    unmodified_since = _header_date(headers.get("if-unmodified-since"))
+    if unmodified_since is not None and last_modified.replace(microsecond=0) > unmodified_since:
+        raise condition_not_met()
+
+
+def _not_modified() -> BatchError:
+    return BatchError(304, "NotModified", "The resource has not been modified since the given time or ETag.")
+
+
+def _etag_list(value: str) -> list[str]:
+    """ETags of a conditional header, quoted or not (the SDK quotes them, the service sends them bare)."""
+    items = (item.strip() for item in value.split(","))
+    return [item.removeprefix("W/").strip('"') for item in items]
+
+
+def _header_date(value: str | None) -> datetime | None:
+    return parse_http_date(value) if value else None
+
+
+# Request-body validation shared by every resource. ``path`` names the property the way the service
+# reports it (``startTask/commandLine``).
+
+
+def validate_id(value: Any, path: str = "id") -> str:
+    if value is None or value == "":
+        raise missing_property(path)
+    if not isinstance(value, str) or not _ID.match(value):
+        raise invalid_property(
+            path,
+            value,
+            "The id can contain any combination of alphanumeric characters including hyphens and "
+            "underscores, and cannot contain more than 64 characters.",
+        )
+    return value
+
+
+def require(body: Mapping[str, Any], name: str, path: str | None = None) -> Any:
+    value = body.get(name)
+    if value is None or value == "":
+        raise missing_property(path or name)
+    return value
+
+
+def get_str(
+    body: Mapping[str, Any], name: str, path: str | None = None, default: str | None = None
+) -> str | None:
+    value = body.get(name, default)
+    if value is not None and not isinstance(value, str):
+        raise invalid_property(path or name, value, "The value must be a string.")
+    return value
+
+
+def get_int(
+    body: Mapping[str, Any],
+    name: str,
+    default: int,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    path: str | None = None,
+) -> int:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid_property(path or name, value, "The value must be an integer.")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise invalid_property(path or name, value, f"The value must be between {minimum} and {maximum}.")
+    return value
+
+
+def get_bool(body: Mapping[str, Any], name: str, default: bool, path: str | None = None) -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise invalid_property(path or name, value, "The value must be a boolean.")
+    return value
+
+
+def get_enum(
+    body: Mapping[str, Any], name: str, allowed: Iterable[str], default: str | None, path: str | None = None
+) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return default
+    allowed = list(allowed)
+    if not isinstance(value, str) or value.lower() not in allowed:
+        raise invalid_property(path or name, value, f"The value must be one of: {', '.join(allowed)}.")
+    return value.lower()
+
+
+def get_duration(
+    body: Mapping[str, Any],
+    name: str,
+    default: timedelta | None,
+    minimum: timedelta | None = None,
+    path: str | None = None,
+) -> timedelta | None:
+    value = body.get(name)
+    if value is None:
+        return default
+    try:
+        duration = parse_duration(str(value))
+    except ValueError as err:
+        raise invalid_property(path or name, value, "The value must be an ISO 8601 duration.") from err
+    if duration < timedelta(0) or (minimum is not None and duration < minimum):
+        raise invalid_property(path or name, value, f"The duration must be at least {minimum or 'zero'}.")
+    return duration
+
+
+def get_object(body: Mapping[str, Any], name: str, path: str | None = None) -> dict[str, Any] | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, dict):
+        raise invalid_property(path or name, value, "The value must be a JSON object.")
+    return value
+
+
+def get_list(body: Mapping[str, Any], name: str, path: str | None = None) -> list[Any] | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, list):
+        raise invalid_property(path or name, value, "The value must be a JSON array.")
+    return value
+
+
+CONTAINERS_NOT_SUPPORTED = (
+    "Container tasks are not supported by the local Batch emulator: it runs command lines as local "
+    "processes. Remove containerSettings, or run this workload against a real Batch account."
+)
+
+
+def reject_container_settings(body: Mapping[str, Any], path: str) -> None:
+    """Refuse ``containerSettings``: the emulator runs processes, not containers."""
+    if body.get("containerSettings") is not None:
+        raise BatchError(
+            400,
+            "InvalidPropertyValue",
+            "The value provided for one of the properties in the request body is invalid.",
+            {"PropertyName": f"{path}containerSettings", "Reason": CONTAINERS_NOT_SUPPORTED},
+        )
+
+
+def validate_command_task(body: Mapping[str, Any], path: str = "") -> None:
+    """Checks shared by tasks, start tasks and job preparation/release tasks."""
+    require(body, "commandLine", f"{path}commandLine")
+    if not isinstance(body["commandLine"], str):
+        raise invalid_property(f"{path}commandLine", body["commandLine"], "The value must be a string.")
+    reject_container_settings(body, path)
+    for index, setting in enumerate(
+        get_list(body, "environmentSettings", f"{path}environmentSettings") or []
+    ):
+        if not isinstance(setting, dict) or not setting.get("name"):
+            raise missing_property(f"{path}environmentSettings[{index}]/name")
+    for index, resource_file in enumerate(get_list(body, "resourceFiles", f"{path}resourceFiles") or []):
+        if not isinstance(resource_file, dict):
+            raise invalid_property(f"{path}resourceFiles[{index}]", resource_file)
+        sources = [
+            key
+            for key in ("autoStorageContainerName", "storageContainerUrl", "httpUrl")
+            if resource_file.get(key)
+        ]
+        if len(sources) != 1:
+            raise invalid_property(
+                f"{path}resourceFiles[{index}]",
+                None,
+                "Exactly one of autoStorageContainerName, storageContainerUrl and httpUrl must be specified.",
+            )
+
+
+def environment_dict(*settings_lists: list[dict[str, Any]] | None) -> dict[str, str]:
+    """Merge ``environmentSettings`` lists (later ones win) into a plain mapping."""
+    merged: dict[str, str] = {}
+    for settings in settings_lists:
+        for setting in settings or []:
+            merged[str(setting["name"])] = "" if setting.get("value") is None else str(setting["value"])
+    return merged

@@ -1,0 +1,7 @@
+"""HTTP routes, one module per resource. Routes parse requests and shape responses; models decide."""
+
+from airflow_batch_provider.emulator.routes import account, jobs, nodes, pools, tasks, unsupported
+
+ROUTERS = (account.router, pools.router, nodes.router, jobs.router, tasks.router, unsupported.router)
+
+__all__ = ["ROUTERS"]
