@@ -90,6 +90,57 @@ def _connection_types() -> list[dict[str, Any]]:
     ]
 
 
+def _config() -> dict[str, Any]:
+    """The ``[azure_batch_provider]`` options the Batch hook reads (``AIRFLOW__AZURE_BATCH_PROVIDER__*``)."""
+
+    def option(description: str, kind: str, default: str, example: str) -> dict[str, Any]:
+        return {
+            "description": description,
+            "version_added": None,
+            "type": kind,
+            "example": example,
+            "default": default,
+        }
+
+    return {
+        "azure_batch_provider": {
+            "description": "Defaults of the Azure Batch hook; hook arguments override them.",
+            "options": {
+                "retry_total": option(
+                    "Retries of a Batch request on throttling (429), 5xx and connection errors.",
+                    "integer",
+                    "5",
+                    "10",
+                ),
+                "retry_backoff_factor": option(
+                    "Exponential backoff factor in seconds between retries (a Retry-After header wins).",
+                    "float",
+                    "0.8",
+                    "2",
+                ),
+                "retry_backoff_max": option(
+                    "Longest wait between two retries, in seconds.", "float", "60", "120"
+                ),
+                "add_tasks_concurrency": option(
+                    "Parallel add-task-collection requests (100 tasks each).", "integer", "8", "16"
+                ),
+                "add_tasks_attempts": option(
+                    "Attempts per chunk of tasks on per-task server errors or lost responses.",
+                    "integer",
+                    "5",
+                    "3",
+                ),
+                "http_logging": option(
+                    "Log every Batch HTTP request and response (azure-core's INFO logging).",
+                    "boolean",
+                    "False",
+                    "True",
+                ),
+            },
+        }
+    }
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-batch-provider",
@@ -138,6 +189,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [f"{PACKAGE}.triggers.job", f"{PACKAGE}.triggers.pool"],
             }
         ],
+        "config": _config(),
         "connection-types": _connection_types(),
         "extra-links": [
             f"{PACKAGE}.links.portal.BatchPoolLink",

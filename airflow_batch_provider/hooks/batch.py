@@ -1,0 +1,584 @@
+"""Hook for the Azure Batch data plane: pools, jobs, tasks and their files, sync and async."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+from azure.batch import BatchClient
+from azure.batch import models as batch_models
+from azure.batch.aio import BatchClient as AsyncBatchClient
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.core.pipeline.policies import AsyncRetryPolicy, RetryPolicy
+
+from airflow_batch_provider import __version__
+from airflow_batch_provider.exceptions import BatchProviderError
+from airflow_batch_provider.hooks import _sdk_compat as compat
+from airflow_batch_provider.hooks._sdk_compat import TaskCounts
+from airflow_batch_provider.hooks.base import AzureBaseHook
+from airflow_batch_provider.utils.batch_specs import fix_pool_keys, to_rest
+
+#: Section of ``airflow.cfg`` (or ``AIRFLOW__AZURE_BATCH_PROVIDER__*`` variables) read by the hook.
+CONF_SECTION = "azure_batch_provider"
+USER_AGENT = f"airflow-batch-provider/{__version__}"
+#: The service accepts at most 100 tasks per add-collection request.
+MAX_TASKS_PER_REQUEST = 100
+
+_DEFAULTS: dict[str, Any] = {
+    "retry_total": 5,
+    "retry_backoff_factor": 0.8,
+    "retry_backoff_max": 60.0,
+    "add_tasks_concurrency": 8,
+    "add_tasks_attempts": 5,
+}
+
+
+def _quiet_http_logging() -> None:
+    """azure-core logs every request and response at INFO; keep task logs readable unless asked.
+
+    Set ``[azure_batch_provider] http_logging = True`` (or the logger's level) to see them again.
+    """
+    name = "azure.core.pipeline.policies.http_logging_policy"
+    logger = logging.getLogger(name)
+    try:
+        from airflow.sdk import conf
+
+        wanted = conf.getboolean(CONF_SECTION, "http_logging", fallback=False)
+    except Exception:
+        wanted = False
+    if not wanted and logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+
+
+def _conf_value(key: str, kind: type) -> Any:
+    default = _DEFAULTS[key]
+    try:
+        from airflow.sdk import conf
+
+        if kind is int:
+            return conf.getint(CONF_SECTION, key, fallback=default)
+        return conf.getfloat(CONF_SECTION, key, fallback=default)
+    except Exception:  # a bad value in the config must not break every hook
+        return default
+
+
+class _ThrottleAwareMixin:
+    """Retry 429 for every method: a throttled request was not processed, so POST is safe too."""
+
+    def _is_method_retryable(self, settings: dict[str, Any], request: Any, response: Any = None) -> bool:
+        if response is not None and getattr(response, "status_code", None) == 429:
+            return True
+        return super()._is_method_retryable(settings, request, response=response)  # type: ignore[misc]
+
+
+class BatchRetryPolicy(_ThrottleAwareMixin, RetryPolicy):
+    """azure-core's retry policy (exponential backoff, honours Retry-After) that also retries POST on 429."""
+
+
+class AsyncBatchRetryPolicy(_ThrottleAwareMixin, AsyncRetryPolicy):
+    """Async :class:`BatchRetryPolicy`."""
+
+
+@dataclass
+class AddTasksResult:
+    """Outcome of adding a collection: new tasks, tasks that already existed, and per-task failures."""
+
+    added: int = 0
+    already_existed: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
+
+    def merge(self, other: AddTasksResult) -> None:
+        self.added += other.added
+        self.already_existed += other.already_existed
+        self.failures.extend(other.failures)
+        self.requests += other.requests
+
+
+def _as_dict(model: Any) -> dict[str, Any]:
+    if model is None:
+        return {}
+    if isinstance(model, Mapping):
+        return dict(model)
+    return model.as_dict()
+
+
+def _task_body(task: Mapping[str, Any] | Any) -> dict[str, Any]:
+    """A task in the REST shape; dicts already in that shape are used as they are (no model building)."""
+    if isinstance(task, dict) and all("_" not in key for key in task):
+        return task
+    return to_rest(task)
+
+
+def _decode_tail(data: bytes, truncated: bool) -> str:
+    text = data.decode("utf-8", errors="replace")
+    if truncated and "\n" in text:
+        text = text.split("\n", 1)[1]  # drop the partial first line
+    return text
+
+
+def _batch_error_text(error: Any) -> str | None:
+    """The message of a per-task ``BatchError`` (its message is an object with ``value``)."""
+    if error is None:
+        return None
+    message = getattr(error, "message", None)
+    text = getattr(message, "value", None) or (message if isinstance(message, str) else None) or ""
+    text = str(text).split("\nRequestId:", 1)[0].strip()
+    values = getattr(error, "error_values", None) or []
+    extra = "; ".join(f"{getattr(v, 'key', '')}={getattr(v, 'value', '')}" for v in values)
+    return f"{text} ({extra})" if extra else text
+
+
+class BatchHook(AzureBaseHook):
+    """Talk to an Azure Batch account from an ``azbatch`` connection.
+
+    One sync client (:attr:`client`) and one async client (:meth:`aget_client`, for triggers) per hook,
+    with azure-core retries (``retry_total``, ``retry_backoff_factor``, ``retry_backoff_max``; defaults
+    from the ``[azure_batch_provider]`` config section) and a user agent naming this provider.
+    """
+
+    conn_type = "azbatch"
+    conn_name_attr: ClassVar[str] = "azbatch_conn_id"
+    default_conn_name: ClassVar[str] = "azbatch_default"
+    hook_name = "Azure Batch (batch provider)"
+    service = "batch"
+
+    def __init__(
+        self,
+        azbatch_conn_id: str | None = None,
+        *,
+        retry_total: int | None = None,
+        retry_backoff_factor: float | None = None,
+        retry_backoff_max: float | None = None,
+        add_tasks_concurrency: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(conn_id=azbatch_conn_id or self.default_conn_name, **kwargs)
+        _quiet_http_logging()
+        self.azbatch_conn_id = self.conn_id
+        self.retry_total = int(retry_total if retry_total is not None else _conf_value("retry_total", int))
+        self.retry_backoff_factor = float(
+            retry_backoff_factor
+            if retry_backoff_factor is not None
+            else _conf_value("retry_backoff_factor", float)
+        )
+        self.retry_backoff_max = float(
+            retry_backoff_max if retry_backoff_max is not None else _conf_value("retry_backoff_max", float)
+        )
+        self.add_tasks_concurrency = int(
+            add_tasks_concurrency
+            if add_tasks_concurrency is not None
+            else _conf_value("add_tasks_concurrency", int)
+        )
+        self.add_tasks_attempts = max(1, int(_conf_value("add_tasks_attempts", int)))
+        self._async_client: AsyncBatchClient | None = None
+        self._async_credential: Any = None
+
+    # -- clients ------------------------------------------------------------------------------------
+
+    def _retry_kwargs(self) -> dict[str, Any]:
+        return {
+            "retry_total": self.retry_total,
+            "retry_backoff_factor": self.retry_backoff_factor,
+            "retry_backoff_max": self.retry_backoff_max,
+        }
+
+    def _client_kwargs(self, asynchronous: bool) -> dict[str, Any]:
+        policy_cls = AsyncBatchRetryPolicy if asynchronous else BatchRetryPolicy
+        return {"retry_policy": policy_cls(**self._retry_kwargs()), "user_agent": USER_AGENT}
+
+    @cached_property
+    def client(self) -> BatchClient:
+        """The synchronous ``azure.batch.BatchClient``, created once."""
+        settings = self.settings
+        return BatchClient(settings.batch_endpoint, settings.credential(), **self._client_kwargs(False))
+
+    def get_conn(self) -> BatchClient:
+        return self.client
+
+    async def aget_client(self) -> AsyncBatchClient:
+        """The ``azure.batch.aio.BatchClient``, created once; close it with :meth:`aclose`."""
+        if self._async_client is None:
+            settings = await self.aget_settings()
+            self._async_credential = settings.async_credential()
+            self._async_client = AsyncBatchClient(
+                settings.batch_endpoint, self._async_credential, **self._client_kwargs(True)
+            )
+        return self._async_client
+
+    async def aclose(self) -> None:
+        """Close the async client and its credential."""
+        client, credential = self._async_client, self._async_credential
+        self._async_client = self._async_credential = None
+        if client is not None:
+            await client.close()
+        close = getattr(credential, "close", None)
+        if close is not None:
+            result = close()
+            if hasattr(result, "__await__"):
+                await result
+
+    def close(self) -> None:
+        if "client" in self.__dict__:
+            self.client.close()
+            del self.__dict__["client"]
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            next(iter(self.client.list_pools(max_results=1, select=["id"])), None)
+        except Exception as err:
+            return False, f"{type(err).__name__}: {compat.error_message(err)}"
+        return True, "Connection to the Batch account works."
+
+    # -- pools --------------------------------------------------------------------------------------
+
+    def pool_exists(self, pool_id: str) -> bool:
+        return compat.pool_exists(self.client, pool_id)
+
+    def get_pool(self, pool_id: str, select: list[str] | None = None) -> dict[str, Any] | None:
+        """The pool in the REST shape, or ``None`` when it does not exist."""
+        try:
+            return _as_dict(self.client.get_pool(pool_id, select=select))
+        except ResourceNotFoundError:
+            return None
+
+    def create_pool(self, spec: Mapping[str, Any] | Any) -> bool:
+        """Create a pool; ``False`` when a pool with that id already exists."""
+        body = fix_pool_keys(to_rest(spec))
+        try:
+            self.client.create_pool(batch_models.BatchPoolCreateOptions(body))
+        except ResourceExistsError as err:
+            if compat.error_code(err) in (None, "PoolExists"):
+                return False
+            raise
+        return True
+
+    def delete_pool(self, pool_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:
+        """Delete a pool: ``deleted``, ``not_found`` or ``being_deleted``; waits for it to vanish if asked."""
+        try:
+            poller = self.client.begin_delete_pool(pool_id, polling_interval=poll_interval)  # type: ignore[arg-type]
+        except ResourceNotFoundError:
+            return "not_found"
+        except ResourceExistsError as err:
+            if compat.error_code(err) != "PoolBeingDeleted":
+                raise
+            if wait:
+                self._wait_gone(lambda: self.get_pool(pool_id, select=["id"]), poll_interval)
+            return "being_deleted"
+        if wait:
+            poller.result()
+        return "deleted"
+
+    def _wait_gone(self, getter: Any, poll_interval: float, timeout: float = 3600) -> None:
+        deadline = time.monotonic() + timeout
+        while getter() is not None:
+            if time.monotonic() > deadline:
+                raise BatchProviderError(f"The resource was still being deleted after {timeout:.0f}s.")
+            time.sleep(poll_interval)
+
+    def list_nodes(
+        self, pool_id: str, select: list[str] | None = None, filter: str | None = None
+    ) -> list[dict[str, Any]]:
+        try:
+            return [_as_dict(n) for n in self.client.list_nodes(pool_id, select=select, filter=filter)]
+        except ResourceNotFoundError:
+            return []
+
+    def read_node_file_tail(
+        self, pool_id: str, node_id: str, path: str, *, max_bytes: int = 4096
+    ) -> str | None:
+        """The last ``max_bytes`` of a file on a node (``startup/stderr.txt``...), ``None`` when missing."""
+        try:
+            props = self.client.get_node_file_properties(pool_id, node_id, path)
+            size = compat.content_length_of(props)
+            ocp_range = compat.tail_range(size, max_bytes)
+            if ocp_range is None:
+                return ""
+            data = compat.join_bytes(
+                self.client.download_node_file(pool_id, node_id, path, ocp_range=ocp_range)
+            )
+        except ResourceNotFoundError:
+            return None
+        return _decode_tail(data, size > max_bytes)
+
+    def list_supported_images(self, filter: str | None = None) -> list[dict[str, Any]]:
+        return [_as_dict(image) for image in self.client.list_supported_images(filter=filter)]
+
+    # -- jobs ---------------------------------------------------------------------------------------
+
+    def get_job(self, job_id: str, select: list[str] | None = None) -> dict[str, Any] | None:
+        try:
+            return _as_dict(self.client.get_job(job_id, select=select))
+        except ResourceNotFoundError:
+            return None
+
+    def create_job(self, spec: Mapping[str, Any] | Any) -> bool:
+        """Create a job; ``False`` when a job with that id already exists."""
+        body = to_rest(spec)
+        try:
+            self.client.create_job(batch_models.BatchJobCreateOptions(body))
+        except ResourceExistsError as err:
+            if compat.error_code(err) in (None, "JobExists"):
+                return False
+            raise
+        return True
+
+    def terminate_job(
+        self, job_id: str, reason: str | None = None, *, wait: bool = False, poll_interval: float = 5
+    ) -> str:
+        """Terminate a job: ``terminated``, ``not_found`` or ``already_completed``."""
+        try:
+            poller = compat.begin_terminate_job(self.client, job_id, reason, polling_interval=poll_interval)
+        except ResourceNotFoundError:
+            return "not_found"
+        except ResourceExistsError as err:
+            if compat.error_code(err) in ("JobCompleted", "JobTerminating", "JobBeingTerminated"):
+                return "already_completed"
+            if compat.error_code(err) == "JobBeingDeleted":
+                return "not_found"
+            raise
+        if wait:
+            poller.result()
+        return "terminated"
+
+    def delete_job(self, job_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:
+        """Delete a job and its tasks: ``deleted``, ``not_found`` or ``being_deleted``."""
+        try:
+            poller = self.client.begin_delete_job(job_id, polling_interval=poll_interval)  # type: ignore[arg-type]
+        except ResourceNotFoundError:
+            return "not_found"
+        except ResourceExistsError as err:
+            if compat.error_code(err) != "JobBeingDeleted":
+                raise
+            if wait:
+                self._wait_gone(lambda: self.get_job(job_id, select=["id"]), poll_interval)
+            return "being_deleted"
+        if wait:
+            poller.result()
+        return "deleted"
+
+    def get_task_counts(self, job_id: str) -> TaskCounts:
+        return compat.task_counts_of(self.client.get_job_task_counts(job_id))
+
+    # -- tasks --------------------------------------------------------------------------------------
+
+    def list_tasks(
+        self,
+        job_id: str,
+        *,
+        filter: str | None = None,
+        select: list[str] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Tasks of a job in the REST shape; ``limit`` stops paging early."""
+        pager = self.client.list_tasks(
+            job_id, filter=filter, select=select, max_results=min(limit, 1000) if limit else None
+        )
+        items = itertools.islice(pager, limit) if limit else pager
+        return [_as_dict(task) for task in items]
+
+    def terminate_task(self, job_id: str, task_id: str) -> bool:
+        try:
+            self.client.terminate_task(job_id, task_id)
+        except ResourceNotFoundError:
+            return False
+        except ResourceExistsError:  # already completed
+            return False
+        return True
+
+    def read_task_file_tail(
+        self, job_id: str, task_id: str, path: str, *, max_bytes: int = 4096
+    ) -> str | None:
+        """The last ``max_bytes`` of a task file (via ``ocp-range``); ``None`` when it is missing."""
+        try:
+            props = self.client.get_task_file_properties(job_id, task_id, path)
+            size = compat.content_length_of(props)
+            ocp_range = compat.tail_range(size, max_bytes)
+            if ocp_range is None:
+                return ""
+            data = compat.join_bytes(
+                self.client.download_task_file(job_id, task_id, path, ocp_range=ocp_range)
+            )
+        except ResourceNotFoundError:
+            return None
+        return _decode_tail(data, size > max_bytes)
+
+    def add_tasks(
+        self,
+        job_id: str,
+        tasks: Sequence[Mapping[str, Any] | Any],
+        *,
+        max_concurrency: int | None = None,
+        chunk_size: int = MAX_TASKS_PER_REQUEST,
+    ) -> AddTasksResult:
+        """Add tasks in chunks of 100 over parallel requests.
+
+        A task whose id already exists counts as added before (so a retried Airflow task adds nothing
+        twice); per-task server errors and lost responses are retried; a chunk the service finds too
+        large is halved. Other per-task errors are returned in ``failures``.
+        """
+        bodies = [_task_body(task) for task in tasks]
+        size = max(1, min(chunk_size, MAX_TASKS_PER_REQUEST))
+        chunks = [bodies[i : i + size] for i in range(0, len(bodies), size)]
+        workers = max(1, min(max_concurrency or self.add_tasks_concurrency, len(chunks) or 1))
+        total = AddTasksResult()
+        if not chunks:
+            return total
+        if workers == 1:
+            for chunk in chunks:
+                total.merge(self._add_chunk(job_id, chunk))
+            return total
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="batch-add-tasks") as executor:
+            for outcome in executor.map(lambda chunk: self._add_chunk(job_id, chunk), chunks):
+                total.merge(outcome)
+        return total
+
+    def _add_chunk(self, job_id: str, chunk: list[dict[str, Any]]) -> AddTasksResult:
+        outcome = AddTasksResult()
+        pending = list(chunk)
+        for attempt in range(self.add_tasks_attempts):
+            outcome.requests += 1
+            try:
+                response = self.client.create_task_collection(
+                    job_id, batch_models.BatchTaskGroup({"value": pending})
+                )
+            except (ServiceRequestError, ServiceResponseError):
+                # The request may or may not have been processed; ids make the retry safe.
+                if attempt + 1 >= self.add_tasks_attempts:
+                    raise
+                time.sleep(min(self.retry_backoff_max, self.retry_backoff_factor * 2**attempt))
+                continue
+            except HttpResponseError as err:
+                if compat.error_code(err) == "RequestBodyTooLarge" and len(pending) > 1:
+                    middle = len(pending) // 2
+                    outcome.merge(self._add_chunk(job_id, pending[:middle]))
+                    outcome.merge(self._add_chunk(job_id, pending[middle:]))
+                    return outcome
+                raise
+            by_id = {task["id"]: task for task in pending}
+            retry: list[Any] = []
+            seen: set[str] = set()
+            for result in response.result_values or []:
+                seen.add(result.task_id)
+                status = str(getattr(result.status, "value", result.status) or "").lower()
+                code = getattr(result.error, "code", None) if result.error else None
+                if status == "success":
+                    outcome.added += 1
+                elif code == "TaskExists":
+                    outcome.already_existed += 1
+                elif status == "servererror" and result.task_id in by_id:
+                    retry.append(by_id[result.task_id])
+                else:
+                    outcome.failures.append(
+                        {"id": result.task_id, "code": code, "message": _batch_error_text(result.error)}
+                    )
+            retry.extend(task for task_id, task in by_id.items() if task_id not in seen)
+            if not retry:
+                return outcome
+            pending = retry
+            time.sleep(min(self.retry_backoff_max, self.retry_backoff_factor * 2**attempt))
+        outcome.failures.extend(
+            {"id": task["id"], "code": "ServerError", "message": "the service kept failing to add this task"}
+            for task in pending
+        )
+        return outcome
+
+    # -- async (triggers) ---------------------------------------------------------------------------
+
+    async def aget_pool(self, pool_id: str, select: list[str] | None = None) -> dict[str, Any] | None:
+        client = await self.aget_client()
+        try:
+            return _as_dict(await client.get_pool(pool_id, select=select))
+        except ResourceNotFoundError:
+            return None
+
+    async def alist_nodes(self, pool_id: str, select: list[str] | None = None) -> list[dict[str, Any]]:
+        client = await self.aget_client()
+        try:
+            return [_as_dict(node) async for node in client.list_nodes(pool_id, select=select)]
+        except ResourceNotFoundError:
+            return []
+
+    async def aread_node_file_tail(
+        self, pool_id: str, node_id: str, path: str, *, max_bytes: int = 4096
+    ) -> str | None:
+        client = await self.aget_client()
+        try:
+            props = await client.get_node_file_properties(pool_id, node_id, path)
+            size = compat.content_length_of(props)
+            ocp_range = compat.tail_range(size, max_bytes)
+            if ocp_range is None:
+                return ""
+            stream = await client.download_node_file(pool_id, node_id, path, ocp_range=ocp_range)
+            data = await compat.ajoin_bytes(stream)
+        except ResourceNotFoundError:
+            return None
+        return _decode_tail(data, size > max_bytes)
+
+    async def aget_job(self, job_id: str, select: list[str] | None = None) -> dict[str, Any] | None:
+        client = await self.aget_client()
+        try:
+            return _as_dict(await client.get_job(job_id, select=select))
+        except ResourceNotFoundError:
+            return None
+
+    async def aget_task_counts(self, job_id: str) -> TaskCounts:
+        client = await self.aget_client()
+        return compat.task_counts_of(await client.get_job_task_counts(job_id))
+
+    async def alist_tasks(
+        self,
+        job_id: str,
+        *,
+        filter: str | None = None,
+        select: list[str] | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        client = await self.aget_client()
+        pager = client.list_tasks(
+            job_id, filter=filter, select=select, max_results=min(limit, 1000) if limit else None
+        )
+        items: list[dict[str, Any]] = []
+        async for task in pager:
+            items.append(_as_dict(task))
+            if limit and len(items) >= limit:
+                break
+        return items
+
+    async def aread_task_file_tail(
+        self, job_id: str, task_id: str, path: str, *, max_bytes: int = 4096
+    ) -> str | None:
+        client = await self.aget_client()
+        try:
+            props = await client.get_task_file_properties(job_id, task_id, path)
+            size = compat.content_length_of(props)
+            ocp_range = compat.tail_range(size, max_bytes)
+            if ocp_range is None:
+                return ""
+            stream = await client.download_task_file(job_id, task_id, path, ocp_range=ocp_range)
+            data = await compat.ajoin_bytes(stream)
+        except ResourceNotFoundError:
+            return None
+        return _decode_tail(data, size > max_bytes)
+
+    async def aterminate_job(self, job_id: str, reason: str | None = None) -> str:
+        client = await self.aget_client()
+        try:
+            await compat.abegin_terminate_job(client, job_id, reason)
+        except ResourceNotFoundError:
+            return "not_found"
+        except ResourceExistsError:
+            return "already_completed"
+        return "terminated"

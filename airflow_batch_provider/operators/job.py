@@ -1,0 +1,264 @@
+"""Create (or reuse), terminate and delete Batch jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from azure.core.exceptions import HttpResponseError
+
+from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.hooks._sdk_compat import error_code, error_message
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchJobLink
+from airflow_batch_provider.utils.batch_specs import build_job_spec, job_differences
+from airflow_batch_provider.utils.ids import make_batch_id
+from airflow_batch_provider.utils.validation import validate_batch_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_IF_EXISTS = ("reuse", "fail")
+
+
+def _opt_int(value: Any, name: str) -> int | None:
+    if value is None or value == "" or value == "None":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a whole number, got {value!r}.") from None
+
+
+def _opt_bool(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+class BatchCreateJobOperator(BaseOperator):
+    """Create a Batch job bound to a pool, or reuse the existing job with that id.
+
+    ``job_id`` may be any rendered template (``{{ dag.dag_id }}-{{ run_id }}``); it is turned into a
+    valid Batch id with :func:`~airflow_batch_provider.utils.ids.make_batch_id` (valid ids are kept),
+    and other Batch operators apply the same function, so they can take the same template.
+
+    ``max_wall_clock_time`` (timedelta, seconds or ISO 8601) is the job's kill switch: the service
+    terminates the job, and its running tasks, when it runs longer. Set it so forgotten jobs do not
+    hold the account's active job quota. ``job_spec`` (REST or Python style) is merged last.
+
+    A job that exists already is reused when it is bound to the same pool and still accepts tasks
+    (``if_exists="reuse"``, so an Airflow retry re-attaches instead of failing); otherwise the task fails
+    naming the differences. Returns ``{"job_id", "pool_id", "created"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "job_id",
+        "pool_id",
+        "priority",
+        "max_parallel_tasks",
+        "max_wall_clock_time",
+        "max_task_retry_count",
+        "job_preparation_task",
+        "job_release_task",
+        "common_environment_settings",
+        "uses_task_dependencies",
+        "on_all_tasks_complete",
+        "on_task_failure",
+        "metadata",
+        "job_spec",
+        "if_exists",
+        "azbatch_conn_id",
+    )
+    template_fields_renderers = {
+        "job_spec": "json",
+        "job_preparation_task": "json",
+        "job_release_task": "json",
+    }
+    operator_extra_links = (BatchJobLink(),)
+    ui_color = "#e0ecff"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        pool_id: str,
+        priority: int | None = None,
+        max_parallel_tasks: int | None = None,
+        max_wall_clock_time: timedelta | float | str | None = None,
+        max_task_retry_count: int | None = None,
+        job_preparation_task: Mapping[str, Any] | Any | None = None,
+        job_release_task: Mapping[str, Any] | Any | None = None,
+        common_environment_settings: Mapping[str, Any] | None = None,
+        uses_task_dependencies: bool | None = None,
+        on_all_tasks_complete: str | None = None,
+        on_task_failure: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        job_spec: Mapping[str, Any] | None = None,
+        if_exists: str = "reuse",
+        azbatch_conn_id: str = BatchHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.pool_id = pool_id
+        self.priority = priority
+        self.max_parallel_tasks = max_parallel_tasks
+        self.max_wall_clock_time = max_wall_clock_time
+        self.max_task_retry_count = max_task_retry_count
+        self.job_preparation_task = job_preparation_task
+        self.job_release_task = job_release_task
+        self.common_environment_settings = common_environment_settings
+        self.uses_task_dependencies = uses_task_dependencies
+        self.on_all_tasks_complete = on_all_tasks_complete
+        self.on_task_failure = on_task_failure
+        self.metadata = metadata
+        self.job_spec = job_spec
+        self.if_exists = if_exists
+        self.azbatch_conn_id = azbatch_conn_id
+
+    @cached_property
+    def hook(self) -> BatchHook:
+        return BatchHook(self.azbatch_conn_id)
+
+    def build_spec(self) -> dict[str, Any]:
+        """The job body this operator sends."""
+        job_id = validate_batch_id(make_batch_id(str(self.job_id)), "job")
+        pool_id = validate_batch_id(make_batch_id(str(self.pool_id)), "pool") if self.pool_id else ""
+        wall_clock = self.max_wall_clock_time
+        if isinstance(wall_clock, str) and wall_clock and not wall_clock.startswith("P"):
+            wall_clock = float(wall_clock)
+        return build_job_spec(
+            job_id=job_id,
+            pool_id=pool_id,
+            priority=_opt_int(self.priority, "priority"),
+            max_parallel_tasks=_opt_int(self.max_parallel_tasks, "max_parallel_tasks"),
+            max_wall_clock_time=wall_clock or None,
+            max_task_retry_count=_opt_int(self.max_task_retry_count, "max_task_retry_count"),
+            job_preparation_task=self.job_preparation_task,
+            job_release_task=self.job_release_task,
+            common_environment_settings=self.common_environment_settings,
+            uses_task_dependencies=_opt_bool(self.uses_task_dependencies),
+            on_all_tasks_complete=self.on_all_tasks_complete or None,
+            on_task_failure=self.on_task_failure or None,
+            metadata=self.metadata,
+            extra=self.job_spec,
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.if_exists not in _IF_EXISTS:
+            raise InvalidInputError(
+                f"if_exists must be one of {', '.join(_IF_EXISTS)}, got {self.if_exists!r}."
+            )
+        spec = self.build_spec()
+        job_id, pool_id = spec["id"], spec["poolInfo"]["poolId"]
+        try:
+            BatchJobLink.persist(context, self.hook.settings, job_id)
+        except Exception as err:
+            self.log.debug("Could not persist the job link: %s", err)
+        try:
+            created = self.hook.create_job(spec)
+        except HttpResponseError as err:
+            if error_code(err) == "ActiveJobAndScheduleQuotaReached":
+                raise BatchProviderError(
+                    f"Cannot create job {job_id!r}: the account's active job quota is used up "
+                    f"({error_message(err)}). Jobs count until they are terminated: add "
+                    "BatchTerminateJobOperator/BatchDeleteJobOperator as teardown tasks and set "
+                    "max_wall_clock_time so forgotten jobs end by themselves."
+                ) from err
+            raise
+        if created:
+            self.log.info("Created job %s on pool %s", job_id, pool_id)
+            return {"job_id": job_id, "pool_id": pool_id, "created": True}
+        existing = self.hook.get_job(job_id) or {}
+        if self.if_exists == "fail":
+            raise BatchProviderError(
+                f"Job {job_id!r} already exists and if_exists='fail'. Use a per-run job id such as "
+                "'{{ dag.dag_id }}-{{ run_id }}', or if_exists='reuse'."
+            )
+        differences = job_differences(spec, existing)
+        if differences:
+            raise BatchProviderError(
+                f"Job {job_id!r} already exists and cannot be reused:\n  - "
+                + "\n  - ".join(differences)
+                + "\nUse another job id (job ids of deleted jobs stay taken while they are being deleted)."
+            )
+        self.log.info(
+            "Reusing the existing job %s on pool %s (state %s)", job_id, pool_id, existing.get("state")
+        )
+        return {"job_id": job_id, "pool_id": pool_id, "created": False}
+
+
+class BatchTerminateJobOperator(BaseOperator):
+    """Terminate a Batch job (running tasks are stopped); a missing or completed job is not an error.
+
+    Frees the account's active-job quota. Teardown-friendly. Returns ``{"job_id", "outcome"}`` with
+    ``terminated``, ``already_completed`` or ``not_found``.
+    """
+
+    template_fields: Sequence[str] = ("job_id", "reason", "azbatch_conn_id")
+    ui_color = "#ffe0e0"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        reason: str = "TerminatedByAirflow",
+        wait_for_completion: bool = False,
+        poll_interval: float = 5,
+        azbatch_conn_id: str = BatchHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.reason = reason
+        self.wait_for_completion = wait_for_completion
+        self.poll_interval = poll_interval
+        self.azbatch_conn_id = azbatch_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        job_id = make_batch_id(str(self.job_id))
+        outcome = BatchHook(self.azbatch_conn_id).terminate_job(
+            job_id, self.reason, wait=self.wait_for_completion, poll_interval=self.poll_interval
+        )
+        self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
+        return {"job_id": job_id, "outcome": outcome}
+
+
+class BatchDeleteJobOperator(BaseOperator):
+    """Delete a Batch job and its tasks; a job that does not exist is not an error.
+
+    Teardown-friendly (``.as_teardown()``). Returns ``{"job_id", "outcome"}`` with ``deleted``,
+    ``being_deleted`` or ``not_found``.
+    """
+
+    template_fields: Sequence[str] = ("job_id", "azbatch_conn_id")
+    ui_color = "#ffe0e0"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        wait_for_deletion: bool = False,
+        poll_interval: float = 5,
+        azbatch_conn_id: str = BatchHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.wait_for_deletion = wait_for_deletion
+        self.poll_interval = poll_interval
+        self.azbatch_conn_id = azbatch_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        job_id = make_batch_id(str(self.job_id))
+        outcome = BatchHook(self.azbatch_conn_id).delete_job(
+            job_id, wait=self.wait_for_deletion, poll_interval=self.poll_interval
+        )
+        self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
+        return {"job_id": job_id, "outcome": outcome}

@@ -1,0 +1,193 @@
+"""Collect what Batch tasks produced: their stdout/stderr and the blobs their output files uploaded."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from airflow.sdk import BaseOperator
+
+from airflow_batch_provider.exceptions import InvalidInputError
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchJobLink
+from airflow_batch_provider.utils.batch_specs import strip_sas
+from airflow_batch_provider.utils.batch_status import is_failed_task, prefix_filter
+from airflow_batch_provider.utils.ids import make_batch_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_WHICH = ("failed", "all")
+#: Most URLs returned in XCom; beyond that only the count is given.
+MAX_URLS_IN_XCOM = 500
+
+
+def _container_and_path(container_url: str, path: str | None) -> tuple[str, str]:
+    """Container name and blob prefix from an output destination (SAS removed)."""
+    parts = [p for p in urlsplit(strip_sas(container_url)).path.split("/") if p]
+    if not parts:
+        raise InvalidInputError(f"Output destination {strip_sas(container_url)!r} names no container.")
+    return unquote(parts[-1]), (path or "")
+
+
+class BatchCollectTaskOutputOperator(BaseOperator):
+    """Fetch stdout/stderr of failed (or all) tasks into the Airflow log or to Blob, and list output blobs.
+
+    For each selected task (``which="failed"`` or ``"all"``, optionally only ids under
+    ``task_id_prefix``, at most ``max_tasks``) the last ``max_bytes`` of each file in ``files`` is
+    read from the node with a ranged request and written to the task log, or, with
+    ``destination_container``, uploaded to ``<destination_prefix>/<task id>/<file>``. Read logs soon:
+    nodes that were deallocated take their files with them (upload ``std*.txt`` as output files to
+    keep them, which :class:`BatchAddTasksOperator` does by default).
+
+    With an ``azblob`` connection, the blobs the tasks' output files uploaded are listed and their
+    URLs (never with a SAS) returned. Returns ``{"job_id", "task_count", "logs", "output_urls",
+    "output_url_count"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "job_id",
+        "task_id_prefix",
+        "which",
+        "files",
+        "destination_container",
+        "destination_prefix",
+        "azbatch_conn_id",
+        "azblob_conn_id",
+    )
+    operator_extra_links = (BatchJobLink(),)
+    ui_color = "#fbeee0"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        task_id_prefix: str | None = None,
+        which: str = "failed",
+        files: Sequence[str] = ("stdout.txt", "stderr.txt"),
+        max_bytes: int = 64 * 1024,
+        max_tasks: int = 50,
+        destination_container: str | None = None,
+        destination_prefix: str | None = None,
+        list_output_blobs: bool = True,
+        azbatch_conn_id: str = BatchHook.default_conn_name,
+        azblob_conn_id: str | None = "azblob_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.task_id_prefix = task_id_prefix
+        self.which = which
+        self.files = files
+        self.max_bytes = max_bytes
+        self.max_tasks = max_tasks
+        self.destination_container = destination_container
+        self.destination_prefix = destination_prefix
+        self.list_output_blobs = list_output_blobs
+        self.azbatch_conn_id = azbatch_conn_id
+        self.azblob_conn_id = azblob_conn_id
+
+    @cached_property
+    def hook(self) -> BatchHook:
+        return BatchHook(self.azbatch_conn_id)
+
+    @cached_property
+    def blob_hook(self) -> Any:
+        from airflow_batch_provider.hooks.blob import BlobStorageHook
+
+        if not self.azblob_conn_id:
+            raise InvalidInputError("azblob_conn_id is needed to upload logs or list output blobs.")
+        return BlobStorageHook(self.azblob_conn_id)
+
+    def _tasks(self, job_id: str) -> list[dict[str, Any]]:
+        filters = []
+        if self.task_id_prefix:
+            filters.append(prefix_filter(str(self.task_id_prefix)))
+        if self.which == "failed":
+            filters.append("executionInfo/result eq 'failure'")
+        tasks = self.hook.list_tasks(
+            job_id,
+            filter=" and ".join(filters) or None,
+            select=["id", "state", "executionInfo", "outputFiles"],
+        )
+        if self.which == "failed":
+            tasks = [t for t in tasks if is_failed_task(t)]
+        return sorted(tasks, key=lambda t: str(t.get("id")))
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.which not in _WHICH:
+            raise InvalidInputError(f"which must be one of {', '.join(_WHICH)}, got {self.which!r}.")
+        files = [self.files] if isinstance(self.files, str) else list(self.files or [])
+        job_id = make_batch_id(str(self.job_id))
+        try:
+            BatchJobLink.persist(context, self.hook.settings, job_id)
+        except Exception as err:
+            self.log.debug("Could not persist the job link: %s", err)
+        tasks = self._tasks(job_id)
+        self.log.info("%d %s task(s) in job %s", len(tasks), self.which, job_id)
+        logs: dict[str, dict[str, str]] = {}
+        if self.destination_container and tasks:
+            self.blob_hook.create_container(str(self.destination_container))
+        for task in tasks[: self.max_tasks]:
+            task_id = str(task["id"])
+            logs[task_id] = {}
+            for name in files:
+                try:
+                    text = self.hook.read_task_file_tail(job_id, task_id, name, max_bytes=self.max_bytes)
+                except Exception as err:
+                    text = None
+                    self.log.warning("Task %s: could not read %s (%s)", task_id, name, type(err).__name__)
+                if text is None:
+                    logs[task_id][name] = "unavailable"
+                    continue
+                if self.destination_container:
+                    prefix = (self.destination_prefix or f"{job_id}/logs").strip("/")
+                    url = self.blob_hook.upload_bytes(
+                        str(self.destination_container), f"{prefix}/{task_id}/{name}", text.encode("utf-8")
+                    )
+                    logs[task_id][name] = strip_sas(url)
+                else:
+                    info = task.get("executionInfo") or {}
+                    self.log.info(
+                        "===== %s of task %s (exit code %s) =====\n%s",
+                        name,
+                        task_id,
+                        info.get("exitCode"),
+                        text.rstrip() or "(empty)",
+                    )
+                    logs[task_id][name] = "logged"
+        if len(tasks) > self.max_tasks:
+            self.log.info("Showed %d of %d task(s); raise max_tasks to see more.", self.max_tasks, len(tasks))
+
+        urls: list[str] = []
+        if self.list_output_blobs and self.azblob_conn_id:
+            urls = self._output_urls(tasks)
+        return {
+            "job_id": job_id,
+            "task_count": len(tasks),
+            "logs": logs,
+            "output_urls": urls[:MAX_URLS_IN_XCOM],
+            "output_url_count": len(urls),
+        }
+
+    def _output_urls(self, tasks: list[dict[str, Any]]) -> list[str]:
+        seen: set[tuple[str, str]] = set()
+        urls: list[str] = []
+        for task in tasks:
+            for output in task.get("outputFiles") or []:
+                container = (output.get("destination") or {}).get("container") or {}
+                if not container.get("containerUrl"):
+                    continue
+                name, path = _container_and_path(container["containerUrl"], container.get("path"))
+                if (name, path) in seen:
+                    continue
+                seen.add((name, path))
+                try:
+                    blobs = self.blob_hook.list_blobs(name, path)
+                except Exception as err:
+                    self.log.warning("Could not list %s/%s: %s", name, path, err)
+                    continue
+                urls.extend(self.blob_hook.blob_url(name, blob.name) for blob in blobs)
+        return sorted(set(urls))

@@ -1,0 +1,391 @@
+"""Create (or reuse) and delete Batch pools."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, conf
+
+from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchPoolLink
+from airflow_batch_provider.sensors.pool import BatchPoolNotReadyError
+from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+from airflow_batch_provider.utils.batch_specs import (
+    build_pool_spec,
+    image_needs_lookup,
+    pool_differences,
+    requested_node_count,
+    resolve_image,
+    to_rest,
+)
+from airflow_batch_provider.utils.batch_status import SyncBatchIO, check_pool, run_sync
+from airflow_batch_provider.utils.ids import make_batch_id
+from airflow_batch_provider.utils.validation import validate_batch_id
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+_IF_EXISTS = ("reuse", "fail", "recreate")
+
+
+def _opt_int(value: Any, name: str) -> int | None:
+    if value is None or value == "" or value == "None":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a whole number, got {value!r}.") from None
+
+
+def _as_seconds(value: timedelta | float | str | None, name: str) -> float | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"{name} must be a timedelta or a number of seconds, got {value!r}."
+        ) from None
+
+
+class BatchCreatePoolOperator(BaseOperator):
+    """Create a Batch pool, or reuse a compatible one, and optionally wait until it is ready.
+
+    The image is an alias (``ubuntu-24.04``, ``ubuntu-22.04``...) resolved through the account's
+    supported-images list to its node agent SKU, or an explicit image reference dict. Size the pool with
+    ``target_dedicated_nodes`` / ``target_spot_nodes`` or with ``auto_scale_formula``; ``pool_spec``
+    (REST or Python style) is merged last for any other pool property.
+
+    An existing pool with the same id is reused when its VM size, image, node agent, task slots, fill
+    policy, scaling mode and start task match; otherwise the task fails listing the differences, or
+    deletes and recreates the pool with ``if_exists="recreate"`` (``"fail"`` refuses any existing pool).
+
+    With ``wait_for_ready`` the task waits (in the triggerer when ``deferrable``) until the pool is
+    steady with ``min_usable_nodes`` idle/running nodes (default: every requested node; 0 for
+    autoscale) and fails fast on quota, image and VM size errors (with the service's message), on start
+    task failures (with the tail of the node's ``startup/stderr.txt``) and on unusable nodes;
+    ``AllocationTimedout`` on an autoscale pool keeps waiting until ``wait_timeout``.
+
+    Returns ``{"pool_id", "created", "recreated", "vm_size", "task_slots_per_node", "usable_nodes"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "pool_id",
+        "vm_size",
+        "image",
+        "node_agent_sku_id",
+        "target_dedicated_nodes",
+        "target_spot_nodes",
+        "auto_scale_formula",
+        "auto_scale_evaluation_interval",
+        "start_task",
+        "start_task_resource_files",
+        "task_slots_per_node",
+        "node_fill_type",
+        "metadata",
+        "pool_spec",
+        "if_exists",
+        "min_usable_nodes",
+        "azbatch_conn_id",
+        "azblob_conn_id",
+    )
+    template_fields_renderers = {"pool_spec": "json", "start_task": "json", "image": "json"}
+    operator_extra_links = (BatchPoolLink(),)
+    ui_color = "#d6eaff"
+
+    def __init__(
+        self,
+        *,
+        pool_id: str,
+        vm_size: str,
+        image: str | Mapping[str, Any] = "ubuntu-24.04",
+        node_agent_sku_id: str | None = None,
+        target_dedicated_nodes: int | None = None,
+        target_spot_nodes: int | None = None,
+        auto_scale_formula: str | None = None,
+        auto_scale_evaluation_interval: timedelta | float | str | None = None,
+        start_task: Mapping[str, Any] | Any | None = None,
+        start_task_resource_files: Sequence[Mapping[str, Any]] | None = None,
+        task_slots_per_node: int = 1,
+        node_fill_type: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        pool_spec: Mapping[str, Any] | None = None,
+        if_exists: str = "reuse",
+        wait_for_ready: bool = True,
+        min_usable_nodes: int | None = None,
+        wait_timeout: timedelta | float = timedelta(minutes=30),
+        poll_interval: timedelta | float = 30,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        azbatch_conn_id: str = BatchHook.default_conn_name,
+        azblob_conn_id: str = "azblob_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pool_id = pool_id
+        self.vm_size = vm_size
+        self.image = image
+        self.node_agent_sku_id = node_agent_sku_id
+        self.target_dedicated_nodes = target_dedicated_nodes
+        self.target_spot_nodes = target_spot_nodes
+        self.auto_scale_formula = auto_scale_formula
+        self.auto_scale_evaluation_interval = auto_scale_evaluation_interval
+        self.start_task = start_task
+        self.start_task_resource_files = start_task_resource_files
+        self.task_slots_per_node = task_slots_per_node
+        self.node_fill_type = node_fill_type
+        self.metadata = metadata
+        self.pool_spec = pool_spec
+        self.if_exists = if_exists
+        self.wait_for_ready = wait_for_ready
+        self.min_usable_nodes = min_usable_nodes
+        self.wait_timeout = wait_timeout
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+        self.azbatch_conn_id = azbatch_conn_id
+        self.azblob_conn_id = azblob_conn_id
+
+    @cached_property
+    def hook(self) -> BatchHook:
+        return BatchHook(self.azbatch_conn_id)
+
+    # -- spec ---------------------------------------------------------------------------------------
+
+    def build_spec(
+        self, pool_id: str, supported_images: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
+        """The pool body this operator would send (no SAS minted yet)."""
+        image = self.image
+        if isinstance(image, str) and image.strip().startswith("{"):
+            raise InvalidInputError("image must be an alias string or a dict, not a JSON string.")
+        reference, agent = resolve_image(image, self.node_agent_sku_id, supported_images)
+        return build_pool_spec(
+            pool_id=pool_id,
+            vm_size=str(self.vm_size or ""),
+            image_reference=reference,
+            node_agent_sku_id=agent,
+            target_dedicated_nodes=_opt_int(self.target_dedicated_nodes, "target_dedicated_nodes"),
+            target_spot_nodes=_opt_int(self.target_spot_nodes, "target_spot_nodes"),
+            auto_scale_formula=self.auto_scale_formula or None,
+            auto_scale_evaluation_interval=self.auto_scale_evaluation_interval or None,
+            start_task=self.start_task,
+            task_slots_per_node=_opt_int(self.task_slots_per_node, "task_slots_per_node"),
+            node_fill_type=self.node_fill_type or None,
+            metadata=self.metadata,
+            extra=self.pool_spec,
+        )
+
+    def _start_task_files(self) -> list[dict[str, Any]]:
+        files: list[dict[str, Any]] = []
+        for entry in self.start_task_resource_files or []:
+            entry = dict(entry)
+            if "container" not in entry:
+                files.append(to_rest(entry))
+                continue
+            from airflow_batch_provider.hooks.blob import BlobStorageHook
+
+            # Nodes run the start task whenever they join or reboot: a long-lived read SAS is needed.
+            item = BlobStorageHook(self.azblob_conn_id).resource_files(
+                str(entry["container"]),
+                entry.get("blob_prefix") or entry.get("prefix") or "",
+                file_path=entry.get("file_path"),
+                file_mode=entry.get("file_mode"),
+                expiry=timedelta(days=int(entry.get("sas_days", 30))),
+            )[0]
+            files.append(item)
+        return files
+
+    # -- execute ------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        pool_id = validate_batch_id(make_batch_id(str(self.pool_id)), "pool")
+        if self.if_exists not in _IF_EXISTS:
+            raise InvalidInputError(
+                f"if_exists must be one of {', '.join(_IF_EXISTS)}, got {self.if_exists!r}."
+            )
+        supported = None
+        if image_needs_lookup(self.image, self.node_agent_sku_id):
+            supported = self.hook.list_supported_images()
+        spec = self.build_spec(pool_id, supported)
+        wait_timeout = _as_seconds(self.wait_timeout, "wait_timeout") or 1800.0
+        poll_interval = _as_seconds(self.poll_interval, "poll_interval") or 30.0
+        min_nodes = _opt_int(self.min_usable_nodes, "min_usable_nodes")
+        if min_nodes is None:
+            min_nodes = requested_node_count(spec)
+
+        created = recreated = False
+        existing = self.hook.get_pool(pool_id)
+        if existing is not None and str(existing.get("state", "")).lower() == "deleting":
+            self.log.info("Pool %s is being deleted; waiting until it is gone to create it again", pool_id)
+            self.hook.delete_pool(pool_id, wait=True, poll_interval=max(1, int(poll_interval)))
+            existing = None
+        if existing is not None:
+            created, recreated = self._handle_existing(pool_id, spec, existing, poll_interval)
+        else:
+            created = self._create(spec)
+            if not created:  # someone created it between our read and our create
+                existing = self.hook.get_pool(pool_id)
+                if existing is not None:
+                    created, recreated = self._handle_existing(pool_id, spec, existing, poll_interval)
+
+        try:
+            BatchPoolLink.persist(context, self.hook.settings, pool_id)
+        except Exception as err:
+            self.log.debug("Could not persist the pool link: %s", err)
+        result: dict[str, Any] = {
+            "pool_id": pool_id,
+            "created": created,
+            "recreated": recreated,
+            "vm_size": spec.get("vmSize"),
+            "task_slots_per_node": int(spec.get("taskSlotsPerNode") or 1),
+            "usable_nodes": None,
+        }
+        if not self.wait_for_ready:
+            return result
+        if self.deferrable:
+            verdict = run_sync(check_pool(SyncBatchIO(self.hook), pool_id, min_nodes))
+            if verdict.status == "waiting":
+                self.log.info("%s", verdict.message)
+                self.defer(
+                    trigger=BatchPoolTrigger(
+                        pool_id=pool_id,
+                        azbatch_conn_id=self.azbatch_conn_id,
+                        min_usable_nodes=min_nodes,
+                        poll_interval=poll_interval,
+                        timeout_at=time.time() + wait_timeout,
+                        carry=result,
+                    ),
+                    method_name="execute_complete",
+                    timeout=timedelta(seconds=wait_timeout + 60),
+                )
+            return self._finish(result, {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id})
+        return self._finish(result, self._wait(pool_id, min_nodes, wait_timeout, poll_interval))
+
+    def _create(self, spec: dict[str, Any]) -> bool:
+        files = self._start_task_files()
+        body = dict(spec)
+        if files:
+            start = dict(body.get("startTask") or {})
+            if not start.get("commandLine"):
+                raise InvalidInputError("start_task_resource_files needs a start_task with a commandLine.")
+            start["resourceFiles"] = [*files, *(start.get("resourceFiles") or [])]
+            body["startTask"] = start
+        created = self.hook.create_pool(body)
+        if created:
+            self.log.info("Created pool %s: %s, %s", spec["id"], spec.get("vmSize"), _describe_size(spec))
+        return created
+
+    def _handle_existing(
+        self, pool_id: str, spec: dict[str, Any], existing: dict[str, Any], poll_interval: float
+    ) -> tuple[bool, bool]:
+        if self.if_exists == "fail":
+            raise BatchProviderError(
+                f"Pool {pool_id!r} already exists and if_exists='fail'. Use another pool_id, "
+                "if_exists='reuse' to share it, or delete it first."
+            )
+        differences = pool_differences(spec, existing)
+        if not differences:
+            self.log.info("Reusing the existing, compatible pool %s (%s)", pool_id, _describe_size(existing))
+            return False, False
+        listed = "\n  - ".join(differences)
+        if self.if_exists != "recreate":
+            raise BatchProviderError(
+                f"Pool {pool_id!r} already exists with a different configuration:\n  - {listed}\n"
+                "Use another pool_id, or if_exists='recreate' to delete and recreate it (running tasks "
+                "on it are requeued)."
+            )
+        self.log.warning("Recreating pool %s because it differs:\n  - %s", pool_id, listed)
+        self.hook.delete_pool(pool_id, wait=True, poll_interval=max(1, int(poll_interval)))
+        if not self._create(spec):
+            raise BatchProviderError(f"Pool {pool_id!r} reappeared while it was being recreated.")
+        return True, True
+
+    def _wait(self, pool_id: str, min_nodes: int, timeout: float, poll_interval: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            verdict = run_sync(check_pool(SyncBatchIO(self.hook), pool_id, min_nodes))
+            if verdict.message != last:
+                self.log.info("%s", verdict.message)
+                last = verdict.message
+            if verdict.status != "waiting":
+                return {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id}
+            if time.monotonic() >= deadline:
+                return {
+                    "status": "timeout",
+                    "pool_id": pool_id,
+                    "message": f"Pool {pool_id!r} was not ready after {timeout:.0f}s. Last status: "
+                    f"{verdict.message}",
+                }
+            time.sleep(poll_interval)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        if not event:
+            raise BatchProviderError("The pool trigger ended without an event.")
+        return self._finish(dict(result or event.get("carry") or {"pool_id": event.get("pool_id")}), event)
+
+    def _finish(self, result: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
+        status = event.get("status")
+        if status == "ready":
+            result["usable_nodes"] = event.get("usable_nodes")
+            return result
+        message = str(event.get("message") or "")
+        if status == "timeout":
+            raise BatchPoolNotReadyError(
+                f"{message} Raise wait_timeout, check the account's core quota, or use a smaller VM size."
+            )
+        if status == "failed":
+            raise BatchPoolNotReadyError(message)
+        raise BatchProviderError(message or f"Waiting for pool {result.get('pool_id')!r} failed.")
+
+
+def _describe_size(spec: Mapping[str, Any]) -> str:
+    if spec.get("enableAutoScale"):
+        return f"autoscale ({spec.get('autoScaleFormula', '')!s:.60})"
+    dedicated = spec.get("targetDedicatedNodes") or 0
+    spot = spec.get("targetLowPriorityNodes") or 0
+    return f"{dedicated} dedicated + {spot} Spot node(s)"
+
+
+class BatchDeletePoolOperator(BaseOperator):
+    """Delete a Batch pool; a pool that does not exist (or is already being deleted) is not an error.
+
+    Meant as a teardown task (``.as_teardown()``), so it runs whatever happened upstream.
+    Returns ``{"pool_id", "outcome"}`` with ``outcome`` ``deleted``, ``not_found`` or ``being_deleted``.
+
+    :param wait_for_deletion: Block until the pool is gone.
+    """
+
+    template_fields: Sequence[str] = ("pool_id", "azbatch_conn_id")
+    ui_color = "#ffe0e0"
+
+    def __init__(
+        self,
+        *,
+        pool_id: str,
+        wait_for_deletion: bool = False,
+        poll_interval: float = 5,
+        azbatch_conn_id: str = BatchHook.default_conn_name,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.pool_id = pool_id
+        self.wait_for_deletion = wait_for_deletion
+        self.poll_interval = poll_interval
+        self.azbatch_conn_id = azbatch_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        pool_id = make_batch_id(str(self.pool_id))
+        outcome = BatchHook(self.azbatch_conn_id).delete_pool(
+            pool_id, wait=self.wait_for_deletion, poll_interval=self.poll_interval
+        )
+        self.log.info("Pool %s: %s", pool_id, outcome.replace("_", " "))
+        return {"pool_id": pool_id, "outcome": outcome}

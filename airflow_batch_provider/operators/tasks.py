@@ -1,0 +1,400 @@
+"""Add a collection of tasks to a Batch job: explicit, from a factory, with common settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchJobLink
+from airflow_batch_provider.utils.batch_specs import (
+    deep_merge,
+    environment_list,
+    normalize_task,
+    output_file,
+    parse_iso_duration,
+    sas_urls_in_task,
+    std_log_output_files,
+    to_rest,
+)
+from airflow_batch_provider.utils.ids import make_batch_id
+from airflow_batch_provider.utils.task_factories import TaskBuildContext
+from airflow_batch_provider.utils.validation import (
+    validate_batch_id,
+    validate_sas_lifetime,
+    validate_task_collection,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+#: SAS lifetime when neither the job nor the tasks bound their run time.
+DEFAULT_UNBOUNDED_SAS_TTL = timedelta(days=7)
+DEFAULT_QUEUE_MARGIN = timedelta(hours=2)
+#: Longest task id prefix the operator derives itself (leaves room for the local ids).
+DEFAULT_PREFIX_LENGTH = 36
+
+
+def _seconds(value: timedelta | float | str | None) -> timedelta | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str) and value.startswith("P"):
+        return parse_iso_duration(value)
+    return timedelta(seconds=float(value))
+
+
+def default_task_id_prefix(context: Any) -> str:
+    """``<task_id>[-<map index>]-<run id>``, made a valid id with a hash; the same on every retry."""
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    raw = f"{ti.task_id}" + (f"-{map_index}" if map_index is not None and map_index >= 0 else "")
+    raw += f"-{context['run_id']}-{ti.dag_id}"
+    return make_batch_id(raw, max_length=DEFAULT_PREFIX_LENGTH)
+
+
+def full_prefix(prefix: str) -> str:
+    """The string every task id of the collection starts with (prefix plus a separator)."""
+    return prefix if prefix.endswith(("-", "_")) else f"{prefix}-"
+
+
+class BatchAddTasksOperator(BaseOperator):
+    """Add tasks to a Batch job, validated first, in parallel chunks of 100, idempotently.
+
+    Tasks come from ``tasks`` (dicts in REST or Python style, or ``BatchTaskCreateOptions``) and/or
+    a ``task_factory`` from :mod:`airflow_batch_provider.utils.task_factories` (one task per blob,
+    parametric sweep, tasks from an upload's XCom). Every task id becomes ``<prefix>-<local id>`` with
+    a prefix derived from the DAG run and task (or ``task_id_prefix``), so an Airflow retry re-adds the
+    same ids and the service's ``TaskExists`` answers count as already added: nothing runs twice.
+
+    Common settings are applied to every task (a task's own values win): ``common_resource_files``
+    (REST entries, or ``{"container", "blob_prefix", "file_path", "file_mode"}`` descriptors such as the
+    ``resource_files`` of :class:`UploadApplicationFilesOperator`, for which a read SAS is minted now),
+    ``output_container`` with ``output_patterns`` and, by default, the task's stdout/stderr uploaded on
+    completion, ``environment``, ``constraints``, ``required_slots``, ``exit_conditions``,
+    ``application_package_references``, ``user_identity``, ``container_settings`` and ``task_defaults``.
+
+    Before any task is sent: ids valid and unique, commands non-empty, ``requiredSlots`` within the
+    pool's ``taskSlotsPerNode``, dependencies only on jobs that allow them, and every SAS valid until the
+    job's max wall clock (or the tasks' own) plus ``queue_margin``.
+
+    Returns ``{"job_id", "task_count", "task_id_prefix", "added", "already_existed"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "job_id",
+        "tasks",
+        "task_factory",
+        "task_id_prefix",
+        "common_resource_files",
+        "output_container",
+        "output_path",
+        "output_patterns",
+        "environment",
+        "constraints",
+        "required_slots",
+        "exit_conditions",
+        "application_package_references",
+        "user_identity",
+        "container_settings",
+        "task_defaults",
+        "identity_reference",
+        "azbatch_conn_id",
+        "azblob_conn_id",
+    )
+    template_fields_renderers = {"tasks": "json", "task_defaults": "json", "environment": "json"}
+    operator_extra_links = (BatchJobLink(),)
+    ui_color = "#e0ecff"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        tasks: Sequence[Mapping[str, Any] | Any] | None = None,
+        task_factory: Any | None = None,
+        task_id_prefix: str | None = None,
+        prefix_task_ids: bool = True,
+        common_resource_files: Sequence[Mapping[str, Any]] | None = None,
+        output_container: str | None = None,
+        output_path: str | None = None,
+        output_patterns: Sequence[str] | None = None,
+        upload_std_logs: bool = True,
+        environment: Mapping[str, Any] | None = None,
+        constraints: Mapping[str, Any] | None = None,
+        required_slots: int | None = None,
+        exit_conditions: Mapping[str, Any] | None = None,
+        application_package_references: Sequence[Mapping[str, Any]] | None = None,
+        user_identity: Mapping[str, Any] | None = None,
+        container_settings: Mapping[str, Any] | None = None,
+        task_defaults: Mapping[str, Any] | None = None,
+        identity_reference: Mapping[str, Any] | None = None,
+        sas_ttl: timedelta | float | None = None,
+        queue_margin: timedelta | float = DEFAULT_QUEUE_MARGIN,
+        max_concurrency: int | None = None,
+        azbatch_conn_id: str = BatchHook.default_conn_name,
+        azblob_conn_id: str = "azblob_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.tasks = tasks
+        self.task_factory = task_factory
+        self.task_id_prefix = task_id_prefix
+        self.prefix_task_ids = prefix_task_ids
+        self.common_resource_files = common_resource_files
+        self.output_container = output_container
+        self.output_path = output_path
+        self.output_patterns = output_patterns
+        self.upload_std_logs = upload_std_logs
+        self.environment = environment
+        self.constraints = constraints
+        self.required_slots = required_slots
+        self.exit_conditions = exit_conditions
+        self.application_package_references = application_package_references
+        self.user_identity = user_identity
+        self.container_settings = container_settings
+        self.task_defaults = task_defaults
+        self.identity_reference = identity_reference
+        self.sas_ttl = sas_ttl
+        self.queue_margin = queue_margin
+        self.max_concurrency = max_concurrency
+        self.azbatch_conn_id = azbatch_conn_id
+        self.azblob_conn_id = azblob_conn_id
+        self._blob_hooks: dict[str, Any] = {}
+
+    @cached_property
+    def hook(self) -> BatchHook:
+        return BatchHook(self.azbatch_conn_id)
+
+    def _blob_hook(self, conn_id: str) -> Any:
+        if conn_id not in self._blob_hooks:
+            from airflow_batch_provider.hooks.blob import BlobStorageHook
+
+            self._blob_hooks[conn_id] = BlobStorageHook(conn_id)
+        return self._blob_hooks[conn_id]
+
+    # -- planning -----------------------------------------------------------------------------------
+
+    def _raw_tasks(self, ctx: TaskBuildContext) -> list[dict[str, Any]]:
+        raw: list[dict[str, Any]] = []
+        if self.tasks:
+            if isinstance(self.tasks, Mapping | str):
+                raise InvalidInputError("tasks must be a list of task dicts (or BatchTaskCreateOptions).")
+            raw.extend(normalize_task(task) for task in self.tasks)
+        if self.task_factory is not None:
+            build = getattr(self.task_factory, "build", None)
+            if not callable(build):
+                raise InvalidInputError(
+                    f"task_factory must have a build(ctx) method, got {type(self.task_factory).__name__}."
+                )
+            raw.extend(normalize_task(task) for task in build(ctx))
+        if self.tasks is None and self.task_factory is None:
+            raise InvalidInputError("Pass tasks=[...] and/or task_factory=...; there is nothing to add.")
+        return raw
+
+    def _needed_sas_lifetime(self, job: Mapping[str, Any]) -> tuple[timedelta, str]:
+        margin = _seconds(self.queue_margin) or timedelta(0)
+        job_clock = parse_iso_duration((job.get("constraints") or {}).get("maxWallClockTime"))
+        if job_clock is not None:
+            return job_clock + margin, f"job max wall clock {job_clock} + queue margin {margin}"
+        task_clock = _seconds((to_rest(dict(self.constraints or {}))).get("maxWallClockTime"))
+        if task_clock is not None:
+            return task_clock + margin, f"task max wall clock {task_clock} + queue margin {margin}"
+        return DEFAULT_UNBOUNDED_SAS_TTL, "no max wall clock on the job or tasks, so a default"
+
+    def _resource_files(self, ctx: TaskBuildContext) -> list[dict[str, Any]]:
+        files: list[dict[str, Any]] = []
+        for entry in self.common_resource_files or []:
+            entry = dict(entry)
+            if "container" in entry:  # a descriptor: mint the SAS now
+                container = str(entry["container"])
+                prefix = entry.get("blob_prefix") or entry.get("prefix") or ""
+                if self.identity_reference:
+                    item: dict[str, Any] = {
+                        "storageContainerUrl": self._blob_hook(self.azblob_conn_id).container_url(container),
+                        "identityReference": to_rest(dict(self.identity_reference)),
+                    }
+                    if prefix:
+                        item["blobPrefix"] = prefix
+                else:
+                    item = self._blob_hook(self.azblob_conn_id).resource_files(
+                        container, prefix, expiry=ctx.sas_expiry
+                    )[0]
+                if entry.get("file_path"):
+                    item["filePath"] = entry["file_path"]
+                if entry.get("file_mode"):
+                    item["fileMode"] = entry["file_mode"]
+                files.append(item)
+            else:
+                files.append(to_rest(entry))
+        return files
+
+    def _output_files(self, url: str, job_id: str, prefix: str, task_id: str) -> list[dict[str, Any]]:
+        if not self.output_container:
+            return []
+        base = (self.output_path or f"{job_id}/{prefix}").strip("/")
+        path = f"{base}/{task_id}"
+        identity = to_rest(dict(self.identity_reference)) if self.identity_reference else None
+        files = [
+            output_file(pattern, url, path, "tasksuccess", identity)
+            for pattern in (self.output_patterns or [])
+        ]
+        if self.upload_std_logs:
+            files.extend(std_log_output_files(url, f"{path}/logs", identity))
+        return files
+
+    def _apply_common(self, task: dict[str, Any], common_files: list[dict[str, Any]]) -> dict[str, Any]:
+        defaults = to_rest(dict(self.task_defaults or {}))
+        merged = deep_merge(defaults, task)
+        if common_files:
+            merged["resourceFiles"] = [*common_files, *(merged.get("resourceFiles") or [])]
+        if self.environment:
+            env = {item["name"]: item.get("value") for item in environment_list(self.environment) or []}
+            env.update({item["name"]: item.get("value") for item in merged.get("environmentSettings") or []})
+            merged["environmentSettings"] = [{"name": k, "value": v} for k, v in env.items()]
+        if self.constraints:
+            merged["constraints"] = deep_merge(
+                to_rest(dict(self.constraints)), merged.get("constraints") or {}
+            )
+        if self.required_slots not in (None, "") and "requiredSlots" not in merged:
+            merged["requiredSlots"] = int(str(self.required_slots))
+        extras: tuple[tuple[str, Any], ...] = (
+            ("exitConditions", self.exit_conditions),
+            ("applicationPackageReferences", self.application_package_references),
+            ("userIdentity", self.user_identity),
+            ("containerSettings", self.container_settings),
+        )
+        for key, value in extras:
+            if value is not None and value != "" and key not in merged:
+                merged[key] = to_rest(value)
+        return merged
+
+    # -- execute ------------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        job_id = make_batch_id(str(self.job_id))
+        prefix = (
+            make_batch_id(str(self.task_id_prefix))
+            if self.task_id_prefix
+            else default_task_id_prefix(context)
+        )
+        validate_batch_id(prefix, "task id prefix")
+        id_prefix = full_prefix(prefix) if self.prefix_task_ids else ""
+        try:
+            BatchJobLink.persist(context, self.hook.settings, job_id)
+        except Exception as err:
+            self.log.debug("Could not persist the job link: %s", err)
+
+        job = self.hook.get_job(job_id)
+        if job is None:
+            raise BatchProviderError(
+                f"Job {job_id!r} does not exist. Create it first (BatchCreateJobOperator) or check job_id."
+            )
+        state = str(job.get("state") or "").lower()
+        if state not in ("active", "disabled", "disabling", "enabling", ""):
+            raise BatchProviderError(f"Job {job_id!r} is {state!r} and accepts no new tasks.")
+        pool_id = (job.get("poolInfo") or {}).get("poolId")
+        slots: int | None = None
+        if pool_id:
+            pool = self.hook.get_pool(pool_id, select=["id", "taskSlotsPerNode"])
+            slots = int((pool or {}).get("taskSlotsPerNode") or 1) if pool else None
+        else:
+            auto = ((job.get("poolInfo") or {}).get("autoPoolSpecification") or {}).get("pool") or {}
+            slots = int(auto.get("taskSlotsPerNode") or 1) if auto else None
+
+        lifetime, why = self._needed_sas_lifetime(job)
+        ttl = _seconds(self.sas_ttl)
+        if ttl is not None and ttl < lifetime:
+            raise InvalidInputError(
+                f"sas_ttl {ttl} is shorter than the tasks may need the files ({why}: {lifetime}). Raise "
+                "sas_ttl, shorten the job's max_wall_clock_time, or use identity_reference instead of SAS."
+            )
+        now = datetime.now(timezone.utc)
+        needed_until = now + lifetime
+        ctx = TaskBuildContext(
+            blob_hook=self._blob_hook,
+            sas_expiry=now + (ttl or lifetime) + timedelta(minutes=5),
+            identity_reference=to_rest(dict(self.identity_reference)) if self.identity_reference else None,
+        )
+
+        raw = self._raw_tasks(ctx)
+        # Local ids: the task's own, else its position.
+        width = max(5, len(str(len(raw))))
+        planned: list[dict[str, Any]] = []
+        for index, task in enumerate(raw):
+            local = str(task.get("id") or f"{index:0{width}d}")
+            if self.prefix_task_ids:
+                full = f"{id_prefix}{local}"
+                task["id"] = full if len(full) <= 64 else make_batch_id(full)
+            else:
+                task["id"] = local
+            planned.append(task)
+
+        # Validation before anything is sent (and before a SAS is minted for outputs).
+        validate_task_collection(planned, task_slots_per_node=slots, pool_id=pool_id)
+        if not job.get("usesTaskDependencies"):
+            dependent = [t["id"] for t in planned if t.get("dependsOn")]
+            if dependent:
+                raise InvalidInputError(
+                    f"{len(dependent)} task(s) declare dependsOn ({', '.join(dependent[:5])}) but job "
+                    f"{job_id!r} was created without uses_task_dependencies=True; the service would "
+                    "reject them."
+                )
+
+        if self.output_patterns and not self.output_container:
+            raise InvalidInputError("output_patterns needs output_container (where to upload the files).")
+        common_files = self._resource_files(ctx)
+        output_url = ""
+        if self.output_container:
+            blob_hook = self._blob_hook(self.azblob_conn_id)
+            if self.identity_reference:
+                output_url = blob_hook.container_url(self.output_container)
+            else:
+                output_url = blob_hook.get_container_sas_url(
+                    self.output_container, "write", expiry=ctx.sas_expiry
+                )
+        final = []
+        for task in planned:
+            body = self._apply_common(task, common_files)
+            outputs = self._output_files(output_url, job_id, prefix, body["id"])
+            if outputs:
+                body["outputFiles"] = [*(body.get("outputFiles") or []), *outputs]
+            final.append(body)
+        validate_task_collection(final, task_slots_per_node=slots, pool_id=pool_id)
+        validate_sas_lifetime(
+            (url for task in final for url in sas_urls_in_task(task)), needed_until=needed_until, reason=why
+        )
+
+        self.log.info(
+            "Adding %d task(s) with ids %s* to job %s (pool %s)", len(final), id_prefix or "", job_id, pool_id
+        )
+        result = self.hook.add_tasks(job_id, final, max_concurrency=self.max_concurrency)
+        if result.failures:
+            shown = "; ".join(f"{f['id']}: {f.get('code')}: {f.get('message')}" for f in result.failures[:10])
+            raise BatchProviderError(
+                f"{len(result.failures)} of {len(final)} task(s) could not be added to job {job_id!r}: "
+                f"{shown}"
+            )
+        self.log.info(
+            "Job %s: %d task(s) added, %d already existed (from an earlier try), in %d request(s)",
+            job_id,
+            result.added,
+            result.already_existed,
+            result.requests,
+        )
+        return {
+            "job_id": job_id,
+            "task_count": len(final),
+            "task_id_prefix": id_prefix or None,
+            "added": result.added,
+            "already_existed": result.already_existed,
+        }
+
+
+__all__ = ["BatchAddTasksOperator", "default_task_id_prefix", "full_prefix"]

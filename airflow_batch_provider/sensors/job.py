@@ -1,0 +1,226 @@
+"""Sensor that waits for the tasks of a Batch job (all of them, or those under an id prefix)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from airflow_batch_provider.exceptions import BatchProviderError
+from airflow_batch_provider.hooks._sdk_compat import TaskCounts
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchJobLink
+from airflow_batch_provider.triggers.job import BatchJobTrigger
+from airflow_batch_provider.utils.batch_status import (
+    SyncBatchIO,
+    check_job,
+    failure_report,
+    is_failed_task,
+    prefix_filter,
+    run_sync,
+)
+
+#: Extra time the deferral gets beyond the trigger's own deadline, so the trigger reports the timeout.
+_DEFERRAL_MARGIN = 60.0
+
+
+class BatchTaskFailureError(BatchProviderError):
+    """Batch tasks completed with a failure (non-zero exit code, or a failure info)."""
+
+
+class BatchJobEndedError(BatchProviderError):
+    """The job ended (terminated, deleted) before its tasks completed."""
+
+
+def job_result(event: dict[str, Any], max_ids: int = 20) -> dict[str, Any]:
+    """The small XCom a job wait returns."""
+    failed = event.get("failed_tasks") or []
+    return {
+        "job_id": event.get("job_id"),
+        "task_id_prefix": event.get("task_id_prefix"),
+        "counts": event.get("counts"),
+        "failed_count": event.get("failed_count", 0),
+        "failed_task_ids": [task.get("id") for task in failed[:max_ids]],
+    }
+
+
+class BatchJobSensor(BaseSensorOperator):
+    """Wait until all tasks of a Batch job, or all tasks whose id starts with ``task_id_prefix``, complete.
+
+    Fails with the ids, exit codes, failure codes and stderr tails of the failed tasks (or only warns
+    when ``fail_on_task_failure=False``), and fails when the job ends with tasks still pending. Works
+    in ``poke``, ``reschedule`` and deferrable mode; the wait is bounded by ``timeout`` (seconds or
+    timedelta), after which the job (or the prefix's tasks) can be terminated.
+
+    :param job_id: The Batch job id.
+    :param task_id_prefix: Watch only tasks whose id starts with this (e.g. the ``task_id_prefix`` that
+        :class:`~airflow_batch_provider.operators.tasks.BatchAddTasksOperator` returns).
+    :param expected_task_count: Keep waiting until at least this many tasks exist.
+    :param fail_on_task_failure: Fail when any watched task failed; ``False`` logs a warning instead.
+    :param max_failed_tasks: How many failed tasks the error lists.
+    :param max_failure_logs: For how many failed tasks the tail of stderr.txt is shown.
+    :param terminate_on_timeout: Terminate the job (or the prefix's tasks) when the wait times out.
+    :param terminate_on_kill: Terminate it when the Airflow task is killed or hits execution_timeout.
+    :param deferrable: Wait in the triggerer and free the worker slot.
+    """
+
+    template_fields: Sequence[str] = ("job_id", "task_id_prefix", "expected_task_count", "azbatch_conn_id")
+    operator_extra_links = (BatchJobLink(),)
+    ui_color = "#cce5ff"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        task_id_prefix: str | None = None,
+        expected_task_count: int | None = None,
+        azbatch_conn_id: str = BatchHook.default_conn_name,
+        fail_on_task_failure: bool = True,
+        max_failed_tasks: int = 10,
+        max_failure_logs: int = 3,
+        terminate_on_timeout: bool = False,
+        terminate_on_kill: bool = False,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poke_interval: timedelta | float = 30,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.job_id = job_id
+        self.task_id_prefix = task_id_prefix
+        self.expected_task_count = expected_task_count
+        self.azbatch_conn_id = azbatch_conn_id
+        self.fail_on_task_failure = fail_on_task_failure
+        self.max_failed_tasks = max_failed_tasks
+        self.max_failure_logs = max_failure_logs
+        self.terminate_on_timeout = terminate_on_timeout
+        self.terminate_on_kill = terminate_on_kill
+        self.deferrable = deferrable
+        self._last_counts: TaskCounts | None = None
+        self._stalled = 0
+        self._last_message: str | None = None
+
+    @cached_property
+    def hook(self) -> BatchHook:
+        return BatchHook(self.azbatch_conn_id)
+
+    def _expected(self) -> int | None:
+        return int(self.expected_task_count) if self.expected_task_count not in (None, "", "None") else None
+
+    def _persist_link(self, context: Any) -> None:
+        try:
+            BatchJobLink.persist(context, self.hook.settings, self.job_id)
+        except Exception as err:  # a link must never fail the task
+            self.log.debug("Could not persist the job link: %s", err)
+
+    def execute(self, context: Any) -> Any:
+        self._persist_link(context)
+        if self.deferrable:
+            event = self._check().to_event()
+            if event["status"] != "running":
+                return self._handle(event)
+            timeout_at = time.time() + self.timeout
+            self.defer(
+                trigger=BatchJobTrigger(
+                    job_id=self.job_id,
+                    task_id_prefix=self.task_id_prefix,
+                    azbatch_conn_id=self.azbatch_conn_id,
+                    poll_interval=self.poke_interval,
+                    timeout_at=timeout_at,
+                    expected_task_count=self._expected(),
+                    max_failed_tasks=self.max_failed_tasks,
+                    max_failure_logs=self.max_failure_logs,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout + _DEFERRAL_MARGIN),
+            )
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as err:
+            self._on_timeout()
+            raise AirflowSensorTimeout(f"{err} Last status: {self._last_message or 'unknown'}") from err
+
+    def _check(self) -> Any:
+        check = run_sync(
+            check_job(
+                SyncBatchIO(self.hook),
+                self.job_id,
+                self.task_id_prefix,
+                expected_task_count=self._expected(),
+                last_counts=self._last_counts,
+                stalled_polls=self._stalled,
+                # In reschedule mode every poke is a new process with no memory of earlier counts.
+                force_job_check=self.reschedule and self._last_counts is None,
+                max_failed_tasks=self.max_failed_tasks,
+                max_failure_logs=self.max_failure_logs,
+            )
+        )
+        if check.status == "running" and check.changed:
+            self.log.info("%s", check.message)
+        self._last_counts = check.counts
+        self._stalled = check.stalled_polls
+        self._last_message = check.message
+        return check
+
+    def poke(self, context: Any) -> bool | PokeReturnValue:
+        event = self._check().to_event()
+        if event["status"] == "running":
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._handle(event))
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        if not event:
+            raise BatchProviderError("The Batch job trigger ended without an event.")
+        return self._handle(event)
+
+    def _handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        status = event.get("status")
+        message = str(event.get("message") or "")
+        if status == "success":
+            self.log.info("All watched tasks completed successfully: %s", message)
+            return job_result(event)
+        if status == "timeout":
+            self._on_timeout()
+            raise AirflowSensorTimeout(message)
+        if status == "failed":
+            if event.get("reason") == "job_ended":
+                raise BatchJobEndedError(message)
+            if self.fail_on_task_failure:
+                raise BatchTaskFailureError(message or failure_report(event))
+            self.log.warning("%s", message or failure_report(event))
+            return job_result(event)
+        raise BatchProviderError(message or f"Waiting for job {self.job_id!r} failed.")
+
+    def _on_timeout(self) -> None:
+        if self.terminate_on_timeout:
+            self._terminate("the wait timed out")
+
+    def _terminate(self, why: str) -> None:
+        try:
+            if self.task_id_prefix:
+                pending = self.hook.list_tasks(
+                    self.job_id,
+                    filter=f"{prefix_filter(self.task_id_prefix)} and state ne 'completed'",
+                    select=["id"],
+                )
+                for task in pending:
+                    self.hook.terminate_task(self.job_id, str(task["id"]))
+                self.log.warning(
+                    "Terminated %d task(s) under %s because %s", len(pending), self.task_id_prefix, why
+                )
+            else:
+                outcome = self.hook.terminate_job(self.job_id, reason="AirflowTimeoutOrKill")
+                self.log.warning("Job %s: %s because %s", self.job_id, outcome, why)
+        except Exception as err:
+            self.log.error("Could not terminate job %s: %s", self.job_id, err)
+
+    def on_kill(self) -> None:
+        if self.terminate_on_kill:
+            self._terminate("the Airflow task was killed")
+
+
+__all__ = ["BatchJobEndedError", "BatchJobSensor", "BatchTaskFailureError", "is_failed_task", "job_result"]

@@ -1,0 +1,120 @@
+"""Sensor that waits until a Batch pool is steady with enough usable nodes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
+from airflow.sdk.exceptions import AirflowSensorTimeout
+
+from airflow_batch_provider.exceptions import BatchProviderError
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchPoolLink
+from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+from airflow_batch_provider.utils.batch_status import SyncBatchIO, check_pool, run_sync
+
+_DEFERRAL_MARGIN = 60.0
+
+
+class BatchPoolNotReadyError(BatchProviderError):
+    """The pool cannot become ready: quota, image or VM size error, start task failure, unusable nodes."""
+
+
+def pool_result(event: dict[str, Any]) -> dict[str, Any]:
+    return {"pool_id": event.get("pool_id"), "usable_nodes": event.get("usable_nodes")}
+
+
+class BatchPoolSensor(BaseSensorOperator):
+    """Wait until a pool is steady with at least ``min_usable_nodes`` idle or running nodes.
+
+    Fails fast, with the service's message, on quota, image and VM size errors; on start task failures
+    with the tail of the node's ``startup/stderr.txt``; and on unusable nodes. ``AllocationTimedout`` on
+    an autoscale pool keeps waiting until ``timeout``. Deferrable.
+
+    :param pool_id: The pool id.
+    :param min_usable_nodes: Nodes required; default every target node (0 for autoscale pools).
+    """
+
+    template_fields: Sequence[str] = ("pool_id", "min_usable_nodes", "azbatch_conn_id")
+    operator_extra_links = (BatchPoolLink(),)
+    ui_color = "#cce5ff"
+
+    def __init__(
+        self,
+        *,
+        pool_id: str,
+        min_usable_nodes: int | None = None,
+        azbatch_conn_id: str = BatchHook.default_conn_name,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poke_interval: timedelta | float = 30,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(poke_interval=poke_interval, **kwargs)
+        self.pool_id = pool_id
+        self.min_usable_nodes = min_usable_nodes
+        self.azbatch_conn_id = azbatch_conn_id
+        self.deferrable = deferrable
+        self._last_message: str | None = None
+
+    @cached_property
+    def hook(self) -> BatchHook:
+        return BatchHook(self.azbatch_conn_id)
+
+    def _min(self) -> int | None:
+        return int(self.min_usable_nodes) if self.min_usable_nodes not in (None, "", "None") else None
+
+    def execute(self, context: Any) -> Any:
+        try:
+            BatchPoolLink.persist(context, self.hook.settings, self.pool_id)
+        except Exception as err:
+            self.log.debug("Could not persist the pool link: %s", err)
+        if self.deferrable:
+            verdict = run_sync(check_pool(SyncBatchIO(self.hook), self.pool_id, self._min()))
+            if verdict.status != "waiting":
+                return self._handle({"status": verdict.status, **verdict.as_dict(), "pool_id": self.pool_id})
+            self.log.info("%s", verdict.message)
+            self.defer(
+                trigger=BatchPoolTrigger(
+                    pool_id=self.pool_id,
+                    azbatch_conn_id=self.azbatch_conn_id,
+                    min_usable_nodes=self._min(),
+                    poll_interval=self.poke_interval,
+                    timeout_at=time.time() + self.timeout,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=self.timeout + _DEFERRAL_MARGIN),
+            )
+        try:
+            return super().execute(context)
+        except AirflowSensorTimeout as err:
+            raise AirflowSensorTimeout(f"{err} Last status: {self._last_message or 'unknown'}") from err
+
+    def poke(self, context: Any) -> bool | PokeReturnValue:
+        verdict = run_sync(check_pool(SyncBatchIO(self.hook), self.pool_id, self._min()))
+        if verdict.message != self._last_message:
+            self.log.info("%s", verdict.message)
+            self._last_message = verdict.message
+        if verdict.status == "waiting":
+            return False
+        return PokeReturnValue(
+            True, self._handle({"status": verdict.status, **verdict.as_dict(), "pool_id": self.pool_id})
+        )
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
+        if not event:
+            raise BatchProviderError("The Batch pool trigger ended without an event.")
+        return self._handle(event)
+
+    def _handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        status = event.get("status")
+        if status == "ready":
+            return pool_result(event)
+        if status == "timeout":
+            raise AirflowSensorTimeout(str(event.get("message")))
+        if status == "failed":
+            raise BatchPoolNotReadyError(str(event.get("message")))
+        raise BatchProviderError(str(event.get("message") or f"Waiting for pool {self.pool_id!r} failed."))

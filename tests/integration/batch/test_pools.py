@@ -1,0 +1,200 @@
+"""Pools against the Batch emulator: create, reuse, refuse, recreate, wait (sync and deferred), fail fast."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, BatchDeletePoolOperator
+from airflow_batch_provider.sensors.pool import BatchPoolNotReadyError, BatchPoolSensor
+from airflow_batch_provider.testing.emulator import BatchEmulatorServer
+from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+
+pytestmark = pytest.mark.integration
+
+
+def _pool_op(pool_id: str, **kw: Any) -> BatchCreatePoolOperator:
+    args: dict[str, Any] = dict(
+        task_id="create_pool",
+        pool_id=pool_id,
+        vm_size="standard_d2s_v3",
+        image="ubuntu-24.04",
+        target_dedicated_nodes=2,
+        poll_interval=0.2,
+        wait_timeout=60,
+    )
+    args.update(kw)
+    return BatchCreatePoolOperator(**args)
+
+
+def test_create_wait_reuse_refuse_recreate_delete(hook: BatchHook, context: dict, uid: str) -> None:
+    pool_id = f"itest-pool-{uid}"
+    first = _pool_op(pool_id, task_slots_per_node=2, metadata={"owner": "itest"}).execute(context)
+    assert first == {
+        "pool_id": pool_id,
+        "created": True,
+        "recreated": False,
+        "vm_size": "standard_d2s_v3",
+        "task_slots_per_node": 2,
+        "usable_nodes": 2,
+    }
+    pool = hook.get_pool(pool_id)
+    assert pool is not None
+    assert pool["virtualMachineConfiguration"]["nodeAgentSKUId"] == "batch.node.ubuntu 24.04"
+    assert pool["metadata"] == [{"name": "owner", "value": "itest"}]
+
+    again = _pool_op(pool_id, task_slots_per_node=2).execute(context)
+    assert again["created"] is False and again["usable_nodes"] == 2
+
+    with pytest.raises(Exception, match="taskSlotsPerNode: existing 2, requested 4") as info:
+        _pool_op(pool_id, task_slots_per_node=4, wait_for_ready=False).execute(context)
+    assert "if_exists='recreate'" in str(info.value)
+
+    recreated = _pool_op(
+        pool_id, task_slots_per_node=4, target_dedicated_nodes=1, if_exists="recreate"
+    ).execute(context)
+    assert recreated["recreated"] is True and recreated["usable_nodes"] == 1
+    assert hook.get_pool(pool_id)["taskSlotsPerNode"] == 4  # type: ignore[index]
+
+    delete = BatchDeletePoolOperator(
+        task_id="delete_pool", pool_id=pool_id, wait_for_deletion=True, poll_interval=0.2
+    )
+    assert delete.execute(context) == {"pool_id": pool_id, "outcome": "deleted"}
+    assert hook.get_pool(pool_id) is None
+    assert delete.execute(context) == {"pool_id": pool_id, "outcome": "not_found"}  # teardown twice is fine
+
+
+def test_deferred_wait_runs_the_real_trigger(hook: BatchHook, context: dict, uid: str) -> None:
+    pool_id = f"itest-defer-{uid}"
+    op = _pool_op(pool_id, deferrable=True, target_dedicated_nodes=1)
+    from airflow.sdk.exceptions import TaskDeferred
+
+    try:
+        result = op.execute(context)
+        deferred = None
+    except TaskDeferred as err:
+        deferred = err
+    if deferred is not None:
+        trigger = deferred.trigger
+        assert isinstance(trigger, BatchPoolTrigger)
+        _classpath, kwargs = trigger.serialize()
+        json.dumps(kwargs)
+        events = asyncio.run(_collect(BatchPoolTrigger(**kwargs)))
+        assert len(events) == 1 and events[0]["status"] == "ready"
+        result = op.execute_complete(context, events[0], **(deferred.kwargs or {}))
+    assert result["pool_id"] == pool_id and result["usable_nodes"] == 1
+    assert not context["ti"].xcoms.get("_link_BatchPoolLink")  # no subscription extras: no link
+    hook.delete_pool(pool_id)
+
+
+async def _collect(trigger: Any) -> list[dict[str, Any]]:
+    return [event.payload async for event in trigger.run()]
+
+
+def test_start_task_failure_fails_with_the_node_stderr(hook: BatchHook, context: dict, uid: str) -> None:
+    pool_id = f"itest-bad-start-{uid}"
+    op = _pool_op(
+        pool_id,
+        target_dedicated_nodes=1,
+        start_task={
+            "command_line": "/bin/sh -c 'echo E: Unable to locate package foo >&2; exit 100'",
+            "wait_for_success": True,
+        },
+    )
+    with pytest.raises(BatchPoolNotReadyError) as info:
+        op.execute(context)
+    message = str(info.value)
+    assert "start task failed on 1 node(s)" in message
+    assert "exit code 100" in message
+    assert "E: Unable to locate package foo" in message
+    hook.delete_pool(pool_id)
+
+
+def test_pool_sensor_reports_start_task_failure_in_deferred_mode(
+    hook: BatchHook, context: dict, uid: str
+) -> None:
+    pool_id = f"itest-sensor-{uid}"
+    _pool_op(
+        pool_id,
+        target_dedicated_nodes=1,
+        wait_for_ready=False,
+        start_task={"command_line": "/bin/sh -c 'echo boom >&2; exit 2'"},
+    ).execute(context)
+    trigger = BatchPoolTrigger(pool_id=pool_id, poll_interval=0.2, timeout_at=None)
+    (event,) = asyncio.run(_collect(trigger))
+    assert event["status"] == "failed" and "boom" in event["message"]
+    with pytest.raises(BatchPoolNotReadyError, match="boom"):
+        BatchPoolSensor(task_id="wait_pool", pool_id=pool_id).execute_complete(context, event)
+    hook.delete_pool(pool_id)
+
+
+@pytest.fixture
+def tiny_quota_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A second emulated account with 2 dedicated cores, as connection ``azbatch_tiny``."""
+    with BatchEmulatorServer(dedicated_core_quota=2) as server:
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_AZBATCH_TINY",
+            json.dumps(
+                {
+                    "conn_type": "azbatch",
+                    "host": server.endpoint,
+                    "login": server.account_name,
+                    "password": server.account_key,
+                }
+            ),
+        )
+        yield "azbatch_tiny"
+
+
+def test_core_quota_fails_fast_with_the_service_message(
+    tiny_quota_account: str, context: dict, uid: str
+) -> None:
+    op = _pool_op(f"itest-quota-{uid}", target_dedicated_nodes=4, azbatch_conn_id=tiny_quota_account)
+    with pytest.raises(BatchPoolNotReadyError) as info:
+        op.execute(context)
+    message = str(info.value)
+    assert "AccountCoreQuotaReached" in message
+    assert "core quota" in message  # the service's own words
+    assert "CoreQuota=2" in message
+
+
+def test_wait_timeout_is_a_clear_error(hook: BatchHook, context: dict, uid: str) -> None:
+    pool_id = f"itest-timeout-{uid}"
+    op = _pool_op(
+        pool_id,
+        target_dedicated_nodes=1,
+        start_task={"command_line": "/bin/sh -c 'sleep 5'"},
+        wait_timeout=0.3,
+        poll_interval=0.1,
+    )
+    try:
+        with pytest.raises(
+            BatchPoolNotReadyError, match=r"was not ready after 0s\. Last status: .*waitingforstarttask"
+        ):
+            op.execute(context)
+    finally:
+        hook.delete_pool(pool_id)
+
+
+def test_autoscale_pool_waits_for_the_formula_nodes(hook: BatchHook, context: dict, uid: str) -> None:
+    pool_id = f"itest-auto-{uid}"
+    result = _pool_op(
+        pool_id,
+        target_dedicated_nodes=None,
+        auto_scale_formula="$TargetDedicatedNodes = 2;",
+        auto_scale_evaluation_interval=300,
+        min_usable_nodes=2,
+    ).execute(context)
+    assert result["usable_nodes"] == 2
+    pool = hook.get_pool(pool_id)
+    assert (
+        pool is not None and pool["enableAutoScale"] is True and pool["autoScaleEvaluationInterval"] == "PT5M"
+    )
+    with pytest.raises(Exception, match="enableAutoScale: existing True, requested False"):
+        _pool_op(pool_id, wait_for_ready=False).execute(context)
+    hook.delete_pool(pool_id)

@@ -1,0 +1,150 @@
+"""Triggers: serialisable to JSON primitives, re-creatable from their classpath, and honest events."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+from typing import Any
+
+import pytest
+
+from airflow_batch_provider.hooks._sdk_compat import TaskCounts
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.triggers.job import BatchJobTrigger
+from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+
+
+def _round_trip(trigger: Any) -> Any:
+    classpath, kwargs = trigger.serialize()
+    assert json.loads(json.dumps(kwargs)) == kwargs  # JSON primitives only
+    module, _, name = classpath.rpartition(".")
+    clone = getattr(importlib.import_module(module), name)(**kwargs)
+    assert clone.serialize() == (classpath, kwargs)
+    return clone
+
+
+def test_job_trigger_round_trip() -> None:
+    trigger = BatchJobTrigger(
+        job_id="j",
+        task_id_prefix="run-1-",
+        azbatch_conn_id="c",
+        poll_interval=5,
+        timeout_at=1_900_000_000.5,
+        expected_task_count=10,
+        max_failed_tasks=4,
+        max_failure_logs=2,
+    )
+    clone = _round_trip(trigger)
+    assert clone.task_id_prefix == "run-1-" and clone.expected_task_count == 10
+
+
+def test_pool_trigger_round_trip() -> None:
+    clone = _round_trip(BatchPoolTrigger(pool_id="p", min_usable_nodes=2, poll_interval=1, timeout_at=None))
+    assert clone.min_usable_nodes == 2
+
+
+@pytest.fixture
+def fake_account(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    state: dict[str, Any] = {"counts": [], "tasks": [], "closed": 0, "pool": None, "nodes": []}
+
+    async def aget_task_counts(self: BatchHook, job_id: str) -> TaskCounts:
+        return state["counts"].pop(0) if len(state["counts"]) > 1 else state["counts"][0]
+
+    async def alist_tasks(self: BatchHook, job_id: str, **kwargs: Any) -> list[dict[str, Any]]:
+        flt = kwargs.get("filter") or ""
+        tasks = state["tasks"]
+        if "ne 'completed'" in flt:
+            return [t for t in tasks if t["state"] != "completed"][: kwargs.get("limit") or None]
+        if "result eq 'failure'" in flt:
+            return [t for t in tasks if t.get("executionInfo", {}).get("result") == "failure"]
+        return tasks
+
+    async def aread_task_file_tail(self: BatchHook, job_id: str, task_id: str, path: str, **kw: Any) -> str:
+        return f"stderr of {task_id}"
+
+    async def aget_job(self: BatchHook, job_id: str, select: Any = None) -> dict[str, Any]:
+        return {"id": job_id, "state": "active"}
+
+    async def aget_pool(self: BatchHook, pool_id: str, select: Any = None) -> Any:
+        return state["pool"]
+
+    async def alist_nodes(self: BatchHook, pool_id: str, select: Any = None) -> list[dict[str, Any]]:
+        return state["nodes"]
+
+    async def aclose(self: BatchHook) -> None:
+        state["closed"] += 1
+
+    for name, fn in list(locals().items()):
+        if name.startswith("a") and callable(fn):
+            monkeypatch.setattr(BatchHook, name, fn)
+    return state
+
+
+async def _events(trigger: Any) -> list[dict[str, Any]]:
+    return [event.payload async for event in trigger.run()]
+
+
+def test_job_trigger_reports_success_once_and_closes_the_client(fake_account: dict[str, Any]) -> None:
+    fake_account["counts"] = [TaskCounts(active=1), TaskCounts(completed=1, succeeded=1)]
+    fake_account["tasks"] = [
+        {"id": "t", "state": "completed", "executionInfo": {"result": "success", "exitCode": 0}}
+    ]
+    (event,) = asyncio.run(_events(BatchJobTrigger(job_id="j", poll_interval=0)))
+    assert event["status"] == "success" and event["counts"]["succeeded"] == 1
+    assert fake_account["closed"] == 1
+
+
+def test_job_trigger_failure_event_carries_ids_and_stderr(fake_account: dict[str, Any]) -> None:
+    fake_account["counts"] = [TaskCounts(completed=1, failed=1)]
+    fake_account["tasks"] = [
+        {
+            "id": "t9",
+            "state": "completed",
+            "executionInfo": {
+                "result": "failure",
+                "exitCode": 2,
+                "failureInfo": {"code": "FailureExitCode", "message": "exit 2", "category": "usererror"},
+            },
+        }
+    ]
+    (event,) = asyncio.run(_events(BatchJobTrigger(job_id="j", poll_interval=0)))
+    assert event["status"] == "failed" and event["failed_count"] == 1
+    assert event["failed_tasks"][0]["exit_code"] == 2
+    assert event["failed_tasks"][0]["stderr_tail"] == "stderr of t9"
+    assert json.loads(json.dumps(event)) == event
+
+
+def test_job_trigger_times_out_with_last_status(fake_account: dict[str, Any]) -> None:
+    fake_account["counts"] = [TaskCounts(active=3)]
+    (event,) = asyncio.run(_events(BatchJobTrigger(job_id="j", poll_interval=0, timeout_at=0)))
+    assert event["status"] == "timeout" and "0/3 completed" in event["message"]
+
+
+def test_pool_trigger_ready(fake_account: dict[str, Any]) -> None:
+    fake_account["pool"] = {
+        "id": "p",
+        "state": "active",
+        "allocationState": "steady",
+        "targetDedicatedNodes": 1,
+    }
+    fake_account["nodes"] = [{"id": "n", "state": "idle"}]
+    (event,) = asyncio.run(_events(BatchPoolTrigger(pool_id="p", poll_interval=0)))
+    assert event == {
+        "carry": None,
+        "status": "ready",
+        "pool_id": "p",
+        "message": event["message"],
+        "usable_nodes": 1,
+    }
+
+
+def test_pool_trigger_error_after_repeated_failures(
+    fake_account: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: BatchHook, pool_id: str, select: Any = None) -> Any:
+        raise ConnectionError("down")
+
+    monkeypatch.setattr(BatchHook, "aget_pool", broken)
+    (event,) = asyncio.run(_events(BatchPoolTrigger(pool_id="p", poll_interval=0, max_consecutive_errors=2)))
+    assert event["status"] == "error" and "ConnectionError" in event["message"]

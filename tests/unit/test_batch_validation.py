@@ -1,0 +1,96 @@
+"""Every validation message of the Batch operators: raised before any call, and saying how to fix it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from airflow_batch_provider.exceptions import InvalidInputError
+from airflow_batch_provider.utils.validation import (
+    sas_expiry_of,
+    validate_batch_id,
+    validate_sas_lifetime,
+    validate_task_collection,
+    validate_unique_batch_ids,
+)
+
+
+def _task(task_id: str, command: str = "echo hi", **extra: object) -> dict[str, object]:
+    return {"id": task_id, "commandLine": command, **extra}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "empty or not a string"),
+        (None, "empty or not a string"),
+        ("a" * 65, "65 characters, more than 64"),
+        ("bad id", "characters Batch rejects: ' '"),
+        ("run:1/2", "characters Batch rejects: '/:'"),
+        ("é", "characters Batch rejects"),
+    ],
+)
+def test_invalid_batch_ids_are_explained(value: object, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=message) as info:
+        validate_batch_id(value, "job")
+    assert "make_batch_id" in str(info.value)
+    assert "job id" in str(info.value)
+
+
+def test_valid_batch_id_is_returned() -> None:
+    assert validate_batch_id("job-1_a") == "job-1_a"
+
+
+def test_duplicate_ids_are_case_insensitive() -> None:
+    with pytest.raises(InvalidInputError, match=r"1 task id\(s\) occur more than once.*Task-1/task-1"):
+        validate_unique_batch_ids(["Task-1", "task-1", "task-2"])
+
+
+def test_empty_collection_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="no tasks to add"):
+        validate_task_collection([])
+
+
+def test_task_without_command_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match=r"1 task\(s\) have an empty command line: t2"):
+        validate_task_collection([_task("t1"), _task("t2", "  ")])
+
+
+def test_task_with_invalid_id_names_its_position() -> None:
+    with pytest.raises(InvalidInputError, match=r"task \(#1\) id 'bad id'"):
+        validate_task_collection([_task("t1"), _task("bad id")])
+
+
+def test_required_slots_above_pool_slots_are_refused() -> None:
+    tasks = [_task("t1", requiredSlots=2), _task("t2", requiredSlots=8)]
+    with pytest.raises(InvalidInputError, match=r"require more slots than a node of pool 'p1' has") as info:
+        validate_task_collection(tasks, task_slots_per_node=4, pool_id="p1")
+    assert "t2 (8)" in str(info.value) and "t1" not in str(info.value).split(":")[-1]
+
+
+def test_required_slots_must_be_positive_integers() -> None:
+    with pytest.raises(InvalidInputError, match="requiredSlots must be an integer of at least 1"):
+        validate_task_collection([_task("t1", requiredSlots=0)])
+
+
+def test_sas_expiry_is_read_from_the_url() -> None:
+    url = "https://acct.blob.core.windows.net/c/b?sv=2024&se=2030-01-02T03%3A04%3A05Z&sig=abc"
+    assert sas_expiry_of(url) == datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    assert sas_expiry_of("https://acct.blob.core.windows.net/c/b") is None
+
+
+def test_sas_expiring_before_the_job_can_end_is_refused_without_leaking_it() -> None:
+    url = "https://acct.blob.core.windows.net/c/b?se=2030-01-01T00%3A00%3A00Z&sig=SECRET"
+    needed = datetime(2030, 1, 1, 6, tzinfo=timezone.utc)
+    with pytest.raises(InvalidInputError, match=r"expires at 2030-01-01T00:00:00Z, 6:00:00 before") as info:
+        validate_sas_lifetime([url], needed_until=needed, reason="job max wall clock")
+    assert "SECRET" not in str(info.value)
+    assert "identity_reference" in str(info.value)
+
+
+def test_sas_lasting_long_enough_passes() -> None:
+    url = "https://acct.blob.core.windows.net/c/b?se=2030-01-02T00%3A00%3A00Z&sig=x"
+    validate_sas_lifetime(
+        [url], needed_until=datetime(2030, 1, 1, tzinfo=timezone.utc) + timedelta(hours=1), reason="r"
+    )
