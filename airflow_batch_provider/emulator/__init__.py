@@ -23,7 +23,8 @@ Where it differs, by design: container task settings and multi-instance tasks ar
 creation (400 ``InvalidPropertyValue`` naming the limitation); job schedules, node users, remote
 login, log upload and VM extensions answer 501 ``NotImplemented``; pool usage metrics are an empty
 list; application packages come from a pluggable source (by default a local directory,
-``--applications-dir``, laid out as ``<applicationId>/<version>.zip``); a task whose
+``--applications-dir``, laid out as ``<applicationId>/<version>.zip``; or published through the
+HTTPS Resource Manager subset in :mod:`.management`, ``--management-port``); a task whose
 ``requiredSlots`` exceeds its pool's ``taskSlotsPerNode`` is refused at creation (the service
 accepts it and never runs it); more than 100 tasks in one ``addtaskcollection`` is 413
 ``RequestBodyTooLarge``, like a body over 1 MB, so the SDK's ``create_tasks`` splits the chunk.

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_batch_provider.emulator.auth import verify_request
 from airflow_batch_provider.emulator.errors import BatchError
+from airflow_batch_provider.emulator.faults import FaultInjectionMiddleware, FaultInjector, FaultPlan
 from airflow_batch_provider.emulator.models.account import BatchAccount, EmulatorSettings
 from airflow_batch_provider.emulator.models.applications import ApplicationSource
 from airflow_batch_provider.emulator.routes import ROUTERS
@@ -135,11 +136,13 @@ def create_app(
     account: BatchAccount | None = None,
     executor: Executor | None = None,
     applications: ApplicationSource | None = None,
+    faults: FaultPlan | None = None,
 ) -> FastAPI:
     """Build the emulator app; ``app.state.account`` is the live account (handy in tests).
 
     ``applications`` replaces the directory-based application packages (``--applications-dir``),
-    e.g. with the management-plane emulator's backend.
+    e.g. with the management-plane emulator's backend. ``faults`` is the initial fault plan
+    (``app.state.faults`` is its live injector, also driven through ``/_emulator/faults``).
     """
     account = account or BatchAccount(settings, executor, applications)
 
@@ -165,5 +168,12 @@ def create_app(
     app.add_exception_handler(BatchError, _batch_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.state.faults = FaultInjector(faults)
+    app.add_middleware(
+        FaultInjectionMiddleware,
+        injector=app.state.faults,
+        account_name=account.settings.account_name,
+        account_key=account.settings.account_key,
+    )
     app.add_middleware(ServiceHeadersMiddleware)
     return app

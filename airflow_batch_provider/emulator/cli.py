@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import ipaddress
+import shutil
 import socket
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from airflow_batch_provider.emulator.faults import ALL_KINDS, plan_from_options
 from airflow_batch_provider.emulator.models.account import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, EmulatorSettings
 
 DEFAULT_HOST = "127.0.0.1"
@@ -86,6 +92,46 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    management = parser.add_argument_group(
+        "application packages (management plane)",
+        "Serve the Azure Resource Manager routes for Batch applications and application packages over "
+        "HTTPS on a second port, for azure.mgmt.batch.BatchManagementClient with any Entra ID token. "
+        "Needs --storage-connection-string (packages are uploaded to that storage account).",
+    )
+    management.add_argument(
+        "--management-port",
+        type=int,
+        default=None,
+        help="HTTPS port of the management endpoint (off when unset)",
+    )
+    management.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        help="PEM certificate (chain) for the management endpoint (default: generated, signed by a local CA "
+        "written to <state-dir>/management/tls/management-ca.pem)",
+    )
+    management.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+    faults = parser.add_argument_group(
+        "fault injection",
+        "Fail a seeded fraction of requests, to test retries and idempotency. Change the plan at run time "
+        "with PUT /_emulator/faults (JSON, signed with the Shared Key like any Batch request).",
+    )
+    faults.add_argument(
+        "--fault-rate", type=float, default=0.0, help="fraction of requests to fault, 0..1 (default: 0)"
+    )
+    faults.add_argument("--fault-seed", type=int, default=0, help="seed of the fault sequence")
+    faults.add_argument(
+        "--fault-kinds",
+        default=",".join(ALL_KINDS),
+        help="comma-separated kinds to pick from: 500, 503, 429, reset, latency, lost (default: all)",
+    )
+    faults.add_argument(
+        "--fault-latency", type=float, default=0.25, help="seconds a latency fault adds (default: 0.25)"
+    )
+    faults.add_argument(
+        "--fault-retry-after", type=float, default=1.0, help="Retry-After seconds of 429/503 (default: 1)"
+    )
     return parser
 
 
@@ -107,6 +153,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool_quota=args.pool_quota,
         active_job_quota=args.active_job_quota,
     )
+    try:
+        fault_plan = plan_from_options(
+            args.fault_rate,
+            args.fault_seed,
+            args.fault_kinds,
+            latency=args.fault_latency,
+            retry_after=args.fault_retry_after,
+        )
+    except ValueError as err:
+        print(f"airflow-batch-emulator: invalid fault options: {err}", file=sys.stderr)
+        return 2
+    if args.management_port is not None and args.applications_dir is not None:
+        print(
+            "airflow-batch-emulator: use --applications-dir or --management-port, not both", file=sys.stderr
+        )
+        return 2
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("airflow-batch-emulator: give both --tls-cert and --tls-key, or neither", file=sys.stderr)
+        return 2
     display_host = f"[{args.host}]" if ":" in args.host else args.host
     print("Azure Batch emulator (airflow-batch-provider)")
     print(f"  Endpoint:     http://{display_host}:{args.port}")
@@ -123,8 +188,65 @@ def main(argv: Sequence[str] | None = None) -> int:
             "commands on this machine.",
             file=sys.stderr,
         )
-    sys.stdout.flush()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    if fault_plan.rate > 0:
+        print(
+            f"  Faults:       {fault_plan.rate:.0%} of requests ({', '.join(fault_plan.kinds)}), "
+            f"seed {args.fault_seed}"
+        )
+    if args.management_port is None:
+        sys.stdout.flush()
+        uvicorn.run(
+            create_app(settings, faults=fault_plan), host=args.host, port=args.port, log_level=args.log_level
+        )
+        return 0
+    return _serve_with_management(args, settings, fault_plan, display_host)
+
+
+def _serve_with_management(args: Any, settings: EmulatorSettings, fault_plan: Any, display_host: str) -> int:
+    """Serve the data plane and the HTTPS management endpoint on one event loop."""
+    import uvicorn
+
+    from airflow_batch_provider.emulator.app import create_app
+    from airflow_batch_provider.emulator.management.app import create_management_app
+    from airflow_batch_provider.emulator.management.models import ApplicationBackend
+    from airflow_batch_provider.emulator.management.server import (
+        CompanionServer,
+        management_config,
+        serve_together,
+        tls_files,
+    )
+
+    scratch = None if args.state_dir else Path(tempfile.mkdtemp(prefix="batch-emulator-management-"))
+    root = (args.state_dir if args.state_dir else Path(str(scratch))) / "management"
+    try:
+        tls = tls_files(root, args.host, args.tls_cert, args.tls_key)
+        backend = ApplicationBackend(settings.account_name, root, settings.storage_connection_string)
+        print(f"  Management:   https://{display_host}:{args.management_port} (Resource Manager subset)")
+        print(f"  CA to trust:  {tls.ca_path}")
+        if scratch is not None:
+            print("  (a new CA each start: pass --state-dir to keep one across restarts)")
+        if not settings.storage_connection_string:
+            print("  (no auto-storage: application package versions cannot be created)")
+        sys.stdout.flush()
+        data_plane = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, faults=fault_plan, applications=backend),
+                host=args.host,
+                port=args.port,
+                log_level=args.log_level,
+            )
+        )
+        companion = CompanionServer(
+            management_config(
+                create_management_app(backend), args.host, args.management_port, tls, args.log_level
+            )
+        )
+        # The data plane's server handles Ctrl-C and, once shut down, re-raises it: that is the exit.
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_together(data_plane, companion))
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

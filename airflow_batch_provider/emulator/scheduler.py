@@ -9,19 +9,23 @@ between spreading tasks over nodes and packing them onto the fullest node that s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import logging
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.models.base import environment_dict
 from airflow_batch_provider.emulator.runner import failures
-from airflow_batch_provider.emulator.runner.app_packages import extract_package, package_variable_name
+from airflow_batch_provider.emulator.runner.app_packages import extract_package
 from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunResult, TaskRunSpec
 from airflow_batch_provider.emulator.serialization import UNBOUNDED, format_datetime, parse_duration, utcnow
+from airflow_batch_provider.utils.node_environment import linux_variable_name
 
 if TYPE_CHECKING:
     from airflow_batch_provider.emulator.models.account import BatchAccount
@@ -337,11 +341,17 @@ class Scheduler:
         """Extract the referenced packages on the node; AZ_BATCH_APP_PACKAGE_* name -> directory."""
         directories: dict[str, Path] = {}
         for reference, package in self.account.applications.validate(references):
-            target = node.root / "applications" / f"{package.application_id}#{package.version}"
+            # A fingerprint of the zip in the name: a version overwritten since is installed afresh.
+            stat = package.zip_path.stat()
+            fingerprint = f"{package.zip_path}:{stat.st_size}:{stat.st_mtime_ns}".encode()
+            name = (
+                f"{package.application_id}#{package.version}#{hashlib.sha256(fingerprint).hexdigest()[:10]}"
+            )
+            target = node.root / "applications" / name
             await extract_package(package.zip_path, target)
             # Without a version in the reference, the variable carries the application id only.
             version = package.version if reference.get("version") else None
-            directories[package_variable_name(package.application_id, version)] = target
+            directories[linux_variable_name(package.application_id, version)] = target
         return directories
 
     async def run_process(
@@ -389,7 +399,25 @@ class Scheduler:
                 *(task.get("applicationPackageReferences") or []),
             ]
             if references:
-                spec = replace(spec, app_package_dirs=await self._install_packages(node, references))
+                try:
+                    app_package_dirs = await self._install_packages(node, references)
+                except (BatchError, OSError, zipfile.BadZipFile) as err:
+                    # The service fails the task (pre-processing) when a package cannot be deployed.
+                    reason = (
+                        err.values.get("Reason", err.message) if isinstance(err, BatchError) else str(err)
+                    )
+                    return TaskRunResult(
+                        start_time=started,
+                        end_time=utcnow(),
+                        exit_code=None,
+                        failure_info=failures.failure_info(
+                            failures.USER_ERROR,
+                            failures.APPLICATION_PACKAGE_ERROR,
+                            "An application package required by the task could not be deployed",
+                            {"Message": reason},
+                        ),
+                    )
+                spec = replace(spec, app_package_dirs=app_package_dirs)
             return await self.executor.run(spec, cancel)
         except asyncio.CancelledError:
             cancel.set()

@@ -2,11 +2,16 @@
 
 with BatchEmulatorServer() as batch:
     client = BatchClient(batch.endpoint, AzureNamedKeyCredential(batch.account_name, batch.account_key))
+
+With ``management=True`` (and a ``storage_connection_string``) it also serves the Resource Manager
+routes for application packages over HTTPS, at ``management_endpoint``; trust ``ca_cert_path``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +25,9 @@ from airflow_batch_provider.testing.azurite import free_port
 if TYPE_CHECKING:
     import uvicorn
 
+    from airflow_batch_provider.emulator.faults import FaultInjector, FaultPlan, FaultRecord
+    from airflow_batch_provider.emulator.management.models import ApplicationBackend
+    from airflow_batch_provider.emulator.management.tls import TlsFiles
     from airflow_batch_provider.emulator.models.account import BatchAccount
     from airflow_batch_provider.emulator.scheduler import Executor
 
@@ -31,7 +39,8 @@ class BatchEmulatorServer:
     """A running Batch emulator (uvicorn in a background thread) with its endpoint and credentials.
 
     ``account`` is the live emulated account, for tests that want to look behind the API. Pass
-    ``storage_connection_string`` (Azurite's) to give it an auto-storage account.
+    ``storage_connection_string`` (Azurite's) to give it an auto-storage account. ``management=True``
+    adds the HTTPS management endpoint for application packages (it replaces ``applications_dir``).
     """
 
     host: str = "127.0.0.1"
@@ -50,7 +59,16 @@ class BatchEmulatorServer:
     #: Multiplies autoscale evaluation intervals (minimum PT5M); 0.001 makes PT5M 0.3 s.
     autoscale_interval_scale: float = 1.0
     executor: Executor | None = field(default=None, repr=False)
+    #: Fault plan active from the start (change it later with :meth:`set_faults`).
+    faults: FaultPlan | None = None
+    #: Serve the Resource Manager routes for application packages over HTTPS too.
+    management: bool = False
+    management_port: int = 0
     _server: uvicorn.Server | None = field(default=None, repr=False)
+    _management_server: uvicorn.Server | None = field(default=None, repr=False)
+    _management_app: Any = field(default=None, repr=False)
+    _tls: TlsFiles | None = field(default=None, repr=False)
+    _owned_dir: Path | None = field(default=None, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _app: Any = field(default=None, repr=False)
 
@@ -58,6 +76,36 @@ class BatchEmulatorServer:
     def endpoint(self) -> str:
         """The account URL to give ``BatchClient``, e.g. ``http://127.0.0.1:50123``."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def management_endpoint(self) -> str:
+        """The Resource Manager URL for ``BatchManagementClient(base_url=...)``, e.g. ``https://127.0.0.1:50124``."""
+        if not self.management:
+            raise RuntimeError("the management endpoint is off; create the server with management=True")
+        return f"https://{self.host}:{self.management_port}"
+
+    @property
+    def ca_cert_path(self) -> Path:
+        """The CA certificate that signed the management endpoint's certificate (trust it in clients)."""
+        if self._tls is None:
+            raise RuntimeError("the management endpoint is not running")
+        return self._tls.ca_path
+
+    @property
+    def applications(self) -> ApplicationBackend:
+        """The application packages published through the management endpoint."""
+        if self._management_app is None:
+            raise RuntimeError("the management endpoint is not running")
+        backend: ApplicationBackend = self._management_app.state.applications
+        return backend
+
+    @property
+    def management_request_log(self) -> list[tuple[str, str]]:
+        """``(method, path)`` of every request the management endpoint received, oldest first."""
+        if self._management_app is None:
+            raise RuntimeError("the management endpoint is not running")
+        log: list[tuple[str, str]] = self._management_app.state.request_log
+        return log
 
     @property
     def account(self) -> BatchAccount:
@@ -79,6 +127,64 @@ class BatchEmulatorServer:
             return function(account)
 
         return asyncio.run_coroutine_threadsafe(run(), account.loop).result(timeout)
+
+    # -- fault injection ----------------------------------------------------------------------------
+
+    def set_faults(self, plan: FaultPlan | None = None, **fields: Any) -> dict[str, Any]:
+        """Start injecting faults: a :class:`FaultPlan`, or its fields (``rate=0.2, seed=7``...).
+
+        Goes through the signed control API (``PUT /_emulator/faults``), as any client of a running
+        emulator would; returns the injector's status. Ordinals restart at 0.
+        """
+        from airflow_batch_provider.emulator.faults import FaultPlan
+
+        if plan is not None and fields:
+            raise TypeError("pass a FaultPlan or its fields, not both")
+        plan = plan if plan is not None else FaultPlan(**fields)
+        return self._control("PUT", plan.model_dump_json().encode("utf-8"))
+
+    def clear_faults(self) -> dict[str, Any]:
+        """Stop injecting faults; returns the status of the plan that was active."""
+        status = self.fault_status()
+        self._control("DELETE")
+        return status
+
+    def fault_status(self) -> dict[str, Any]:
+        """``{"plan", "requests", "faults", "by_kind"}`` of the active fault plan."""
+        return self._control("GET")
+
+    @property
+    def fault_records(self) -> list[FaultRecord]:
+        """Every fault injected since the plan was set (ordinal, method, path, kind)."""
+        if self._app is None:
+            raise RuntimeError("the emulator is not running")
+        injector: FaultInjector = self._app.state.faults
+        return injector.records
+
+    def _control(self, method: str, body: bytes = b"") -> dict[str, Any]:
+        import json
+        import urllib.error
+        import urllib.request
+
+        from airflow_batch_provider.emulator.auth import authorization_header
+        from airflow_batch_provider.emulator.faults import CONTROL_PATH
+        from airflow_batch_provider.emulator.serialization import format_http_date, utcnow
+
+        headers = {"ocp-date": format_http_date(utcnow())}
+        if body:
+            headers.update({"content-type": "application/json", "content-length": str(len(body))})
+        headers["authorization"] = authorization_header(
+            method, CONTROL_PATH, "", headers, self.account_name, self.account_key
+        )
+        request = urllib.request.Request(
+            self.endpoint + CONTROL_PATH, data=body or None, method=method, headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                result: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            raise RuntimeError(f"{method} {CONTROL_PATH} failed: {err.code} {err.read()[:500]!r}") from None
+        return result
 
     def preempt_node(self, pool_id: str, node_id: str) -> None:
         """Evict a node like a Spot eviction: tasks requeued, node ``preempted``, then back."""
@@ -112,7 +218,11 @@ class BatchEmulatorServer:
             active_job_quota=self.active_job_quota,
             autoscale_interval_scale=self.autoscale_interval_scale,
         )
-        self._app = create_app(settings, executor=self.executor)
+        companion = self._management_companion() if self.management else None
+        applications = self._management_app.state.applications if companion is not None else None
+        self._app = create_app(
+            settings, executor=self.executor, faults=self.faults, applications=applications
+        )
         config = uvicorn.Config(
             self._app,
             host=self.host,
@@ -124,10 +234,18 @@ class BatchEmulatorServer:
         )
         server = uvicorn.Server(config)
         self._server = server
-        self._thread = threading.Thread(target=server.run, name=f"batch-emulator-{self.port}", daemon=True)
+        if companion is None:
+            target: Callable[[], None] = server.run
+        else:
+            from airflow_batch_provider.emulator.management.server import serve_together
+
+            def target() -> None:
+                asyncio.run(serve_together(server, companion))
+
+        self._thread = threading.Thread(target=target, name=f"batch-emulator-{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
-        while not server.started:
+        while not (server.started and (companion is None or companion.started)):
             if not self._thread.is_alive():
                 self._server = None
                 raise RuntimeError(f"the Batch emulator failed to start on {self.endpoint}")
@@ -139,6 +257,29 @@ class BatchEmulatorServer:
             time.sleep(0.01)
         return self
 
+    def _management_companion(self) -> uvicorn.Server:
+        """The HTTPS management server, sharing the data plane's loop (started by :meth:`start`)."""
+        from airflow_batch_provider.emulator.management.app import create_management_app
+        from airflow_batch_provider.emulator.management.models import ApplicationBackend
+        from airflow_batch_provider.emulator.management.server import (
+            CompanionServer,
+            management_config,
+            tls_files,
+        )
+
+        if self.applications_dir is not None:
+            raise ValueError("pass applications_dir or management=True, not both")
+        if self.state_dir is None:
+            self._owned_dir = Path(tempfile.mkdtemp(prefix="batch-emulator-management-"))
+        root = (self.state_dir or self._owned_dir or Path()) / "management"
+        self.management_port = self.management_port or free_port(self.host)
+        self._tls = tls_files(root, self.host)
+        backend = ApplicationBackend(self.account_name, root, self.storage_connection_string)
+        self._management_app = create_management_app(backend)
+        config = management_config(self._management_app, self.host, self.management_port, self._tls)
+        self._management_server = CompanionServer(config)
+        return self._management_server
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
@@ -146,6 +287,10 @@ class BatchEmulatorServer:
             self._thread.join(timeout=30)
         self._server = None
         self._thread = None
+        self._management_server = None
+        if self._owned_dir is not None:
+            shutil.rmtree(self._owned_dir, ignore_errors=True)
+            self._owned_dir = None
 
     def __enter__(self) -> BatchEmulatorServer:
         return self.start()

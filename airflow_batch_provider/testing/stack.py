@@ -5,12 +5,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
 from airflow_batch_provider.testing.azurite import AzuriteServer
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 
+if TYPE_CHECKING:
+    from airflow_batch_provider.emulator.faults import FaultPlan
+    from airflow_batch_provider.testing.fault_proxy import StorageFaultProxy
+
 BATCH_CONN_ID = "azbatch_default"
 BLOB_CONN_ID = "azblob_default"
+#: The Entra ID connection for Resource Manager (application packages), when ``batch.management``.
+ARM_CONN_ID = "azbatch_arm"
+#: Subscription and resource group the emulated Resource Manager accepts (any value works).
+EMULATED_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
+EMULATED_RESOURCE_GROUP = "local-batch-rg"
 
 
 @dataclass
@@ -18,19 +28,33 @@ class LocalAzureStack:
     """A whole offline Azure for DAG tests: Azurite (Blob) and the Batch emulator using it as auto-storage.
 
     ``airflow_connections()`` and ``environ()`` give Airflow what it needs to reach both, as the
-    default ``azbatch`` and ``azblob`` connections.
+    default ``azbatch`` and ``azblob`` connections. With ``BatchEmulatorServer(management=True)`` there
+    is also ``azbatch_arm``: an Entra ID (``default_azure_credential``) connection to the emulator's
+    HTTPS management endpoint, trusting its CA, for publishing application packages. Offline there is
+    no identity provider, so tests give that connection's hook a static token credential.
+
+    With ``storage_faults=True`` Airflow's blob connection goes through a
+    :class:`~airflow_batch_provider.testing.fault_proxy.StorageFaultProxy` (``storage_proxy``), while
+    the emulated nodes reach Azurite directly, as Batch nodes reach Storage from inside Azure;
+    :meth:`set_faults` then faults both services with one seed.
     """
 
     azurite: AzuriteServer = field(default_factory=AzuriteServer)
     batch: BatchEmulatorServer = field(default_factory=BatchEmulatorServer)
+    storage_faults: bool = False
+    storage_proxy: StorageFaultProxy | None = field(default=None, init=False)
 
     def start(self) -> LocalAzureStack:
         self.azurite.start()
         try:
+            if self.storage_faults:
+                from airflow_batch_provider.testing.fault_proxy import StorageFaultProxy
+
+                self.storage_proxy = StorageFaultProxy.for_azurite(self.azurite).start()
             self.batch.storage_connection_string = self.azurite.connection_string
             self.batch.start()
         except BaseException:
-            self.azurite.stop()
+            self.stop()
             raise
         return self
 
@@ -38,11 +62,41 @@ class LocalAzureStack:
         try:
             self.batch.stop()
         finally:
-            self.azurite.stop()
+            try:
+                if self.storage_proxy is not None:
+                    self.storage_proxy.stop()
+                    self.storage_proxy = None
+            finally:
+                self.azurite.stop()
+
+    @property
+    def blob_connection_string(self) -> str:
+        """The connection string Airflow uses: through the fault proxy when there is one."""
+        if self.storage_proxy is not None:
+            return self.storage_proxy.connection_string(self.azurite)
+        return self.azurite.connection_string
+
+    def set_faults(self, plan: FaultPlan | None = None, **fields: Any) -> None:
+        """Fault the Batch emulator and (with ``storage_faults``) Storage with the same plan fields.
+
+        Storage never answers 429, so that kind is left out of its plan.
+        """
+        from airflow_batch_provider.emulator.faults import FaultPlan
+
+        plan = plan if plan is not None else FaultPlan(**fields)
+        self.batch.set_faults(plan)
+        if self.storage_proxy is not None:
+            kinds = tuple(kind for kind in plan.kinds if kind != "429") or ("500",)
+            self.storage_proxy.set_faults(plan.model_copy(update={"kinds": kinds}))
+
+    def clear_faults(self) -> None:
+        self.batch.clear_faults()
+        if self.storage_proxy is not None:
+            self.storage_proxy.clear_faults()
 
     def airflow_connections(self) -> dict[str, dict[str, object]]:
         """Connection id -> Airflow connection JSON (the ``AIRFLOW_CONN_*`` JSON format)."""
-        return {
+        connections: dict[str, dict[str, object]] = {
             BATCH_CONN_ID: {
                 "conn_type": "azbatch",
                 "host": self.batch.endpoint,
@@ -51,12 +105,26 @@ class LocalAzureStack:
             },
             BLOB_CONN_ID: {
                 "conn_type": "azblob",
-                "extra": {"connection_string": self.azurite.connection_string},
+                "extra": {"connection_string": self.blob_connection_string},
             },
         }
+        if self.batch.management:
+            connections[ARM_CONN_ID] = {
+                "conn_type": "azbatch",
+                "host": self.batch.endpoint,
+                "login": self.batch.account_name,
+                "extra": {
+                    "auth_type": "default_azure_credential",
+                    "subscription_id": EMULATED_SUBSCRIPTION_ID,
+                    "resource_group": EMULATED_RESOURCE_GROUP,
+                    "management_endpoint": self.batch.management_endpoint,
+                    "management_ca_bundle": str(self.batch.ca_cert_path),
+                },
+            }
+        return connections
 
     def environ(self) -> dict[str, str]:
-        """``AIRFLOW_CONN_AZBATCH_DEFAULT`` and ``AIRFLOW_CONN_AZBLOB_DEFAULT``, ready for ``os.environ``."""
+        """``AIRFLOW_CONN_AZBATCH_DEFAULT``, ``AIRFLOW_CONN_AZBLOB_DEFAULT`` (and ``..._AZBATCH_ARM``)."""
         return {
             f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(connection)
             for conn_id, connection in self.airflow_connections().items()

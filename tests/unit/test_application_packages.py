@@ -21,11 +21,11 @@ from airflow_batch_provider.operators.application import BatchPublishApplication
 from airflow_batch_provider.utils.application_packages import (
     build_deterministic_zip,
     existing_zip,
-    linux_variable_name,
     package_reference,
     validate_application_id,
     validate_version,
 )
+from airflow_batch_provider.utils.node_environment import linux_variable_name
 
 
 def _tree(root: Path) -> Path:

@@ -1,26 +1,14 @@
-"""Application packages on a simulated node: extract a package zip, name its environment variable."""
+"""Application packages on a simulated node: extract a package zip into the node's package directory."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
 import shutil
 import stat
 import tempfile
 import zipfile
 from pathlib import Path
-
-_ENV_PREFIX = "AZ_BATCH_APP_PACKAGE_"
-
-
-def package_variable_name(application_id: str, version: str | None = None) -> str:
-    """The Linux variable for a package: non-alphanumerics become ``_``, lower case, as documented.
-
-    Without a version (the package's default version) the variable carries the application id only.
-    """
-    name = application_id if version is None else f"{application_id}_{version}"
-    return _ENV_PREFIX + re.sub(r"[^0-9A-Za-z]", "_", name).lower()
 
 
 def _extract(zip_path: Path, dest_dir: Path) -> None:

@@ -29,6 +29,8 @@ TASK_ENDED = "TaskEnded"
 FILE_UPLOAD_ACCESS_DENIED = "FileUploadAccessDenied"
 FILE_UPLOAD_CONTAINER_NOT_FOUND = "FileUploadContainerNotFound"
 FILE_UPLOAD_MISC_ERROR = "FileUploadMiscError"
+# Deploying a referenced application package (missing, not active, or not a valid zip).
+APPLICATION_PACKAGE_ERROR = "ApplicationPackageError"
 # Anything else (a fault of the emulator itself).
 UNKNOWN = "Unknown"
 

@@ -7,7 +7,8 @@ import stat
 import zipfile
 from pathlib import Path
 
-from airflow_batch_provider.emulator.runner.app_packages import extract_package, package_variable_name
+from airflow_batch_provider.emulator.runner.app_packages import extract_package
+from airflow_batch_provider.utils.node_environment import linux_variable_name
 
 
 def _make_zip(path: Path) -> Path:
@@ -38,9 +39,9 @@ async def test_concurrent_extractions_of_one_package(tmp_path: Path) -> None:
     assert sorted(p.name for p in dest.parent.iterdir()) == ["tool"]
 
 
-def test_variable_names() -> None:
+def test_variable_names_follow_linux_nodes() -> None:
+    # Linux nodes flatten ".", "-" and "#" to "_" and keep the application id's case.
     assert (
-        package_variable_name("Agent-linux-x64", "1.1.46.0")
-        == "AZ_BATCH_APP_PACKAGE_agent_linux_x64_1_1_46_0"
+        linux_variable_name("Agent-linux-x64", "1.1.46.0") == "AZ_BATCH_APP_PACKAGE_Agent_linux_x64_1_1_46_0"
     )
-    assert package_variable_name("blender") == "AZ_BATCH_APP_PACKAGE_blender"
+    assert linux_variable_name("blender") == "AZ_BATCH_APP_PACKAGE_blender"

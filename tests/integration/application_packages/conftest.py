@@ -1,0 +1,92 @@
+"""Azurite, the Batch emulator with its HTTPS management endpoint, and the connections to use them.
+
+``azbatch_default`` signs data-plane requests with the account key; ``azbatch_arm`` is the Entra ID
+connection for Resource Manager (application packages). The one stand-in is the Entra ID token: there
+is no identity provider offline, so :class:`StaticTokenCredential` replaces the connection's credential
+and returns a fixed bearer token, which the emulator accepts (it checks that a bearer token is present,
+it cannot verify one). Everything else (TLS with the emulator's CA, Azurite uploads, the SDKs) is real.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from azure.batch import BatchClient
+from azure.core.credentials import AccessToken, AzureNamedKeyCredential
+
+from airflow_batch_provider.hooks.batch_management import BatchManagementHook
+from airflow_batch_provider.testing.emulator import BatchEmulatorServer
+from airflow_batch_provider.testing.stack import ARM_CONN_ID, LocalAzureStack
+
+__all__ = ["ARM_CONN_ID"]
+
+
+class StaticTokenCredential:
+    """Test double for an Entra ID credential: always the same bearer token."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("static-test-token", int(time.time()) + 3600)
+
+    def close(self) -> None:
+        pass
+
+
+class FakeTaskInstance:
+    def __init__(self) -> None:
+        self.task_id = "publish"
+        self.dag_id = "itest"
+        self.map_index = -1
+        self.try_number = 1
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[LocalAzureStack]:
+    with (
+        pytest.MonkeyPatch.context() as patch,
+        LocalAzureStack(batch=BatchEmulatorServer(management=True, step_delay=0.005)) as local,
+    ):
+        for name, value in local.environ().items():
+            patch.setenv(name, value)
+        yield local
+
+
+@pytest.fixture(autouse=True)
+def static_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resource Manager needs an Entra ID token; offline, a static one stands in for it."""
+    monkeypatch.setattr(BatchManagementHook, "get_credential", lambda self: StaticTokenCredential())
+
+
+@pytest.fixture
+def arm_hook(stack: LocalAzureStack) -> Iterator[BatchManagementHook]:
+    hook = BatchManagementHook(ARM_CONN_ID)
+    yield hook
+    hook.close()
+
+
+@pytest.fixture
+def batch(stack: LocalAzureStack) -> BatchClient:
+    return BatchClient(
+        stack.batch.endpoint, AzureNamedKeyCredential(stack.batch.account_name, stack.batch.account_key)
+    )
+
+
+@pytest.fixture
+def app_id() -> str:
+    return f"tool-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def context() -> dict[str, Any]:
+    return {"ti": FakeTaskInstance(), "run_id": "manual__itest"}
+
+
+def arm_connection(stack: LocalAzureStack) -> dict[str, Any]:
+    return json.loads(stack.environ()[f"AIRFLOW_CONN_{ARM_CONN_ID.upper()}"])
