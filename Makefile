@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit demo bench clean
+.PHONY: setup test lint unit soak demo bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -19,12 +19,16 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 lint: setup
-	$(BIN)/ruff check airflow_batch_provider tests example_dags scripts
-	$(BIN)/ruff format --check airflow_batch_provider tests example_dags scripts
+	$(BIN)/ruff check airflow_batch_provider tests example_dags scripts bench
+	$(BIN)/ruff format --check airflow_batch_provider tests example_dags scripts bench
 	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The example workflow under 20% injected Batch and Storage faults, 20 seeds (make test runs 3).
+soak: setup
+	$(BIN)/python -m pytest tests/reliability -m soak $(PYTEST_ARGS)
 
 demo: setup
 	$(BIN)/python scripts/demo.py

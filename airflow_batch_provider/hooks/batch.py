@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
@@ -21,10 +22,15 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.core.pipeline.policies import AsyncRetryPolicy, RetryPolicy
+from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, HTTPPolicy, RetryPolicy
 
 from airflow_batch_provider import __version__
-from airflow_batch_provider.exceptions import BatchProviderError
+from airflow_batch_provider.exceptions import (
+    AzureAuthenticationError,
+    BatchProviderError,
+    ConnectionConfigError,
+    InvalidInputError,
+)
 from airflow_batch_provider.hooks import _sdk_compat as compat
 from airflow_batch_provider.hooks._sdk_compat import TaskCounts
 from airflow_batch_provider.hooks.base import AzureBaseHook
@@ -75,20 +81,108 @@ def _conf_value(key: str, kind: type) -> Any:
 
 
 class _ThrottleAwareMixin:
-    """Retry 429 for every method: a throttled request was not processed, so POST is safe too."""
+    """Retry POST like the other methods on 429 and on a dropped connection.
+
+    azure-core retries POST only on 500/503/504. A throttled request was not processed, so retrying
+    it is safe. After a dropped connection the request may or may not have been processed, and every
+    POST this hook sends is safe to repeat: creates carry their id (a repeat answers ``PoolExists``,
+    ``JobExists`` or ``TaskExists``, which the hook treats as done) and job actions answer a repeat
+    with a conflict the hook expects (``JobCompleted``, ``JobTerminating``...).
+    """
 
     def _is_method_retryable(self, settings: dict[str, Any], request: Any, response: Any = None) -> bool:
-        if response is not None and getattr(response, "status_code", None) == 429:
+        if response is None or getattr(response, "status_code", None) == 429:
             return True
         return super()._is_method_retryable(settings, request, response=response)  # type: ignore[misc]
 
 
 class BatchRetryPolicy(_ThrottleAwareMixin, RetryPolicy):
-    """azure-core's retry policy (exponential backoff, honours Retry-After) that also retries POST on 429."""
+    """azure-core's retry policy (exponential backoff, honours Retry-After) that also retries POST on 429
+    and dropped connections."""
 
 
 class AsyncBatchRetryPolicy(_ThrottleAwareMixin, AsyncRetryPolicy):
     """Async :class:`BatchRetryPolicy`."""
+
+
+def _authentication_error(conn_id: str, error: HttpResponseError) -> AzureAuthenticationError | None:
+    """A rejected credential (403 ``AuthenticationFailed``...), explained; ``None`` for other errors."""
+    code = compat.error_code(error) or ""
+    if compat.status_code(error) not in (401, 403) or code not in _AUTH_CODES:
+        return None
+    detail = compat.error_message(error).split("\n", 1)[0].split(" (", 1)[0]
+    return AzureAuthenticationError(
+        f"Connection {conn_id!r}: Azure Batch rejected its credentials ({code}: {detail}). Check the account "
+        "key in the password field (the Batch account's current primary or secondary key; login is the "
+        "account name), or the Entra ID fields and the identity's role on the account."
+    )
+
+
+def _rejected_input(kind: str, resource_id: Any, error: HttpResponseError) -> InvalidInputError | None:
+    """A 400 about the request's content, with the property and value the service named."""
+    if compat.status_code(error) != 400:
+        return None
+    values = {
+        str(getattr(item, "code", "")): str(getattr(item, "message", ""))
+        for item in (getattr(getattr(error, "error", None), "details", None) or [])
+    }
+    message = compat.error_message(error).split(" (", 1)[0]
+    name = values.get("PropertyName") or values.get("QueryParameterName")
+    if name:
+        reason = f" ({values['Reason']})" if values.get("Reason") else ""
+        where = f"{name} = {values.get('PropertyValue', '')!r}{reason}"
+        fix = f"Fix {name} in the {kind} specification (the operator argument or spec dict that sets it)."
+    else:
+        where, fix = "", f"Check the {kind} specification."
+    return InvalidInputError(
+        f"Azure Batch rejected {kind} {resource_id!r} ({compat.error_code(error)}): {message}"
+        + (f" The service names {where}." if where else "")
+        + f" {fix}"
+    )
+
+
+_AUTH_CODES = frozenset(
+    {
+        "AuthenticationFailed",
+        "InvalidAuthenticationInfo",
+        "AuthorizationFailure",
+        "InvalidAuthenticationToken",
+    }
+)
+
+
+class _AuthErrorPolicy(HTTPPolicy):
+    """Turn the service's "credentials rejected" answer into an error naming the connection."""
+
+    def __init__(self, conn_id: str) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+
+    def send(self, request: Any) -> Any:
+        try:
+            return self.next.send(request)
+        except HttpResponseError as err:
+            translated = _authentication_error(self.conn_id, err)
+            if translated is None:
+                raise
+            raise translated from err
+
+
+class _AsyncAuthErrorPolicy(AsyncHTTPPolicy):
+    """Async :class:`_AuthErrorPolicy`."""
+
+    def __init__(self, conn_id: str) -> None:
+        super().__init__()
+        self.conn_id = conn_id
+
+    async def send(self, request: Any) -> Any:
+        try:
+            return await self.next.send(request)
+        except HttpResponseError as err:
+            translated = _authentication_error(self.conn_id, err)
+            if translated is None:
+                raise
+            raise translated from err
 
 
 @dataclass
@@ -147,6 +241,8 @@ class BatchHook(AzureBaseHook):
     One sync client (:attr:`client`) and one async client (:meth:`aget_client`, for triggers) per hook,
     with azure-core retries (``retry_total``, ``retry_backoff_factor``, ``retry_backoff_max``; defaults
     from the ``[azure_batch_provider]`` config section) and a user agent naming this provider.
+    ``http_policies`` adds azure-core pipeline policies (``SansIOHTTPPolicy``/``HTTPPolicy``) to both
+    clients, run on every HTTP attempt.
     """
 
     conn_type = "azbatch"
@@ -163,9 +259,13 @@ class BatchHook(AzureBaseHook):
         retry_backoff_factor: float | None = None,
         retry_backoff_max: float | None = None,
         add_tasks_concurrency: int | None = None,
+        http_policies: Sequence[Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(conn_id=azbatch_conn_id or self.default_conn_name, **kwargs)
+        #: Extra azure-core policies for both clients, run on every HTTP attempt (after the retry
+        #: policy): to count, time or tag requests, as the benchmarks do.
+        self.http_policies = list(http_policies or ())
         _quiet_http_logging()
         self.azbatch_conn_id = self.conn_id
         self.retry_total = int(retry_total if retry_total is not None else _conf_value("retry_total", int))
@@ -189,20 +289,43 @@ class BatchHook(AzureBaseHook):
     # -- clients ------------------------------------------------------------------------------------
 
     def _retry_kwargs(self) -> dict[str, Any]:
+        # azure-core also caps each kind of failure at 3 by default; retry_total is the one knob here.
         return {
             "retry_total": self.retry_total,
+            "retry_connect": self.retry_total,
+            "retry_read": self.retry_total,
+            "retry_status": self.retry_total,
             "retry_backoff_factor": self.retry_backoff_factor,
             "retry_backoff_max": self.retry_backoff_max,
         }
 
     def _client_kwargs(self, asynchronous: bool) -> dict[str, Any]:
         policy_cls = AsyncBatchRetryPolicy if asynchronous else BatchRetryPolicy
-        return {"retry_policy": policy_cls(**self._retry_kwargs()), "user_agent": USER_AGENT}
+        auth_policy = _AsyncAuthErrorPolicy(self.conn_id) if asynchronous else _AuthErrorPolicy(self.conn_id)
+        options: dict[str, Any] = {
+            "retry_policy": policy_cls(**self._retry_kwargs()),
+            "user_agent": USER_AGENT,
+            "per_call_policies": [auth_policy],
+        }
+        if self.http_policies:
+            options["per_retry_policies"] = list(self.http_policies)
+        return options
+
+    def _check_transport(self, settings: Any) -> None:
+        """Entra ID tokens need HTTPS: say so, naming the connection, before azure-core refuses."""
+        mode = settings.resolve_mode()
+        if mode.uses_entra_id and urlsplit(settings.batch_endpoint).scheme != "https":
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r} ({mode.value}): Entra ID tokens are only sent over HTTPS, but "
+                f"the Batch account URL (host) is {settings.batch_endpoint!r}. Use the account's https:// "
+                "URL, or the account key (password field) for a local emulator."
+            )
 
     @cached_property
     def client(self) -> BatchClient:
         """The synchronous ``azure.batch.BatchClient``, created once."""
         settings = self.settings
+        self._check_transport(settings)
         return BatchClient(settings.batch_endpoint, settings.credential(), **self._client_kwargs(False))
 
     def get_conn(self) -> BatchClient:
@@ -212,6 +335,7 @@ class BatchHook(AzureBaseHook):
         """The ``azure.batch.aio.BatchClient``, created once; close it with :meth:`aclose`."""
         if self._async_client is None:
             settings = await self.aget_settings()
+            self._check_transport(settings)
             self._async_credential = settings.async_credential()
             self._async_client = AsyncBatchClient(
                 settings.batch_endpoint, self._async_credential, **self._client_kwargs(True)
@@ -255,14 +379,49 @@ class BatchHook(AzureBaseHook):
             return None
 
     def create_pool(self, spec: Mapping[str, Any] | Any) -> bool:
-        """Create a pool; ``False`` when a pool with that id already exists."""
+        """Create a pool; ``False`` when a pool with that id already existed before this call."""
         body = fix_pool_keys(to_rest(spec))
+        return self._create_once(
+            "pool",
+            body.get("id"),
+            "PoolExists",
+            self.client.create_pool,
+            batch_models.BatchPoolCreateOptions(body),
+        )
+
+    def _create_once(self, kind: str, resource_id: Any, exists_code: str, create: Any, options: Any) -> bool:
+        """Send a create (retried by the pipeline); ``False`` when the resource was there before.
+
+        When an attempt's answer was lost (connection dropped, 5xx after the commit) the retry gets
+        ``<Kind>Exists`` for what that very attempt created: that counts as created by this call.
+        """
+        attempts = 0
+
+        def count_attempts(response: Any) -> None:
+            # Called for each answer; the retry policy numbers the attempts in the shared context.
+            nonlocal attempts
+            attempts = int(response.context.get("retry_count") or 0) + 1
+
         try:
-            self.client.create_pool(batch_models.BatchPoolCreateOptions(body))
-        except ResourceExistsError as err:
-            if compat.error_code(err) in (None, "PoolExists"):
-                return False
-            raise
+            create(options, raw_response_hook=count_attempts)
+        except HttpResponseError as err:
+            if not isinstance(err, ResourceExistsError):
+                rejected = _rejected_input(kind, resource_id, err)
+                if rejected is None:
+                    raise
+                raise rejected from err
+            if compat.error_code(err) not in (None, exists_code):
+                raise
+            if attempts > 1:
+                self.log.info(
+                    "The %s %s exists after %d attempts: the answer to an earlier attempt of this create "
+                    "was lost, so it is the one this call created.",
+                    kind,
+                    resource_id,
+                    attempts,
+                )
+                return True
+            return False
         return True
 
     def delete_pool(self, pool_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:
@@ -325,15 +484,15 @@ class BatchHook(AzureBaseHook):
             return None
 
     def create_job(self, spec: Mapping[str, Any] | Any) -> bool:
-        """Create a job; ``False`` when a job with that id already exists."""
+        """Create a job; ``False`` when a job with that id already existed before this call."""
         body = to_rest(spec)
-        try:
-            self.client.create_job(batch_models.BatchJobCreateOptions(body))
-        except ResourceExistsError as err:
-            if compat.error_code(err) in (None, "JobExists"):
-                return False
-            raise
-        return True
+        return self._create_once(
+            "job",
+            body.get("id"),
+            "JobExists",
+            self.client.create_job,
+            batch_models.BatchJobCreateOptions(body),
+        )
 
     def terminate_job(
         self, job_id: str, reason: str | None = None, *, wait: bool = False, poll_interval: float = 5

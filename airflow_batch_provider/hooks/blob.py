@@ -39,6 +39,7 @@ from azure.storage.blob import (
 )
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
+from airflow_batch_provider import __version__
 from airflow_batch_provider.exceptions import (
     AzureAuthenticationError,
     BatchProviderError,
@@ -159,6 +160,8 @@ class BlobStorageHook(AzureBaseHook):
     asynchronous one per event loop) and reused.
 
     :param azblob_conn_id: The Airflow connection id.
+    :param http_policies: Extra azure-core pipeline policies (``SansIOHTTPPolicy``/``HTTPPolicy``) for
+        both clients, run on every HTTP attempt: to count, time or tag requests, as the benchmarks do.
     """
 
     conn_name_attr: ClassVar[str] = "azblob_conn_id"
@@ -167,9 +170,16 @@ class BlobStorageHook(AzureBaseHook):
     hook_name: ClassVar[str] = "Azure Blob Storage (batch provider)"
     service = "blob"
 
-    def __init__(self, azblob_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        azblob_conn_id: str = default_conn_name,
+        *,
+        http_policies: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(conn_id=azblob_conn_id, **kwargs)
         self.azblob_conn_id = self.conn_id
+        self.http_policies = list(http_policies or ())
         self._client: BlobServiceClient | None = None
         self._client_lock = threading.Lock()
         self._async_clients: dict[asyncio.AbstractEventLoop, tuple[AsyncBlobServiceClient, Any]] = {}
@@ -188,11 +198,24 @@ class BlobStorageHook(AzureBaseHook):
     def _create_client(self) -> BlobServiceClient:
         settings = self.settings
         mode = self._checked_mode()
-        options = {"transport": _requests_transport()}
+        options = {
+            "transport": _requests_transport(),
+            "user_agent": USER_AGENT,
+            **_retry_options(),
+            **self._policy_options(),
+        }
         if mode is AuthMode.CONNECTION_STRING:
             assert settings.connection_string is not None
             return BlobServiceClient.from_connection_string(settings.connection_string, **options)
         return BlobServiceClient(settings.blob_account_url, credential=settings.credential(), **options)
+
+    def _policy_options(self) -> dict[str, Any]:
+        """The client keyword for :attr:`http_policies`.
+
+        The storage SDK builds its own pipeline and ignores azure-core's ``per_retry_policies``; it
+        takes extra policies as ``_additional_pipeline_policies`` and runs them after its retry policy.
+        """
+        return {"_additional_pipeline_policies": list(self.http_policies)} if self.http_policies else {}
 
     def _checked_mode(self) -> AuthMode:
         mode = self.settings.resolve_mode()
@@ -212,7 +235,12 @@ class BlobStorageHook(AzureBaseHook):
             settings = await self.aget_settings()
             mode = self._checked_mode()
             credential: Any = None
-            options = {"transport": _aiohttp_transport()}
+            options = {
+                "transport": _aiohttp_transport(),
+                "user_agent": USER_AGENT,
+                **_retry_options(),
+                **self._policy_options(),
+            }
             if mode is AuthMode.CONNECTION_STRING:
                 assert settings.connection_string is not None
                 client = AsyncBlobServiceClient.from_connection_string(settings.connection_string, **options)
@@ -1052,6 +1080,35 @@ def _download_big_file(container_client: Any, name: str, target: Path, max_concu
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+#: Prepended to the storage SDK's User-Agent, so requests of this provider can be told apart.
+USER_AGENT = f"airflow-batch-provider/{__version__}"
+
+#: Retry settings of the storage SDK's exponential retry, overridable in ``[azure_batch_provider]`` as
+#: ``blob_retry_total``, ``blob_retry_initial_backoff``, ``blob_retry_increment_base`` and
+#: ``blob_retry_jitter`` (seconds). The SDK retries 5xx, timeouts and dropped connections for every
+#: method; uploads and downloads are idempotent, and "already exists" answers are handled here.
+_BLOB_RETRY_DEFAULTS: dict[str, tuple[str, float]] = {
+    "retry_total": ("blob_retry_total", 5),
+    "initial_backoff": ("blob_retry_initial_backoff", 15.0),
+    "increment_base": ("blob_retry_increment_base", 3.0),
+    "random_jitter_range": ("blob_retry_jitter", 3.0),
+}
+
+
+def _retry_options() -> dict[str, Any]:
+    """Keyword arguments for the storage clients' ``ExponentialRetry``, from the Airflow config."""
+    from airflow.sdk import conf
+
+    options: dict[str, Any] = {}
+    for argument, (key, default) in _BLOB_RETRY_DEFAULTS.items():
+        try:
+            value = conf.getfloat("azure_batch_provider", key, fallback=default)
+        except Exception:  # a bad value in the config must not break every hook
+            value = default
+        options[argument] = int(value) if argument == "retry_total" else float(value)
+    return options
 
 
 def _requests_transport() -> Any:

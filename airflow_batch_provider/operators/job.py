@@ -132,7 +132,13 @@ class BatchCreateJobOperator(BaseOperator):
         pool_id = validate_batch_id(make_batch_id(str(self.pool_id)), "pool") if self.pool_id else ""
         wall_clock = self.max_wall_clock_time
         if isinstance(wall_clock, str) and wall_clock and not wall_clock.startswith("P"):
-            wall_clock = float(wall_clock)
+            try:
+                wall_clock = float(wall_clock)
+            except ValueError:
+                raise InvalidInputError(
+                    f"max_wall_clock_time {wall_clock!r} is not a duration. Pass a timedelta, a number of "
+                    "seconds or an ISO 8601 duration such as 'PT2H'."
+                ) from None
         return build_job_spec(
             job_id=job_id,
             pool_id=pool_id,
@@ -161,6 +167,16 @@ class BatchCreateJobOperator(BaseOperator):
             BatchJobLink.persist(context, self.hook.settings, job_id)
         except Exception as err:
             self.log.debug("Could not persist the job link: %s", err)
+        if (
+            pool_id
+            and self.hook.get_job(job_id, select=["id"]) is None
+            and self.hook.get_pool(pool_id, select=["id"]) is None
+        ):
+            # The service would accept the job, and its tasks would wait forever for the pool.
+            raise InvalidInputError(
+                f"Pool {pool_id!r} does not exist, so the tasks of job {job_id!r} could never run. Check "
+                "pool_id, or create the pool first (BatchCreatePoolOperator upstream of this task)."
+            )
         try:
             created = self.hook.create_job(spec)
         except HttpResponseError as err:

@@ -141,8 +141,11 @@ class UploadDataFilesOperator(BaseBlobTransferOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         container, prefix = self._validated_target()
         sources = [self.source] if isinstance(self.source, str) else list(self.source or [])
-        if not sources:
-            raise InvalidInputError("source is empty; pass a local file, directory or glob to upload.")
+        if not sources or any(not str(source).strip() for source in sources):
+            raise InvalidInputError(
+                f"source {self.source!r} is empty or holds an empty path; pass a local file, directory or "
+                "glob to upload."
+            )
         # Resolving the sources touches no network: a missing path fails here, before any upload.
         result = self.hook.upload(
             container,

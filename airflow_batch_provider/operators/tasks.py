@@ -22,10 +22,12 @@ from airflow_batch_provider.utils.batch_specs import (
     std_log_output_files,
     to_rest,
 )
+from airflow_batch_provider.utils.batch_status import prefix_filter
 from airflow_batch_provider.utils.ids import make_batch_id
 from airflow_batch_provider.utils.task_factories import TaskBuildContext
 from airflow_batch_provider.utils.validation import (
     validate_batch_id,
+    validate_container_name,
     validate_sas_lifetime,
     validate_task_collection,
 )
@@ -297,8 +299,7 @@ class BatchAddTasksOperator(BaseOperator):
                 f"Job {job_id!r} does not exist. Create it first (BatchCreateJobOperator) or check job_id."
             )
         state = str(job.get("state") or "").lower()
-        if state not in ("active", "disabled", "disabling", "enabling", ""):
-            raise BatchProviderError(f"Job {job_id!r} is {state!r} and accepts no new tasks.")
+        accepts_tasks = state in ("active", "disabled", "disabling", "enabling", "")
         pool_id = (job.get("poolInfo") or {}).get("poolId")
         slots: int | None = None
         if pool_id:
@@ -336,6 +337,9 @@ class BatchAddTasksOperator(BaseOperator):
                 task["id"] = local
             planned.append(task)
 
+        if not accepts_tasks:
+            return self._added_before(job_id, state, planned, id_prefix)
+
         # Validation before anything is sent (and before a SAS is minted for outputs).
         validate_task_collection(planned, task_slots_per_node=slots, pool_id=pool_id)
         if not job.get("usesTaskDependencies"):
@@ -349,6 +353,8 @@ class BatchAddTasksOperator(BaseOperator):
 
         if self.output_patterns and not self.output_container:
             raise InvalidInputError("output_patterns needs output_container (where to upload the files).")
+        if self.output_container:
+            validate_container_name(self.output_container, field="output_container")
         common_files = self._resource_files(ctx)
         output_url = ""
         if self.output_container:
@@ -394,6 +400,39 @@ class BatchAddTasksOperator(BaseOperator):
             "task_id_prefix": id_prefix or None,
             "added": result.added,
             "already_existed": result.already_existed,
+        }
+
+    def _added_before(
+        self, job_id: str, state: str, planned: list[dict[str, Any]], id_prefix: str
+    ) -> dict[str, Any]:
+        """A job that ended takes no tasks: fine when an earlier try of this task added them all.
+
+        That is a retry after the worker died between adding the last task and reporting success,
+        with a job set to terminate when its tasks complete.
+        """
+        wanted = {str(task["id"]) for task in planned}
+        listed = self.hook.list_tasks(
+            job_id, filter=prefix_filter(id_prefix) if id_prefix else None, select=["id"]
+        )
+        missing = sorted(wanted - {str(task.get("id")) for task in listed})
+        if missing:
+            raise BatchProviderError(
+                f"Job {job_id!r} is {state!r} and accepts no new tasks, and {len(missing)} of the "
+                f"{len(wanted)} task(s) to add are not in it (e.g. {', '.join(missing[:3])}). Add tasks to "
+                "a new job (a per-run job_id such as '{{ dag.dag_id }}-{{ run_id }}')."
+            )
+        self.log.info(
+            "Job %s is %s and already holds all %d task(s): an earlier try added them.",
+            job_id,
+            state,
+            len(wanted),
+        )
+        return {
+            "job_id": job_id,
+            "task_count": len(planned),
+            "task_id_prefix": id_prefix or None,
+            "added": 0,
+            "already_existed": len(planned),
         }
 
 

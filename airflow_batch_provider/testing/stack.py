@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,8 @@ class LocalAzureStack:
     no identity provider, so tests give that connection's hook a static token credential.
 
     With ``storage_faults=True`` Airflow's blob connection goes through a
-    :class:`~airflow_batch_provider.testing.fault_proxy.StorageFaultProxy` (``storage_proxy``), while
-    the emulated nodes reach Azurite directly, as Batch nodes reach Storage from inside Azure;
-    :meth:`set_faults` then faults both services with one seed.
+    :class:`~airflow_batch_provider.testing.fault_proxy.StorageFaultProxy` (``storage_proxy``), and
+    :meth:`set_faults` faults both services with one seed.
     """
 
     azurite: AzuriteServer = field(default_factory=AzuriteServer)
@@ -76,18 +76,26 @@ class LocalAzureStack:
             return self.storage_proxy.connection_string(self.azurite)
         return self.azurite.connection_string
 
-    def set_faults(self, plan: FaultPlan | None = None, **fields: Any) -> None:
+    def set_faults(self, plan: FaultPlan | None = None, *, nodes_too: bool = False, **fields: Any) -> None:
         """Fault the Batch emulator and (with ``storage_faults``) Storage with the same plan fields.
 
-        Storage never answers 429, so that kind is left out of its plan.
+        Storage never answers 429, so that kind is left out of its plan. Its faults hit the provider's
+        own requests (its User-Agent) unless ``nodes_too``: the emulated nodes fetch resource files and
+        upload outputs through the same SAS URLs, but a real node talks to Storage from inside Azure
+        and its agent retries on its own, so that traffic is not what these tests are about.
         """
         from airflow_batch_provider.emulator.faults import FaultPlan
+        from airflow_batch_provider.hooks.blob import USER_AGENT
 
         plan = plan if plan is not None else FaultPlan(**fields)
         self.batch.set_faults(plan)
         if self.storage_proxy is not None:
-            kinds = tuple(kind for kind in plan.kinds if kind != "429") or ("500",)
-            self.storage_proxy.set_faults(plan.model_copy(update={"kinds": kinds}))
+            update: dict[str, Any] = {
+                "kinds": tuple(kind for kind in plan.kinds if kind != "429") or ("500",)
+            }
+            if not nodes_too and plan.user_agent_pattern is None:
+                update["user_agent_pattern"] = re.escape(USER_AGENT.split("/", 1)[0])
+            self.storage_proxy.set_faults(plan.model_copy(update=update))
 
     def clear_faults(self) -> None:
         self.batch.clear_faults()

@@ -6,6 +6,7 @@ Each helper raises :class:`~airflow_batch_provider.exceptions.InvalidInputError`
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -130,6 +131,29 @@ def validate_unique_batch_ids(ids: Iterable[str], kind: str = "task") -> None:
         )
 
 
+#: The service takes at most 1 MB (1,048,576 bytes) per add-task request; a task must fit alone,
+#: with room for the ``{"value": [...]}`` envelope.
+MAX_TASK_BODY_BYTES = 1_048_576 - 64
+
+
+def task_body_size(task: Mapping[str, Any]) -> int:
+    """Bytes the task takes in a request body (compact JSON, as the SDK sends it)."""
+    return len(json.dumps(task, separators=(",", ":"), default=str).encode("utf-8"))
+
+
+def _oversized_message(tasks: list[Mapping[str, Any]]) -> str:
+    first = tasks[0]
+    sizes = sorted(((task_body_size({key: value}), key) for key, value in first.items()), reverse=True)
+    biggest = ", ".join(f"{key} ({size:,} bytes)" for size, key in sizes[:3])
+    return (
+        f"{len(tasks)} task(s) are larger than the 1 MB the Batch service accepts per request, e.g. "
+        f"{first.get('id')!r} with {task_body_size(first):,} bytes; its biggest fields: {biggest}. "
+        "Such a task can never be added: move large data into resource files (upload it with "
+        "UploadDataFilesOperator and pass it as common_resource_files or the task's resourceFiles) instead "
+        "of the command line or environment."
+    )
+
+
 def validate_task_collection(
     tasks: Iterable[Mapping[str, Any]],
     *,
@@ -165,6 +189,9 @@ def validate_task_collection(
             if task_slots_per_node is not None and slots > task_slots_per_node:
                 too_big.append(f"{task_id} ({slots})")
     validate_unique_batch_ids(ids)
+    oversized = [task for task in task_list if task_body_size(task) > MAX_TASK_BODY_BYTES]
+    if oversized:
+        raise InvalidInputError(_oversized_message(oversized))
     if empty:
         shown = ", ".join(empty[:10]) + (" ..." if len(empty) > 10 else "")
         raise InvalidInputError(

@@ -195,6 +195,7 @@ def test_pool_spec_templates_render_nested_values() -> None:
 
 def test_job_id_template_becomes_a_valid_id_and_retry_reuses_the_job() -> None:
     hook = FakeHook()
+    hook.pools["p1"] = {"id": "p1"}
     op = BatchCreateJobOperator(
         task_id="job", job_id="etl-manual__2026-01-01T00:00:00+00:00", pool_id="p1", max_wall_clock_time=3600
     )
@@ -207,6 +208,7 @@ def test_job_id_template_becomes_a_valid_id_and_retry_reuses_the_job() -> None:
 
 def test_job_on_another_pool_is_not_reused() -> None:
     hook = FakeHook()
+    hook.pools.update({"p1": {"id": "p1"}, "p2": {"id": "p2"}})
     _with(BatchCreateJobOperator(task_id="job", job_id="j", pool_id="p1"), hook).execute(_context())
     with pytest.raises(BatchProviderError, match=r"poolInfo\.poolId: existing 'p1', requested 'p2'"):
         _with(BatchCreateJobOperator(task_id="job", job_id="j", pool_id="p2"), hook).execute(_context())

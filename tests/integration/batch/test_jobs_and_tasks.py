@@ -408,6 +408,14 @@ def test_active_job_quota_error_says_what_to_do(monkeypatch: pytest.MonkeyPatch,
             ),
         )
         ctx = _ctx("job", uid)
+        BatchCreatePoolOperator(  # jobs are only created on pools that exist
+            task_id="p",
+            pool_id="p",
+            vm_size="standard_d2s_v3",
+            target_dedicated_nodes=1,
+            wait_for_ready=False,
+            azbatch_conn_id="azbatch_quota",
+        ).execute(ctx)
         BatchCreateJobOperator(
             task_id="j1", job_id="first", pool_id="p", azbatch_conn_id="azbatch_quota"
         ).execute(ctx)
