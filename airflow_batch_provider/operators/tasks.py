@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -24,6 +25,7 @@ from airflow_batch_provider.utils.batch_specs import (
 )
 from airflow_batch_provider.utils.batch_status import prefix_filter
 from airflow_batch_provider.utils.ids import make_batch_id
+from airflow_batch_provider.utils.local_files import has_glob
 from airflow_batch_provider.utils.task_factories import TaskBuildContext
 from airflow_batch_provider.utils.validation import (
     validate_batch_id,
@@ -78,9 +80,12 @@ class BatchAddTasksOperator(BaseOperator):
     Common settings are applied to every task (a task's own values win): ``common_resource_files``
     (REST entries, or ``{"container", "blob_prefix", "file_path", "file_mode"}`` descriptors such as the
     ``resource_files`` of :class:`UploadApplicationFilesOperator`, for which a read SAS is minted now),
-    ``output_container`` with ``output_patterns`` and, by default, the task's stdout/stderr uploaded on
-    completion, ``environment``, ``constraints``, ``required_slots``, ``exit_conditions``,
-    ``application_package_references``, ``user_identity``, ``container_settings`` and ``task_defaults``.
+    ``output_container`` (created if missing, unless ``create_output_container=False``) with
+    ``output_patterns`` and, by default, the task's stdout/stderr uploaded on completion. A pattern
+    with wildcards keeps each file's path under ``<output_path>/<task id>/``; a plain file name lands
+    as ``<output_path>/<task id>/<name>``. Then ``environment``, ``constraints``, ``required_slots``,
+    ``exit_conditions``, ``application_package_references``, ``user_identity``, ``container_settings``
+    and ``task_defaults``.
 
     Before any task is sent: ids valid and unique, commands non-empty, ``requiredSlots`` within the
     pool's ``taskSlotsPerNode``, dependencies only on jobs that allow them, and every SAS valid until the
@@ -124,6 +129,7 @@ class BatchAddTasksOperator(BaseOperator):
         prefix_task_ids: bool = True,
         common_resource_files: Sequence[Mapping[str, Any]] | None = None,
         output_container: str | None = None,
+        create_output_container: bool = True,
         output_path: str | None = None,
         output_patterns: Sequence[str] | None = None,
         upload_std_logs: bool = True,
@@ -151,6 +157,7 @@ class BatchAddTasksOperator(BaseOperator):
         self.prefix_task_ids = prefix_task_ids
         self.common_resource_files = common_resource_files
         self.output_container = output_container
+        self.create_output_container = create_output_container
         self.output_path = output_path
         self.output_patterns = output_patterns
         self.upload_std_logs = upload_std_logs
@@ -243,8 +250,16 @@ class BatchAddTasksOperator(BaseOperator):
         base = (self.output_path or f"{job_id}/{prefix}").strip("/")
         path = f"{base}/{task_id}"
         identity = to_rest(dict(self.identity_reference)) if self.identity_reference else None
+        # A pattern without wildcards names one file, and Batch then takes ``path`` as the blob name
+        # itself: keep the file's name under the task's folder, as wildcard patterns do.
         files = [
-            output_file(pattern, url, path, "tasksuccess", identity)
+            output_file(
+                pattern,
+                url,
+                path if has_glob(pattern) else f"{path}/{PurePosixPath(pattern).name}",
+                "tasksuccess",
+                identity,
+            )
             for pattern in (self.output_patterns or [])
         ]
         if self.upload_std_logs:
@@ -376,6 +391,10 @@ class BatchAddTasksOperator(BaseOperator):
         validate_sas_lifetime(
             (url for task in final for url in sas_urls_in_task(task)), needed_until=needed_until, reason=why
         )
+        if self.output_container and self.create_output_container:
+            # Without the container every task would run and then fail its upload; create it once
+            # everything local has been checked.
+            self._blob_hook(self.azblob_conn_id).create_container(self.output_container)
 
         self.log.info(
             "Adding %d task(s) with ids %s* to job %s (pool %s)", len(final), id_prefix or "", job_id, pool_id

@@ -17,6 +17,10 @@ from airflow_batch_provider.exceptions import InvalidInputError
 
 #: Keys whose values are free-form user dicts: their own keys must stay as written.
 _FREE_FORM_KEYS = frozenset({"resourceTags", "settings", "protectedSettings", "tags"})
+#: Fields the service types as ISO 8601 durations; a number given for one of them means seconds.
+_DURATION_KEYS = frozenset(
+    {"maxWallClockTime", "retentionTime", "resizeTimeout", "autoScaleEvaluationInterval"}
+)
 
 #: The service's "unbounded" duration.
 UNBOUNDED_DURATION = "P10675199DT2H48M5.4775807S"
@@ -44,7 +48,12 @@ def to_rest(value: Any) -> Any:
         result: dict[str, Any] = {}
         for key, item in value.items():
             name = camel_case(str(key))
-            result[name] = copy.deepcopy(item) if name in _FREE_FORM_KEYS else to_rest(item)
+            if name in _FREE_FORM_KEYS:
+                result[name] = copy.deepcopy(item)
+            elif name in _DURATION_KEYS and isinstance(item, int | float) and not isinstance(item, bool):
+                result[name] = to_iso_duration(item)
+            else:
+                result[name] = to_rest(item)
         return result
     if isinstance(value, list | tuple):
         return [to_rest(item) for item in value]

@@ -23,7 +23,8 @@ class LocalFile:
     size: int
 
 
-def _has_glob(value: str) -> bool:
+def has_glob(value: str) -> bool:
+    """Whether a path or pattern has glob wildcards (``*``, ``?``, ``[``)."""
     return any(char in _GLOB_CHARS for char in value)
 
 
@@ -31,7 +32,7 @@ def _split_glob(pattern: str) -> tuple[Path, str]:
     """Split ``data/**/*.csv`` into the directory before the first wildcard and the rest."""
     parts = Path(pattern).parts
     for index, part in enumerate(parts):
-        if _has_glob(part):
+        if has_glob(part):
             base = Path(*parts[:index]) if index else Path(".")
             return base, str(PurePosixPath(*parts[index:]))
     return Path(pattern).parent, Path(pattern).name
@@ -64,7 +65,7 @@ def collect_local_files(
                 "An empty string was given as a local path; pass a file, directory or glob."
             )
         text = os.path.expanduser(text)
-        if _has_glob(text) and not os.path.exists(text):
+        if has_glob(text) and not os.path.exists(text):
             base, pattern = _split_glob(text)
             matches = sorted(path for path in base.glob(pattern) if path.is_file())
             candidates = [

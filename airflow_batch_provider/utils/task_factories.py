@@ -209,6 +209,7 @@ class BlobPrefixTasks(_Factory):
             file_path=self.file_path,
             task=self.task,
             where=f"container {self.container!r} under prefix {self.prefix!r}",
+            prefix=self.prefix or "",
         )
 
 
@@ -275,6 +276,7 @@ class TasksFromUpload(BlobPrefixTasks):
             file_path=self.file_path,
             task=self.task,
             where=f"the upload to container {self.container!r} (prefix {self.prefix!r})",
+            prefix=self.prefix,
         )
 
 
@@ -288,8 +290,13 @@ def blob_tasks(
     file_path: str,
     task: Mapping[str, Any] | None,
     where: str,
+    prefix: str = "",
 ) -> list[dict[str, Any]]:
-    """One task per blob name, each with that blob as its resource file."""
+    """One task per blob name, each with that blob as its resource file.
+
+    Task ids come from the part of the name below ``prefix``, so they stay readable when every input
+    sits under a long per-run prefix, and stay the same on a retry.
+    """
     if not names:
         raise InvalidInputError(f"No blobs found in {where}; there is nothing to process.")
     allowed = {"blob_name", "blob_basename", "file_path", "index"}
@@ -310,7 +317,7 @@ def blob_tasks(
         resource = ctx.blob_read_url(conn_id, container, name)
         resource["filePath"] = values["file_path"]
         body["resourceFiles"] = [*(body.get("resourceFiles") or []), resource]
-        body["id"] = _local_id(name)
+        body["id"] = _local_id(name[len(prefix) :] if prefix and name.startswith(prefix) else name)
         body["commandLine"] = _format(command_line, values, "command_line")
         tasks.append(body)
     return tasks

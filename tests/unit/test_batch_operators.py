@@ -325,6 +325,11 @@ def test_user_sas_expiring_before_the_job_wall_clock_is_refused() -> None:
 class FakeBlobHook:
     def __init__(self) -> None:
         self.sas_calls: list[tuple[str, str, Any]] = []
+        self.created: list[str] = []
+
+    def create_container(self, container: str) -> bool:
+        self.created.append(container)
+        return True
 
     def list_blobs(self, container: str, prefix: str = "") -> list[Any]:
         names = ["in/a.csv", "in/b.csv", "in/skip.txt", "_airflow_manifests/x.json"]
@@ -375,6 +380,7 @@ def test_blob_prefix_factory_makes_one_task_per_blob_with_sas_lasting_the_wall_c
     expiries = {expiry for _, _, expiry in blob.sas_calls}
     assert all(e >= datetime.now(timezone.utc) + timedelta(hours=8) for e in expiries)  # 6 h + 2 h margin
     assert "SIG" not in json.dumps(result)
+    assert blob.created == ["results"]  # the output container exists before any task can upload
 
 
 def test_tasks_from_upload_xcom() -> None:

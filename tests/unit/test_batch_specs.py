@@ -86,6 +86,14 @@ def test_python_style_dicts_and_sdk_models_become_rest_json() -> None:
     }
 
 
+def test_numbers_in_duration_fields_are_seconds() -> None:
+    # Every other duration argument of the provider takes seconds; nested REST dicts do too.
+    assert to_rest({"constraints": {"max_wall_clock_time": 600, "retention_time": 86400.5}}) == {
+        "constraints": {"maxWallClockTime": "PT10M", "retentionTime": "P1DT0.5S"}
+    }
+    assert to_rest({"constraints": {"maxTaskRetryCount": 3}}) == {"constraints": {"maxTaskRetryCount": 3}}
+
+
 def test_free_form_dicts_keep_their_keys() -> None:
     assert to_rest({"resource_tags": {"cost_center": "a"}}) == {"resourceTags": {"cost_center": "a"}}
 

@@ -257,6 +257,47 @@ def test_outputs_and_std_logs_are_uploaded_and_listed(pool_id: str, hook: BatchH
     hook.delete_job(job_id)
 
 
+def test_plain_file_outputs_seconds_constraints_readable_ids_and_a_new_output_container(
+    pool_id: str, hook: BatchHook, uid: str
+) -> None:
+    from airflow_batch_provider.utils.task_factories import BlobPrefixTasks
+
+    blob = BlobStorageHook()
+    blob.create_container("itest-data")
+    prefix = f"{uid}/a-long/per-run/input-prefix/"
+    for name, lines in (("a.csv", 2), ("b.csv", 4)):
+        blob.upload_bytes("itest-data", f"{prefix}{name}", b"x\n" * lines)
+    output_container = f"itest-new-{uid}"  # does not exist yet
+
+    job_id = _job(pool_id, uid)
+    result = BatchAddTasksOperator(
+        task_id="add",
+        job_id=job_id,
+        task_factory=BlobPrefixTasks(
+            "itest-data", "/bin/sh -c 'wc -l < {file_path} > result.json'", prefix=prefix, suffix=".csv"
+        ),
+        output_container=output_container,
+        output_patterns=["result.json"],
+        constraints={"max_wall_clock_time": 600},
+    ).execute(_ctx("add", uid))
+    assert _wait(job_id, result["task_id_prefix"])["counts"]["succeeded"] == 2
+
+    tasks = hook.list_tasks(job_id, select=["id", "constraints"])
+    assert {t["constraints"]["maxWallClockTime"] for t in tasks} == {"PT10M"}
+    # Ids name the input below the prefix, not the long per-run prefix.
+    local_ids = sorted(t["id"][len(result["task_id_prefix"]) :] for t in tasks)
+    assert [local.lstrip("-")[:5] for local in local_ids] == ["a-csv", "b-csv"], local_ids
+    assert all(uid not in local for local in local_ids)
+
+    results = sorted(info.name for info in blob.list_blobs(output_container) if info.name.endswith(".json"))
+    assert len(results) == 2 and all(name.endswith("/result.json") for name in results), results
+    counts = sorted(
+        blob.get_conn().get_blob_client(output_container, n).download_blob().readall() for n in results
+    )
+    assert counts == [b"2\n", b"4\n"]
+    hook.delete_job(job_id)
+
+
 def test_validation_refuses_before_adding(pool_id: str, hook: BatchHook, uid: str) -> None:
     job_id = _job(pool_id, uid)
     with pytest.raises(Exception, match=r"require more slots than a node of pool .* \(taskSlotsPerNode=4\)"):
