@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -214,6 +214,21 @@ def _task_body(task: Mapping[str, Any] | Any) -> dict[str, Any]:
     if isinstance(task, dict) and all("_" not in key for key in task):
         return task
     return to_rest(task)
+
+
+def _read_tail(
+    get_properties: Callable[[], Any], download: Callable[[str], Any], max_bytes: int
+) -> str | None:
+    """Read only the end of a node or task file: its size first, then one ranged download."""
+    try:
+        size = compat.content_length_of(get_properties())
+        ocp_range = compat.tail_range(size, max_bytes)
+        if ocp_range is None:
+            return ""
+        data = compat.join_bytes(download(ocp_range))
+    except ResourceNotFoundError:
+        return None
+    return _decode_tail(data, size > max_bytes)
 
 
 def _decode_tail(data: bytes, truncated: bool) -> str:
@@ -459,18 +474,11 @@ class BatchHook(AzureBaseHook):
         self, pool_id: str, node_id: str, path: str, *, max_bytes: int = 4096
     ) -> str | None:
         """The last ``max_bytes`` of a file on a node (``startup/stderr.txt``...), ``None`` when missing."""
-        try:
-            props = self.client.get_node_file_properties(pool_id, node_id, path)
-            size = compat.content_length_of(props)
-            ocp_range = compat.tail_range(size, max_bytes)
-            if ocp_range is None:
-                return ""
-            data = compat.join_bytes(
-                self.client.download_node_file(pool_id, node_id, path, ocp_range=ocp_range)
-            )
-        except ResourceNotFoundError:
-            return None
-        return _decode_tail(data, size > max_bytes)
+        return _read_tail(
+            lambda: self.client.get_node_file_properties(pool_id, node_id, path),
+            lambda ocp_range: self.client.download_node_file(pool_id, node_id, path, ocp_range=ocp_range),
+            max_bytes,
+        )
 
     def list_supported_images(self, filter: str | None = None) -> list[dict[str, Any]]:
         return [_as_dict(image) for image in self.client.list_supported_images(filter=filter)]
@@ -561,18 +569,11 @@ class BatchHook(AzureBaseHook):
         self, job_id: str, task_id: str, path: str, *, max_bytes: int = 4096
     ) -> str | None:
         """The last ``max_bytes`` of a task file (via ``ocp-range``); ``None`` when it is missing."""
-        try:
-            props = self.client.get_task_file_properties(job_id, task_id, path)
-            size = compat.content_length_of(props)
-            ocp_range = compat.tail_range(size, max_bytes)
-            if ocp_range is None:
-                return ""
-            data = compat.join_bytes(
-                self.client.download_task_file(job_id, task_id, path, ocp_range=ocp_range)
-            )
-        except ResourceNotFoundError:
-            return None
-        return _decode_tail(data, size > max_bytes)
+        return _read_tail(
+            lambda: self.client.get_task_file_properties(job_id, task_id, path),
+            lambda ocp_range: self.client.download_task_file(job_id, task_id, path, ocp_range=ocp_range),
+            max_bytes,
+        )
 
     def add_tasks(
         self,
