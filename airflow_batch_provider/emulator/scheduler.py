@@ -24,7 +24,8 @@ from airflow_batch_provider.emulator.models.base import environment_dict
 from airflow_batch_provider.emulator.runner import failures
 from airflow_batch_provider.emulator.runner.app_packages import extract_package
 from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunResult, TaskRunSpec
-from airflow_batch_provider.emulator.serialization import UNBOUNDED, format_datetime, parse_duration, utcnow
+from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
+from airflow_batch_provider.utils.durations import UNBOUNDED, parse_duration
 from airflow_batch_provider.utils.node_environment import linux_variable_name
 
 if TYPE_CHECKING:

@@ -8,26 +8,22 @@ compared, validated and sent the same way.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_batch_provider.exceptions import InvalidInputError
+from airflow_batch_provider.utils.durations import (
+    UNBOUNDED,
+    format_duration,
+    parse_duration,
+)
 
 #: Keys whose values are free-form user dicts: their own keys must stay as written.
 _FREE_FORM_KEYS = frozenset({"resourceTags", "settings", "protectedSettings", "tags"})
 #: Fields the service types as ISO 8601 durations; a number given for one of them means seconds.
 _DURATION_KEYS = frozenset(
     {"maxWallClockTime", "retentionTime", "resizeTimeout", "autoScaleEvaluationInterval"}
-)
-
-#: The service's "unbounded" duration.
-UNBOUNDED_DURATION = "P10675199DT2H48M5.4775807S"
-
-_ISO_DURATION = re.compile(
-    r"^P(?:(?P<weeks>\d+(?:\.\d+)?)W)?(?:(?P<days>\d+(?:\.\d+)?)D)?"
-    r"(?:T(?:(?P<hours>\d+(?:\.\d+)?)H)?(?:(?P<minutes>\d+(?:\.\d+)?)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
 )
 
 
@@ -70,54 +66,30 @@ def to_iso_duration(value: timedelta | float | str | None) -> str | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if parse_iso_duration(text, allow_unbounded=True) is None and text != UNBOUNDED_DURATION:
+        try:
+            parse_duration(text)
+        except ValueError:
             raise InvalidInputError(
                 f"{value!r} is not an ISO 8601 duration. Use a timedelta, seconds, or e.g. 'PT1H'."
-            )
+            ) from None
         return text
     if isinstance(value, bool):
         raise InvalidInputError(f"{value!r} is not a duration; use a timedelta or a number of seconds.")
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds < 0:
+    delta = value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+    if delta < timedelta(0):
         raise InvalidInputError(f"A duration cannot be negative ({value!r}).")
-    whole = int(seconds)
-    fraction = seconds - whole
-    days, rem = divmod(whole, 86400)
-    hours, rem = divmod(rem, 3600)
-    minutes, secs = divmod(rem, 60)
-    out = "P"
-    if days:
-        out += f"{days}D"
-    time_part = ""
-    if hours:
-        time_part += f"{hours}H"
-    if minutes:
-        time_part += f"{minutes}M"
-    if secs or fraction:
-        time_part += f"{secs + fraction:g}S"
-    if time_part:
-        out += "T" + time_part
-    return out if out != "P" else "PT0S"
+    return format_duration(delta)
 
 
 def parse_iso_duration(value: str | None, *, allow_unbounded: bool = True) -> timedelta | None:
     """Parse an ISO 8601 duration; ``None`` for empty, invalid or the service's unbounded value."""
     if not value:
         return None
-    if value == UNBOUNDED_DURATION:
+    try:
+        result = parse_duration(value)
+    except ValueError:
         return None
-    match = _ISO_DURATION.match(value.strip())
-    if not match or value.strip() in ("P", "PT"):
-        return None
-    parts = {key: float(amount) for key, amount in match.groupdict().items() if amount}
-    result = timedelta(
-        weeks=parts.get("weeks", 0),
-        days=parts.get("days", 0),
-        hours=parts.get("hours", 0),
-        minutes=parts.get("minutes", 0),
-        seconds=parts.get("seconds", 0),
-    )
-    if allow_unbounded and result >= timedelta(days=10675199):
+    if result == UNBOUNDED or (allow_unbounded and result >= timedelta(days=10675199)):
         return None
     return result
 

@@ -9,7 +9,6 @@ from azure.batch import models
 
 from airflow_batch_provider.exceptions import InvalidInputError
 from airflow_batch_provider.utils.batch_specs import (
-    UNBOUNDED_DURATION,
     build_job_spec,
     build_pool_spec,
     job_differences,
@@ -21,6 +20,7 @@ from airflow_batch_provider.utils.batch_specs import (
     to_iso_duration,
     to_rest,
 )
+from airflow_batch_provider.utils.durations import UNBOUNDED_DURATION
 
 SUPPORTED = [
     {

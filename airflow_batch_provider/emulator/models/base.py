@@ -13,13 +13,8 @@ from airflow_batch_provider.emulator.errors import (
     invalid_property,
     missing_property,
 )
-from airflow_batch_provider.emulator.serialization import (
-    format_datetime,
-    new_etag,
-    parse_duration,
-    parse_http_date,
-    utcnow,
-)
+from airflow_batch_provider.emulator.serialization import format_datetime, new_etag, parse_http_date, utcnow
+from airflow_batch_provider.utils.durations import parse_duration
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

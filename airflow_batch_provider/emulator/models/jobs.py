@@ -27,7 +27,8 @@ from airflow_batch_provider.emulator.models.base import (
     validate_command_task,
     validate_id,
 )
-from airflow_batch_provider.emulator.serialization import UNBOUNDED, format_datetime, format_duration, utcnow
+from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
+from airflow_batch_provider.utils.durations import UNBOUNDED, format_duration
 
 if TYPE_CHECKING:
     from datetime import timedelta

@@ -31,7 +31,8 @@ from airflow_batch_provider.emulator.models.base import (
 )
 from airflow_batch_provider.emulator.models.images import validate_image, vm_cores
 from airflow_batch_provider.emulator.models.nodes import EVICTION_OPTIONS, Node
-from airflow_batch_provider.emulator.serialization import format_datetime, format_duration, utcnow
+from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
+from airflow_batch_provider.utils.durations import format_duration
 
 if TYPE_CHECKING:
     from airflow_batch_provider.emulator.models.account import BatchAccount
