@@ -1,0 +1,24 @@
+"""The benchmarks of ``make bench``, in the order they run."""
+
+from __future__ import annotations
+
+from bench import (
+    emulator_throughput,
+    monitor_poll,
+    task_submit_10k,
+    triggers_concurrent,
+    upload_large,
+    upload_many_small,
+    upload_rerun_unchanged,
+)
+from bench.harness import Benchmark
+
+BENCHMARKS: tuple[Benchmark, ...] = (
+    task_submit_10k.BENCHMARK,
+    monitor_poll.BENCHMARK,
+    upload_many_small.BENCHMARK,
+    upload_rerun_unchanged.BENCHMARK,
+    upload_large.BENCHMARK,
+    triggers_concurrent.BENCHMARK,
+    emulator_throughput.BENCHMARK,
+)
