@@ -52,11 +52,14 @@ async def _measure(
         ours_requests: list[int] = []
         kinds: Counter[str] = Counter()
         last = None
+        stalled = 0
         for _ in range(polls):
             counter.reset()
             with stopwatch() as watch:
-                check = await check_job(io, job_id, last_counts=last)
+                # Carry the poll state forward exactly as BatchJobTrigger does between polls.
+                check = await check_job(io, job_id, last_counts=last, stalled_polls=stalled)
             last = check.counts
+            stalled = check.stalled_polls
             ours.append(watch.seconds)
             ours_requests.append(counter.requests)
             for record in counter.records:
@@ -153,9 +156,10 @@ def explain(measurement: Measurement) -> list[str]:
         lines.append(f"Over {polls} polls of the {largest:,}-task job the check sent: {listed}.")
         if kinds.get("GET /jobs/{id}"):
             lines.append(
-                "Besides the task counts, check_job read the job itself on polls whose counts had not "
-                "changed since the previous poll (to notice a job that ended early): an unchanged job "
-                "costs two requests per poll."
+                "Besides the task counts, check_job reads the job itself on the first poll whose counts "
+                "stopped changing and on every JOB_CHECK_EVERY-th unchanged poll after it, to notice a "
+                "job that ended early (terminated, max wall clock) with tasks that will never run: those "
+                "polls cost two requests."
             )
     return lines
 
