@@ -18,7 +18,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from airflow_batch_provider.testing.azurite import AzuriteServer, free_port, wait_for_port
+from airflow_batch_provider.testing.azurite import (
+    AzuriteServer,
+    free_port,
+    start_server_process,
+    stop_process,
+)
 from bench.counting import RequestCounter
 
 if TYPE_CHECKING:
@@ -87,29 +92,20 @@ class EmulatorProcess:
             json.dumps(self.settings),
             *(["--profile", self.profile_path] if self.profile_path else []),
         ]
-        self.process = subprocess.Popen(
-            command, cwd=self._workdir.name, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        self.process = start_server_process(
+            command,
+            self.host,
+            self.port,
+            what="the Batch emulator",
+            timeout=timeout,
+            cwd=self._workdir.name,
+            env=env,
         )
-        try:
-            wait_for_port(self.host, self.port, timeout, self.process)
-        except Exception as err:
-            stderr = b""
-            if self.process.poll() is not None and self.process.stderr is not None:
-                stderr = self.process.stderr.read()
-            self.stop()
-            raise RuntimeError(f"the Batch emulator did not start: {err}. {stderr.decode()}") from err
         return self
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            if self.process.stderr is not None:
-                self.process.stderr.close()
+            stop_process(self.process, grace=15)
             self.process = None
         if self._workdir is not None:
             self._workdir.cleanup()

@@ -42,6 +42,43 @@ def wait_for_port(
     raise TimeoutError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
 
 
+def start_server_process(
+    command: list[str],
+    host: str,
+    port: int,
+    *,
+    what: str,
+    timeout: float,
+    cwd: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a server as a child process and wait until it listens; on failure, raise with its stderr."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        wait_for_port(host, port, timeout, process)
+    except Exception as err:
+        stderr = b""
+        if process.poll() is not None and process.stderr is not None:
+            stderr = process.stderr.read()
+        stop_process(process)
+        raise RuntimeError(f"{what} did not start: {err}. {stderr.decode(errors='replace')}") from err
+    return process
+
+
+def stop_process(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Terminate a child process, killing it if it does not exit within ``grace`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if process.stderr is not None:
+        process.stderr.close()
+
+
 def find_azurite() -> str:
     """Locate the ``azurite-blob`` executable.
 
@@ -111,33 +148,14 @@ class AzuriteServer:
             "--loose",
             "--silent",
         ]
-        self.process = subprocess.Popen(
-            command,
-            cwd=self._workdir.name,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
+        self.process = start_server_process(
+            command, self.host, self.port, what="Azurite", timeout=timeout, cwd=self._workdir.name
         )
-        try:
-            wait_for_port(self.host, self.port, timeout, self.process)
-        except Exception as err:
-            stderr = b""
-            if self.process.poll() is not None and self.process.stderr is not None:
-                stderr = self.process.stderr.read()
-            self.stop()
-            raise RuntimeError(f"Azurite did not start: {err}. {stderr.decode(errors='replace')}") from err
         return self
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            if self.process.stderr is not None:
-                self.process.stderr.close()
+            stop_process(self.process)
             self.process = None
         if self._workdir is not None:
             self._workdir.cleanup()
