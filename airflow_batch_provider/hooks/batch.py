@@ -441,15 +441,33 @@ class BatchHook(AzureBaseHook):
 
     def delete_pool(self, pool_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:
         """Delete a pool: ``deleted``, ``not_found`` or ``being_deleted``; waits for it to vanish if asked."""
+        return self._delete(
+            lambda: self.client.begin_delete_pool(pool_id, polling_interval=poll_interval),  # type: ignore[arg-type]
+            "PoolBeingDeleted",
+            lambda: self.get_pool(pool_id, select=["id"]),
+            wait=wait,
+            poll_interval=poll_interval,
+        )
+
+    def _delete(
+        self,
+        begin: Callable[[], Any],
+        being_deleted_code: str,
+        getter: Callable[[], Any],
+        *,
+        wait: bool,
+        poll_interval: float,
+    ) -> str:
+        """Start a delete: ``deleted``, ``not_found`` or ``being_deleted``; wait for it to vanish if asked."""
         try:
-            poller = self.client.begin_delete_pool(pool_id, polling_interval=poll_interval)  # type: ignore[arg-type]
+            poller = begin()
         except ResourceNotFoundError:
             return "not_found"
         except ResourceExistsError as err:
-            if compat.error_code(err) != "PoolBeingDeleted":
+            if compat.error_code(err) != being_deleted_code:
                 raise
             if wait:
-                self._wait_gone(lambda: self.get_pool(pool_id, select=["id"]), poll_interval)
+                self._wait_gone(getter, poll_interval)
             return "being_deleted"
         if wait:
             poller.result()
@@ -522,19 +540,13 @@ class BatchHook(AzureBaseHook):
 
     def delete_job(self, job_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:
         """Delete a job and its tasks: ``deleted``, ``not_found`` or ``being_deleted``."""
-        try:
-            poller = self.client.begin_delete_job(job_id, polling_interval=poll_interval)  # type: ignore[arg-type]
-        except ResourceNotFoundError:
-            return "not_found"
-        except ResourceExistsError as err:
-            if compat.error_code(err) != "JobBeingDeleted":
-                raise
-            if wait:
-                self._wait_gone(lambda: self.get_job(job_id, select=["id"]), poll_interval)
-            return "being_deleted"
-        if wait:
-            poller.result()
-        return "deleted"
+        return self._delete(
+            lambda: self.client.begin_delete_job(job_id, polling_interval=poll_interval),  # type: ignore[arg-type]
+            "JobBeingDeleted",
+            lambda: self.get_job(job_id, select=["id"]),
+            wait=wait,
+            poll_interval=poll_interval,
+        )
 
     def get_task_counts(self, job_id: str) -> TaskCounts:
         return compat.task_counts_of(self.client.get_job_task_counts(job_id))
