@@ -238,15 +238,15 @@ def _decode_tail(data: bytes, truncated: bool) -> str:
     return text
 
 
-def _batch_error_text(error: Any) -> str | None:
-    """The message of a per-task ``BatchError`` (its message is an object with ``value``)."""
-    if error is None:
+def _batch_error_text(error: Mapping[str, Any] | None) -> str | None:
+    """The message of a per-task error in the REST shape (its message is an object with ``value``)."""
+    if not error:
         return None
-    message = getattr(error, "message", None)
-    text = getattr(message, "value", None) or (message if isinstance(message, str) else None) or ""
-    text = str(text).split("\nRequestId:", 1)[0].strip()
-    values = getattr(error, "error_values", None) or []
-    extra = "; ".join(f"{getattr(v, 'key', '')}={getattr(v, 'value', '')}" for v in values)
+    message = error.get("message")
+    text = message.get("value") if isinstance(message, Mapping) else message
+    text = str(text or "").split("\nRequestId:", 1)[0].strip()
+    values = error.get("values") or []
+    extra = "; ".join(f"{item.get('key', '')}={item.get('value', '')}" for item in values)
     return f"{text} ({extra})" if extra else text
 
 
@@ -623,9 +623,7 @@ class BatchHook(AzureBaseHook):
         for attempt in range(self.add_tasks_attempts):
             outcome.requests += 1
             try:
-                response = self.client.create_task_collection(
-                    job_id, batch_models.BatchTaskGroup({"value": pending})
-                )
+                results = compat.create_task_collection(self.client, job_id, pending)
             except (ServiceRequestError, ServiceResponseError):
                 # The request may or may not have been processed; ids make the retry safe.
                 if attempt + 1 >= self.add_tasks_attempts:
@@ -642,19 +640,21 @@ class BatchHook(AzureBaseHook):
             by_id = {task["id"]: task for task in pending}
             retry: list[Any] = []
             seen: set[str] = set()
-            for result in response.result_values or []:
-                seen.add(result.task_id)
-                status = str(getattr(result.status, "value", result.status) or "").lower()
-                code = getattr(result.error, "code", None) if result.error else None
+            for result in results:
+                task_id = str(result.get("taskId"))
+                seen.add(task_id)
+                status = str(result.get("status") or "").lower()
+                error = result.get("error") or {}
+                code = error.get("code")
                 if status == "success":
                     outcome.added += 1
                 elif code == "TaskExists":
                     outcome.already_existed += 1
-                elif status == "servererror" and result.task_id in by_id:
-                    retry.append(by_id[result.task_id])
+                elif status == "servererror" and task_id in by_id:
+                    retry.append(by_id[task_id])
                 else:
                     outcome.failures.append(
-                        {"id": result.task_id, "code": code, "message": _batch_error_text(result.error)}
+                        {"id": task_id, "code": code, "message": _batch_error_text(error)}
                     )
             retry.extend(task for task_id, task in by_id.items() if task_id not in seen)
             if not retry:

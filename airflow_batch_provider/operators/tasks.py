@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import PurePosixPath
@@ -66,6 +67,35 @@ def default_task_id_prefix(context: Any) -> str:
 def full_prefix(prefix: str) -> str:
     """The string every task id of the collection starts with (prefix plus a separator)."""
     return prefix if prefix.endswith(("-", "_")) else f"{prefix}-"
+
+
+@dataclass(frozen=True)
+class _CommonSettings:
+    """What the operator adds to every task, converted to the REST shape once per run."""
+
+    defaults: dict[str, Any]
+    resource_files: list[dict[str, Any]]
+    environment: list[dict[str, Any]]
+    constraints: dict[str, Any]
+    required_slots: int | None
+    extras: dict[str, Any]
+
+    def apply(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The task with the common settings under it: the task's own values win."""
+        merged = deep_merge(self.defaults, task) if self.defaults else dict(task)
+        if self.resource_files:
+            merged["resourceFiles"] = [*self.resource_files, *(merged.get("resourceFiles") or [])]
+        if self.environment:
+            env = {item["name"]: item.get("value") for item in self.environment}
+            env.update({item["name"]: item.get("value") for item in merged.get("environmentSettings") or []})
+            merged["environmentSettings"] = [{"name": k, "value": v} for k, v in env.items()]
+        if self.constraints:
+            merged["constraints"] = deep_merge(self.constraints, merged.get("constraints") or {})
+        if self.required_slots is not None and "requiredSlots" not in merged:
+            merged["requiredSlots"] = self.required_slots
+        for key, value in self.extras.items():
+            merged.setdefault(key, value)
+        return merged
 
 
 class BatchAddTasksOperator(BaseOperator):
@@ -266,31 +296,25 @@ class BatchAddTasksOperator(BaseOperator):
             files.extend(std_log_output_files(url, f"{path}/logs", identity))
         return files
 
-    def _apply_common(self, task: dict[str, Any], common_files: list[dict[str, Any]]) -> dict[str, Any]:
-        defaults = to_rest(dict(self.task_defaults or {}))
-        merged = deep_merge(defaults, task)
-        if common_files:
-            merged["resourceFiles"] = [*common_files, *(merged.get("resourceFiles") or [])]
-        if self.environment:
-            env = {item["name"]: item.get("value") for item in environment_list(self.environment) or []}
-            env.update({item["name"]: item.get("value") for item in merged.get("environmentSettings") or []})
-            merged["environmentSettings"] = [{"name": k, "value": v} for k, v in env.items()]
-        if self.constraints:
-            merged["constraints"] = deep_merge(
-                to_rest(dict(self.constraints)), merged.get("constraints") or {}
+    def _common_settings(self, common_files: list[dict[str, Any]]) -> _CommonSettings:
+        extras = {
+            key: to_rest(value)
+            for key, value in (
+                ("exitConditions", self.exit_conditions),
+                ("applicationPackageReferences", self.application_package_references),
+                ("userIdentity", self.user_identity),
+                ("containerSettings", self.container_settings),
             )
-        if self.required_slots not in (None, "") and "requiredSlots" not in merged:
-            merged["requiredSlots"] = int(str(self.required_slots))
-        extras: tuple[tuple[str, Any], ...] = (
-            ("exitConditions", self.exit_conditions),
-            ("applicationPackageReferences", self.application_package_references),
-            ("userIdentity", self.user_identity),
-            ("containerSettings", self.container_settings),
+            if value is not None and value != ""
+        }
+        return _CommonSettings(
+            defaults=to_rest(dict(self.task_defaults or {})),
+            resource_files=common_files,
+            environment=environment_list(self.environment) or [],
+            constraints=to_rest(dict(self.constraints)) if self.constraints else {},
+            required_slots=int(str(self.required_slots)) if self.required_slots not in (None, "") else None,
+            extras=extras,
         )
-        for key, value in extras:
-            if value is not None and value != "" and key not in merged:
-                merged[key] = to_rest(value)
-        return merged
 
     # -- execute ------------------------------------------------------------------------------------
 
@@ -355,8 +379,6 @@ class BatchAddTasksOperator(BaseOperator):
         if not accepts_tasks:
             return self._added_before(job_id, state, planned, id_prefix)
 
-        # Validation before anything is sent (and before a SAS is minted for outputs).
-        validate_task_collection(planned, task_slots_per_node=slots, pool_id=pool_id)
         if not job.get("usesTaskDependencies"):
             dependent = [t["id"] for t in planned if t.get("dependsOn")]
             if dependent:
@@ -380,13 +402,15 @@ class BatchAddTasksOperator(BaseOperator):
                 output_url = blob_hook.get_container_sas_url(
                     self.output_container, "write", expiry=ctx.sas_expiry
                 )
+        common = self._common_settings(common_files)
         final = []
         for task in planned:
-            body = self._apply_common(task, common_files)
+            body = common.apply(task)
             outputs = self._output_files(output_url, job_id, prefix, body["id"])
             if outputs:
                 body["outputFiles"] = [*(body.get("outputFiles") or []), *outputs]
             final.append(body)
+        # Everything is checked here, once, before anything is created or sent.
         validate_task_collection(final, task_slots_per_node=slots, pool_id=pool_id)
         validate_sas_lifetime(
             (url for task in final for url in sas_urls_in_task(task)), needed_until=needed_until, reason=why

@@ -48,6 +48,11 @@ class _Resp:
     def read(self) -> bytes:
         return self._content
 
+    def iter_bytes(self, **kwargs: Any) -> Any:
+        return iter([self._content])
+
+    iter_raw = iter_bytes
+
     def text(self, encoding: str | None = None) -> str:
         return self._content.decode()
 
@@ -108,7 +113,7 @@ def test_async_client_is_created_once_and_closed() -> None:
     asyncio.run(scenario())
 
 
-def _hook_with(transport: ScriptedTransport, **kwargs: Any) -> BatchHook:
+def _hook_with(transport: HttpTransport, **kwargs: Any) -> BatchHook:
     from azure.batch import BatchClient
 
     hook = BatchHook(retry_backoff_factor=0, **kwargs)
@@ -138,8 +143,12 @@ def test_throttling_gives_up_after_retry_total() -> None:
     assert len(transport.requests) == 3
 
 
-class FakeClient:
-    """Records add-collection calls; answers from a per-task script."""
+class AddCollectionService(HttpTransport):
+    """Answers add-collection requests per task from a script, under the real SDK client and pipeline.
+
+    Only the transport is replaced (there is no service here); the hook's request still goes through
+    the SDK's operation, serialization, authentication and retry policies.
+    """
 
     def __init__(
         self, script: dict[str, list[str]] | None = None, too_large_above: int | None = None
@@ -149,14 +158,14 @@ class FakeClient:
         self.calls: list[list[str]] = []
         self.lock = threading.Lock()
 
-    def create_task_collection(self, job_id: str, group: models.BatchTaskGroup) -> Any:
-        ids = [task.id for task in group.task_values]
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        assert request.url.split("?")[0].endswith("/jobs/j/addtaskcollection")
+        ids = [task["id"] for task in json.loads(request.content)["value"]]
         with self.lock:
             self.calls.append(ids)
         if self.too_large_above and len(ids) > self.too_large_above:
-            error = HttpResponseError(message="too large")
-            error.error = type("E", (), {"code": "RequestBodyTooLarge", "message": "too large"})()
-            raise error
+            error = {"code": "RequestBodyTooLarge", "message": {"lang": "en-US", "value": "too large"}}
+            return _Resp(request, 413, json.dumps(error).encode(), {})
         results = []
         for task_id in ids:
             with self.lock:
@@ -166,67 +175,106 @@ class FakeClient:
                 results.append({"status": "success", "taskId": task_id})
             elif answer == "servererror":
                 results.append({"status": "servererror", "taskId": task_id, "error": {"code": "ServerError"}})
+            elif answer == "lost":
+                continue  # the service's answer leaves the task out
             else:
                 results.append(
                     {
                         "status": "clienterror",
                         "taskId": task_id,
-                        "error": {"code": answer, "message": {"value": f"{answer} happened\nRequestId:x"}},
+                        "error": {
+                            "code": answer,
+                            "message": {"lang": "en-US", "value": f"{answer} happened\nRequestId:x"},
+                            "values": [{"key": "PropertyName", "value": "commandLine"}],
+                        },
                     }
                 )
-        return models.BatchCreateTaskCollectionResult({"value": results})
+        return _Resp(request, 200, json.dumps({"value": results}).encode(), {})
 
+    def open(self) -> None: ...
 
-def _fake_hook(client: FakeClient) -> BatchHook:
-    hook = BatchHook(retry_backoff_factor=0)
-    hook.__dict__["client"] = client
-    return hook
+    def close(self) -> None: ...
+
+    def __enter__(self) -> AddCollectionService:
+        return self
+
+    def __exit__(self, *args: Any) -> None: ...
 
 
 def test_add_tasks_uses_chunks_of_100_in_parallel() -> None:
-    client = FakeClient()
-    result = _fake_hook(client).add_tasks("j", [{"id": f"t{i}", "commandLine": "x"} for i in range(1000)])
+    client = AddCollectionService()
+    result = _hook_with(client).add_tasks("j", [{"id": f"t{i}", "commandLine": "x"} for i in range(1000)])
     assert result.added == 1000 and result.requests == 10
     assert sorted(len(call) for call in client.calls) == [100] * 10
 
 
 def test_existing_tasks_count_as_already_added() -> None:
-    client = FakeClient({"t1": ["TaskExists"]})
-    result = _fake_hook(client).add_tasks(
+    client = AddCollectionService({"t1": ["TaskExists"]})
+    result = _hook_with(client).add_tasks(
         "j", [{"id": "t0", "commandLine": "x"}, {"id": "t1", "commandLine": "x"}]
     )
     assert (result.added, result.already_existed, result.failures) == (1, 1, [])
 
 
 def test_server_errors_are_retried_only_for_the_failed_tasks() -> None:
-    client = FakeClient({"t1": ["servererror", "success"]})
-    result = _fake_hook(client).add_tasks(
+    client = AddCollectionService({"t1": ["servererror", "success"]})
+    result = _hook_with(client).add_tasks(
         "j", [{"id": "t0", "commandLine": "x"}, {"id": "t1", "commandLine": "x"}]
     )
     assert result.added == 2 and client.calls == [["t0", "t1"], ["t1"]]
 
 
 def test_client_errors_are_reported_per_task() -> None:
-    client = FakeClient({"t1": ["InvalidPropertyValue"]})
-    result = _fake_hook(client).add_tasks(
+    client = AddCollectionService({"t1": ["InvalidPropertyValue"]})
+    result = _hook_with(client).add_tasks(
         "j", [{"id": "t0", "commandLine": "x"}, {"id": "t1", "commandLine": "x"}]
     )
     assert result.failures == [
-        {"id": "t1", "code": "InvalidPropertyValue", "message": "InvalidPropertyValue happened"}
+        {
+            "id": "t1",
+            "code": "InvalidPropertyValue",
+            "message": "InvalidPropertyValue happened (PropertyName=commandLine)",
+        }
     ]
 
 
 def test_too_large_chunks_are_halved() -> None:
-    client = FakeClient(too_large_above=30)
-    result = _fake_hook(client).add_tasks("j", [{"id": f"t{i}", "commandLine": "x"} for i in range(100)])
+    client = AddCollectionService(too_large_above=30)
+    result = _hook_with(client).add_tasks("j", [{"id": f"t{i}", "commandLine": "x"} for i in range(100)])
     assert result.added == 100
     assert max(len(call) for call in client.calls if len(call) <= 30) <= 25
 
 
+def test_tasks_left_out_of_the_answer_are_sent_again() -> None:
+    client = AddCollectionService({"t1": ["lost", "success"]})
+    result = _hook_with(client).add_tasks(
+        "j", [{"id": "t0", "commandLine": "x"}, {"id": "t1", "commandLine": "x"}]
+    )
+    assert result.added == 2 and client.calls == [["t0", "t1"], ["t1"]]
+
+
+def test_task_json_is_sent_as_given() -> None:
+    seen: list[Any] = []
+
+    class Recording(AddCollectionService):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            seen.append(json.loads(request.content)["value"])
+            return super().send(request, **kwargs)
+
+    task = {
+        "id": "t0",
+        "commandLine": "/bin/sh -c 'echo $X'",
+        "environmentSettings": [{"name": "X", "value": "1"}],
+        "constraints": {"maxWallClockTime": "PT1H", "maxTaskRetryCount": 2},
+    }
+    assert _hook_with(Recording()).add_tasks("j", [task]).added == 1
+    assert seen == [[task]]
+
+
 def test_sdk_models_are_accepted() -> None:
-    client = FakeClient()
+    client = AddCollectionService()
     task = models.BatchTaskCreateOptions(id="m1", command_line="echo")
-    assert _fake_hook(client).add_tasks("j", [task]).added == 1
+    assert _hook_with(client).add_tasks("j", [task]).added == 1
 
 
 def test_config_options_documented_in_provider_info_match_the_hook_defaults() -> None:
