@@ -146,21 +146,21 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
 
 
 def explain(measurement: Measurement) -> list[str]:
-    """Which requests made a poll cost more than one, and how the poll time split."""
+    """Which requests the polls sent, and why some are not the task counts."""
     lines = []
     polls = measurement.metrics.get("ours_polls_per_size") or 0
     largest = measurement.sizes["task_counts"][-1]
     kinds: dict[str, int] = measurement.metrics.get(f"ours_request_kinds_{largest}") or {}
-    if (measurement.requests.get("ours_max_per_poll") or 0) > REQUESTS_PER_POLL and kinds:
+    if kinds:
         listed = ", ".join(f"{kind} x{number}" for kind, number in sorted(kinds.items()))
         lines.append(f"Over {polls} polls of the {largest:,}-task job the check sent: {listed}.")
-        if kinds.get("GET /jobs/{id}"):
-            lines.append(
-                "Besides the task counts, check_job reads the job itself on the first poll whose counts "
-                "stopped changing and on every JOB_CHECK_EVERY-th unchanged poll after it, to notice a "
-                "job that ended early (terminated, max wall clock) with tasks that will never run: those "
-                "polls cost two requests."
-            )
+    if kinds.get("GET /jobs/{id}"):
+        lines.append(
+            "The job reads are check_job's watch for a job that ended early (terminated, max wall clock) "
+            "with tasks that will never run: once the counts stop moving, the next poll and every "
+            "JOB_CHECK_EVERY-th after it read the job's state instead of the counts, so such a poll is "
+            "still one request."
+        )
     return lines
 
 

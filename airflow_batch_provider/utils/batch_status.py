@@ -46,8 +46,10 @@ POOL_SELECT = [
 NODE_SELECT = ["id", "state", "startTaskInfo", "errors"]
 TASK_SELECT = ["id", "state", "executionInfo"]
 STARTUP_STDERR = "startup/stderr.txt"
-#: While a job's counts do not move, its state is read on the first such poll and every N-th after.
+#: While a job's counts do not move, the poll after the first unchanged one reads the job's state
+#: instead of the counts, and so does every N-th poll after that.
 JOB_CHECK_EVERY = 10
+JOB_SELECT = ["id", "state", "executionInfo"]
 
 
 class BatchIO(Protocol):
@@ -166,6 +168,15 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 def _lower(value: Any) -> str:
     return str(value or "").strip().lower()
+
+
+def _job_has_ended(job: Mapping[str, Any]) -> bool:
+    return _lower(job.get("state")) in ("completed", "terminating", "deleting")
+
+
+def job_check_due(stalled_polls: int) -> bool:
+    """Whether the next poll reads the job instead of its tasks, after ``stalled_polls`` unchanged polls."""
+    return stalled_polls == 1 or (stalled_polls > 0 and stalled_polls % JOB_CHECK_EVERY == 0)
 
 
 def is_fatal_resize_error(code: str | None) -> bool:
@@ -502,6 +513,43 @@ async def _failed_details(
     return summaries
 
 
+def _missing_job(job_id: str) -> str:
+    return f"Job {job_id!r} does not exist. Create it first (BatchCreateJobOperator) or check the job id."
+
+
+async def _job_ended_check(
+    io: BatchIO,
+    job: Mapping[str, Any],
+    prefix: str | None,
+    counts: TaskCounts,
+    failed_raw: list[dict[str, Any]],
+    changed: bool,
+    max_failed_tasks: int,
+    max_failure_logs: int,
+    tail_bytes: int,
+) -> JobCheck:
+    """The verdict on a job that ended with tasks never completed: failed, with what did fail."""
+    job_id = str(job.get("id"))
+    state = _lower(job.get("state"))
+    reason = (job.get("executionInfo") or {}).get("terminateReason") or state
+    if not failed_raw and not prefix:
+        failed_raw = await io.list_tasks(
+            job_id, filter="executionInfo/result eq 'failure'", select=TASK_SELECT
+        )
+    failed_now = [t for t in failed_raw if is_failed_task(t)]
+    details = await _failed_details(io, job_id, failed_now, max_failed_tasks, max_failure_logs, tail_bytes)
+    message = (
+        f"Job {job_id!r} ended ({state}, reason {reason}) with {counts.pending} task(s) never "
+        f"completed [{progress_line(job_id, prefix, counts)}]."
+    )
+    check = JobCheck(
+        "failed", job_id, prefix, counts, message, details, len(failed_now), changed, reason="job_ended"
+    )
+    if details:
+        check.message += "\n" + failure_report(check.to_event())
+    return check
+
+
 async def check_job(
     io: BatchIO,
     job_id: str,
@@ -517,14 +565,33 @@ async def check_job(
 ) -> JobCheck:
     """One poll: are all tasks (or all under the prefix) complete, and did any fail?
 
-    Without a prefix one ``taskcounts`` request is made per poll; completion is then confirmed with a
-    filtered list because counts are eventually consistent. With a prefix, one filtered list with a
-    narrow ``$select``. When nothing moved since the last poll the job's own state is read, so a job
-    terminated early (max wall clock, manual terminate) ends the wait instead of hanging.
+    A poll that finds the work still running makes exactly one request. Without a prefix that is the
+    job's ``taskcounts``; with a prefix, one filtered task list with a narrow ``$select``. When the
+    counts stop moving, the next poll (and every ``JOB_CHECK_EVERY``-th after it) reads the job's state
+    instead, so a job that ended early (max wall clock, manual terminate) with tasks that will never
+    run ends the wait rather than hanging. The final poll reads more: completion is confirmed with a
+    filtered list, because counts are eventually consistent, and failed tasks get their details.
+    ``force_job_check`` reads the job's state as well, for a poll with no memory of earlier ones.
     """
     prefix = task_id_prefix or None
     requeues = 0
     try:
+        job: dict[str, Any] | None = None
+        if force_job_check or (last_counts is not None and job_check_due(stalled_polls)):
+            job = await io.get_job(job_id, select=JOB_SELECT)
+            if job is None:
+                return JobCheck("error", job_id, prefix, last_counts or TaskCounts(), _missing_job(job_id))
+            if not _job_has_ended(job) and last_counts is not None:
+                # Still active while the counts were not moving: this poll's one request was the job.
+                return JobCheck(
+                    "running",
+                    job_id,
+                    prefix,
+                    last_counts,
+                    progress_line(job_id, prefix, last_counts),
+                    changed=False,
+                    stalled_polls=stalled_polls + 1,
+                )
         if prefix:
             tasks = await io.list_tasks(job_id, filter=prefix_filter(prefix), select=TASK_SELECT)
             counts = counts_from_tasks(tasks)
@@ -563,7 +630,8 @@ async def check_job(
                     reason="tasks_failed",
                 )
                 check.message = failure_report(check.to_event())
-                job = await io.get_job(job_id, select=["id", "state", "executionInfo"])
+                if job is None:
+                    job = await io.get_job(job_id, select=JOB_SELECT)
                 ended = _job_end_note(job)
                 if ended:
                     check.message = f"{ended}\n{check.message}"
@@ -571,55 +639,14 @@ async def check_job(
             return JobCheck(
                 "success", job_id, prefix, counts, progress_line(job_id, prefix, counts), changed=changed
             )
-        stalled = 0 if changed else stalled_polls + 1
-        # The job's own state tells whether it ended with tasks never run; read it when the counts
-        # stop moving (first stalled poll, then every JOB_CHECK_EVERY-th), so a poll stays one request.
-        if force_job_check or stalled == 1 or (stalled and stalled % JOB_CHECK_EVERY == 0):
-            job = await io.get_job(job_id, select=["id", "state", "executionInfo"])
-            if job is None:
-                return JobCheck("error", job_id, prefix, counts, f"Job {job_id!r} no longer exists.")
-            state = _lower(job.get("state"))
-            if state in ("completed", "terminating", "deleting"):
-                info = job.get("executionInfo") or {}
-                reason = info.get("terminateReason") or state
-                failed_now = failed_raw or (
-                    await io.list_tasks(
-                        job_id, filter="executionInfo/result eq 'failure'", select=TASK_SELECT
-                    )
-                    if not prefix
-                    else []
-                )
-                failed_now = [t for t in failed_now if is_failed_task(t)]
-                details = await _failed_details(
-                    io, job_id, failed_now, max_failed_tasks, max_failure_logs, tail_bytes
-                )
-                message = (
-                    f"Job {job_id!r} ended ({state}, reason {reason}) with {counts.pending} task(s) never "
-                    f"completed [{progress_line(job_id, prefix, counts)}]."
-                )
-                check = JobCheck(
-                    "failed",
-                    job_id,
-                    prefix,
-                    counts,
-                    message,
-                    details,
-                    len(failed_now),
-                    changed,
-                    reason="job_ended",
-                )
-                if details:
-                    check.message += "\n" + failure_report(check.to_event())
-                return check
+        if job is not None and _job_has_ended(job):
+            return await _job_ended_check(
+                io, job, prefix, counts, failed_raw, changed, max_failed_tasks, max_failure_logs, tail_bytes
+            )
         line = progress_line(job_id, prefix, counts)
         if requeues:
             line += f"; {requeues} requeue(s) so far (Spot preemption or node loss)"
+        stalled = 0 if changed else stalled_polls + 1
         return JobCheck("running", job_id, prefix, counts, line, changed=changed, stalled_polls=stalled)
     except ResourceNotFoundError:
-        return JobCheck(
-            "error",
-            job_id,
-            prefix,
-            last_counts or TaskCounts(),
-            f"Job {job_id!r} does not exist. Create it first (BatchCreateJobOperator) or check the job id.",
-        )
+        return JobCheck("error", job_id, prefix, last_counts or TaskCounts(), _missing_job(job_id))

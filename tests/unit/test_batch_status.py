@@ -233,9 +233,21 @@ def test_prefix_mode_watches_only_its_own_tasks() -> None:
 def test_job_terminated_with_pending_tasks_ends_the_wait() -> None:
     io = FakeIO()
     io.counts = TaskCounts(active=4)
-    io.job = {"id": "j", "state": "completed", "executionInfo": {"terminateReason": "MaxWallClockTimeExpiry"}}
-    check = asyncio.run(check_job(io, "j", last_counts=TaskCounts(active=4)))
-    assert check.status == "failed"
+    last, stalled, polls = None, 0, 0
+    check = None
+    while polls < 5:
+        polls += 1
+        check = asyncio.run(check_job(io, "j", last_counts=last, stalled_polls=stalled))
+        if check.status != "running":
+            break
+        last, stalled = check.counts, check.stalled_polls
+        io.job = {
+            "id": "j",
+            "state": "completed",
+            "executionInfo": {"terminateReason": "MaxWallClockTimeExpiry"},
+        }
+    assert check is not None and check.status == "failed"
+    assert polls == 3  # counts, counts (unchanged), then the job: ended
     assert "MaxWallClockTimeExpiry" in check.message and "4 task(s) never completed" in check.message
     assert check.to_event()["reason"] == "job_ended"
 
@@ -277,17 +289,32 @@ def test_prefix_mode_shows_requeues_of_preempted_tasks() -> None:
     assert check.status == "running" and "2 requeue(s) so far" in check.message
 
 
-def test_a_stalled_job_costs_one_request_per_poll_most_of_the_time() -> None:
+def test_a_running_job_costs_exactly_one_request_per_poll() -> None:
     io = FakeIO()
     io.counts = TaskCounts(running=5)
-    last, stalled, per_poll = None, 0, []
-    for _ in range(21):
+    last, stalled, per_poll, read = None, 0, [], []
+    for _ in range(22):
         before = len(io.calls)
         check = asyncio.run(check_job(io, "j", last_counts=last, stalled_polls=stalled))
+        assert check.status == "running" and check.counts == TaskCounts(running=5)
         per_poll.append(len(io.calls) - before)
+        read.append(io.calls[-1])
         last, stalled = check.counts, check.stalled_polls
-    # poll 1 moves the counts; the job state is read on the first stalled poll, then every 10th
-    assert per_poll == [1, 2] + [1] * 8 + [2] + [1] * 9 + [2]
+    assert per_poll == [1] * 22
+    # The counts stop moving at poll 2; poll 3 reads the job instead, then every 10th poll does.
+    assert [index + 1 for index, call in enumerate(read) if call == "get_job"] == [3, 12, 22]
+
+
+def test_counts_moving_again_reset_the_job_check_schedule() -> None:
+    io = FakeIO()
+    io.counts = TaskCounts(running=5)
+    last, stalled = None, 0
+    for running in (5, 5, 4, 4):  # the job is read on the third poll only: the fourth sees movement
+        io.counts = TaskCounts(running=running, completed=5 - running, succeeded=5 - running)
+        check = asyncio.run(check_job(io, "j", last_counts=last, stalled_polls=stalled))
+        last, stalled = check.counts, check.stalled_polls
+    assert io.calls == ["counts", "counts", "get_job", "counts"]
+    assert check.counts == TaskCounts(running=4, completed=1, succeeded=1) and check.changed
 
 
 def test_forced_job_check_for_memoryless_reschedule_pokes() -> None:
