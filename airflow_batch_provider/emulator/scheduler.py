@@ -1,9 +1,10 @@
 """Places active tasks on free node slots and drives their attempts through the runner.
 
-Everything here runs on the emulator's event loop; processes are awaited, never waited for, so the
-API stays responsive while hundreds of tasks run. Jobs of higher priority go first; jobs of equal
-priority take turns, one task each, so no job starves another. A pool's ``nodeFillType`` decides
-between spreading tasks over nodes and packing them onto the fullest node that still fits.
+Everything here runs on the emulator's event loop; processes are awaited, never waited for, and the
+runner starts them on worker threads, so the API stays responsive while hundreds of tasks run. Jobs
+of higher priority go first; jobs of equal priority take turns, one task each, so no job starves
+another. A pool's ``nodeFillType`` decides between spreading tasks over nodes and packing them onto
+the fullest node that still fits.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from airflow_batch_provider.emulator.models.nodes import Node
     from airflow_batch_provider.emulator.models.pools import Pool
     from airflow_batch_provider.emulator.models.tasks import Task
+    from airflow_batch_provider.emulator.runner.executor import TaskExecutor
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,8 @@ class Scheduler:
     def __init__(self, account: BatchAccount, executor: Executor | None = None) -> None:
         self.account = account
         self._executor = executor
+        #: The runner's executor when the scheduler made it (then it is closed at shutdown).
+        self._own_executor: TaskExecutor | None = None
         self._wake: asyncio.Event | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._cancels: set[asyncio.Event] = set()
@@ -67,10 +71,14 @@ class Scheduler:
         if self._executor is None:
             from airflow_batch_provider.emulator.runner.executor import TaskExecutor
 
-            self._executor = TaskExecutor()
+            self._own_executor = TaskExecutor()
+            self._executor = self._own_executor
         return self._executor
 
     def start(self) -> None:
+        # Made before the first request, not at the first task: importing the runner (the storage SDK,
+        # aiohttp) takes a few tenths of a second, which would stall requests served meanwhile.
+        _ = self.executor
         self._wake = asyncio.Event()
         self._loop_task = asyncio.get_running_loop().create_task(self._loop())
         self._wake.set()
@@ -98,6 +106,8 @@ class Scheduler:
             cancel.set()
         if self._runs:
             await asyncio.wait(list(self._runs), timeout=10)
+        if self._own_executor is not None:
+            self._own_executor.close()
 
     # ---- placement
 

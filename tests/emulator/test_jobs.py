@@ -158,6 +158,9 @@ def test_delete_kills_running_tasks(client: BatchClient, shared_pool: str) -> No
     assert all(
         recent.job_id != job_id for recent in node.recent_tasks or [] if recent.task_state == "running"
     )
+    # The job's task directories go with it, as on a real node.
+    names = [f.name for f in client.list_node_files(shared_pool, node_id, recursive=True)]
+    assert names and not [name for name in names if name.startswith(f"workitems/{job_id}/")]
 
 
 def test_task_counts(client: BatchClient, job_on_shared_pool: str) -> None:

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 from azure.batch import BatchClient
@@ -18,7 +20,8 @@ from airflow_batch_provider.emulator.models.account import DEV_ACCOUNT_KEY, DEV_
 from airflow_batch_provider.testing.azurite import free_port, wait_for_port
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 from airflow_batch_provider.testing.stack import LocalAzureStack
-from tests.emulator.conftest import pool_options, sh, unique, wait_for_idle_nodes, wait_for_task
+from tests.emulator.conftest import pool_options, sh, unique, wait_for, wait_for_idle_nodes, wait_for_task
+from tests.emulator.runner.test_process import wait_gone
 
 
 def test_batch_emulator_fixture(batch_emulator: BatchEmulatorServer) -> None:
@@ -37,6 +40,38 @@ def test_server_stops_and_frees_its_port() -> None:
     # Nothing listens any more: a new server can take the same port.
     with BatchEmulatorServer(port=port) as again:
         assert again.endpoint.endswith(f":{port}")
+
+
+def test_stopping_the_server_stops_running_tasks_and_its_threads(tmp_path: Path) -> None:
+    threads_before = set(threading.enumerate())
+    with BatchEmulatorServer(state_dir=tmp_path, step_delay=0.005) as server:
+        client = BatchClient(
+            server.endpoint, AzureNamedKeyCredential(server.account_name, server.account_key)
+        )
+        pool_id = unique("stop")
+        client.create_pool(pool_options(pool_id, task_slots_per_node=2))
+        wait_for_idle_nodes(client, pool_id, 1)
+        job_id = unique("job")
+        client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
+        client.create_tasks(
+            job_id,
+            [
+                m.BatchTaskCreateOptions(
+                    id=f"t{index}", command_line=sh("sleep 100 & echo $! > bg.pid; sleep 100")
+                )
+                for index in range(2)
+            ],
+        )
+
+        def background_pid_files() -> list[Path] | None:
+            found = [path for path in tmp_path.glob("**/wd/bg.pid") if path.read_text().strip()]
+            return found if len(found) == 2 else None
+
+        pid_files = wait_for(background_pid_files)
+    background = [int(path.read_text()) for path in pid_files]
+    assert all(wait_gone(pid) for pid in background)
+    leaked = [thread.name for thread in set(threading.enumerate()) - threads_before if thread.is_alive()]
+    assert not leaked
 
 
 @pytest.mark.integration

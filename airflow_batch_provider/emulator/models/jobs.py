@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
+from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -469,8 +471,11 @@ class JobBackend:
         self._cleanup_auto_pool(job)
         if job._wall_clock_timer is not None:
             job._wall_clock_timer.cancel()
-        for status in job.node_status.values():
-            shutil.rmtree(status["node"].root / "workitems" / job.id, ignore_errors=True)
+        # The job's directories on every node that ran one of its tasks (or its preparation task),
+        # removed on a thread: a big job leaves many of them.
+        roots = {status["node"].root for status in job.node_status.values()}
+        roots.update(task.node.root for task in job.tasks.values() if task.node is not None)
+        await asyncio.to_thread(_remove_job_directories, job.id, roots)
         self.account.scheduler.kick()
 
     async def _stop_tasks(self, job: Job, reason: str) -> None:
@@ -554,3 +559,8 @@ class JobBackend:
                 entry["jobReleaseTaskExecutionInfo"] = status["release"]
             entries.append(entry)
         return entries
+
+
+def _remove_job_directories(job_id: str, node_roots: Iterable[Path]) -> None:
+    for root in node_roots:
+        shutil.rmtree(root / "workitems" / job_id, ignore_errors=True)

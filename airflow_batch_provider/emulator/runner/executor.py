@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from airflow_batch_provider.emulator.runner import failures
 from airflow_batch_provider.emulator.runner.failures import TaskFailure
+from airflow_batch_provider.emulator.runner.launcher import DEFAULT_WORKERS, BlockingWork
 from airflow_batch_provider.emulator.runner.layout import layout_for, task_environment
 from airflow_batch_provider.emulator.runner.output_files import upload_output_files
 from airflow_batch_provider.emulator.runner.process import ProcessOutcome, run_process, split_command_line
@@ -63,10 +64,19 @@ class TaskExecutor:
     As on Batch nodes, the command line is not run under a shell: write ``/bin/sh -c "..."`` to get
     variable expansion, pipes or ``&&``. ``kill_grace_seconds`` is how long a process tree gets
     between SIGTERM and SIGKILL when it is stopped for its wall clock or a cancel.
+
+    Task directories are created and processes started on worker threads (``launch_workers`` of
+    them), so the event loop that runs the executor stays free to serve requests; :meth:`close`
+    stops those threads.
     """
 
-    def __init__(self, *, kill_grace_seconds: float = 3.0) -> None:
+    def __init__(self, *, kill_grace_seconds: float = 3.0, launch_workers: int = DEFAULT_WORKERS) -> None:
         self.kill_grace_seconds = kill_grace_seconds
+        self.blocking = BlockingWork(launch_workers)
+
+    def close(self) -> None:
+        """Stop the worker threads (after the starts under way); the executor cannot run tasks after."""
+        self.blocking.close()
 
     async def run(self, spec: TaskRunSpec, cancel: asyncio.Event) -> TaskRunResult:
         """Run one attempt; never raises for the task's own failures, they are in the result.
@@ -108,7 +118,7 @@ class TaskExecutor:
             return result(None, failures.cancelled_failure(), cancelled=True)
         layout = layout_for(spec)
         try:
-            layout.create()
+            await self.blocking.call(layout.create)
         except OSError as err:
             return result(
                 None,
@@ -148,6 +158,7 @@ class TaskExecutor:
                 cancel=cancel,
                 deadline=deadline,
                 kill_grace_seconds=self.kill_grace_seconds,
+                blocking=self.blocking,
             )
         except TaskFailure as failure:
             return result(None, failure.to_failure_info())

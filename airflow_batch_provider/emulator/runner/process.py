@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shlex
 import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from airflow_batch_provider.emulator.runner import failures
 from airflow_batch_provider.emulator.runner.failures import TaskFailure
+from airflow_batch_provider.emulator.runner.launcher import BlockingWork, watch_exit
 
 
 @dataclass(frozen=True)
@@ -52,41 +56,20 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
-async def kill_tree(process: asyncio.subprocess.Process, grace_seconds: float) -> None:
-    """SIGTERM the process group, give it ``grace_seconds``, then SIGKILL whatever is left of it."""
-    pgid = process.pid  # the process leads its own session, so its group id is its pid
-    _signal_group(pgid, signal.SIGTERM)
-    if process.returncode is None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(process.wait(), grace_seconds)
-    _signal_group(pgid, signal.SIGKILL)
-    await process.wait()
+def start_process(
+    argv: list[str], *, cwd: Path, env: dict[str, str], stdout_path: Path, stderr_path: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own, output straight to the two files.
 
-
-async def run_process(
-    argv: list[str],
-    *,
-    cwd: Path,
-    env: dict[str, str],
-    stdout_path: Path,
-    stderr_path: Path,
-    cancel: asyncio.Event,
-    deadline: float | None,
-    kill_grace_seconds: float,
-) -> ProcessOutcome:
-    """Run ``argv`` to completion, or until ``deadline`` (event-loop time) or ``cancel``.
-
-    Output goes straight to the two files, so the runner never waits on pipes kept open by
-    background grandchildren. On timeout or cancel the whole process group is killed.
+    Blocking (it forks and execs): the runner calls it on a worker thread, never on the event loop.
     """
-    loop = asyncio.get_running_loop()
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         try:
-            process = await asyncio.create_subprocess_exec(
-                *argv,
+            return subprocess.Popen(
+                argv,
                 cwd=cwd,
                 env=env,
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
@@ -104,22 +87,78 @@ async def run_process(
                 {"Program": argv[0]},
             ) from err
 
-    waiter = asyncio.ensure_future(process.wait())
+
+async def kill_tree(
+    process: subprocess.Popen[bytes], exited: asyncio.Future[int], grace_seconds: float
+) -> int:
+    """SIGTERM the process group, give it ``grace_seconds``, then SIGKILL whatever is left of it.
+
+    ``exited`` is the process's :func:`watch_exit` future; the return code is returned.
+    """
+    pgid = process.pid  # the process leads its own session, so its group id is its pid
+    _signal_group(pgid, signal.SIGTERM)
+    if not exited.done():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(exited), grace_seconds)
+    _signal_group(pgid, signal.SIGKILL)
+    return await exited
+
+
+async def _started(
+    launch: asyncio.Future[subprocess.Popen[bytes]], kill_grace_seconds: float
+) -> subprocess.Popen[bytes]:
+    """Await a start under way on a worker thread; if cancelled meanwhile, stop what it starts."""
+    try:
+        return await asyncio.shield(launch)
+    except asyncio.CancelledError:
+        # The thread cannot be interrupted: let it finish, then kill the process tree it started.
+        with contextlib.suppress(Exception):
+            process = await launch
+            await kill_tree(process, watch_exit(process), kill_grace_seconds)
+        raise
+
+
+async def run_process(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    stdout_path: Path,
+    stderr_path: Path,
+    cancel: asyncio.Event,
+    deadline: float | None,
+    kill_grace_seconds: float,
+    blocking: BlockingWork,
+) -> ProcessOutcome:
+    """Run ``argv`` to completion, or until ``deadline`` (event-loop time) or ``cancel``.
+
+    Output goes straight to the two files, so the runner never waits on pipes kept open by
+    background grandchildren. On timeout or cancel the whole process group is killed. The process
+    is started on one of ``blocking``'s threads, and its exit awaited without blocking the loop.
+    """
+    loop = asyncio.get_running_loop()
+    launch = asyncio.ensure_future(
+        blocking.call(
+            functools.partial(
+                start_process, argv, cwd=cwd, env=env, stdout_path=stdout_path, stderr_path=stderr_path
+            )
+        )
+    )
+    process = await _started(launch, kill_grace_seconds)
+    exited = watch_exit(process)
     cancelled = asyncio.ensure_future(cancel.wait())
+    waiters: set[asyncio.Future[Any]] = {exited, cancelled}
     try:
         timeout = None if deadline is None else max(0.0, deadline - loop.time())
-        done, _ = await asyncio.wait(
-            {waiter, cancelled}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-        )
+        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
-        await asyncio.shield(kill_tree(process, kill_grace_seconds))
+        await asyncio.shield(kill_tree(process, exited, kill_grace_seconds))
         raise
     finally:
         cancelled.cancel()
-    if waiter in done:
-        return ProcessOutcome(waiter.result())
-    await kill_tree(process, kill_grace_seconds)
-    code = await waiter
+    if exited in done:
+        return ProcessOutcome(exited.result())
+    code = await kill_tree(process, exited, kill_grace_seconds)
     if cancel.is_set():
         return ProcessOutcome(code, cancelled=True)
     return ProcessOutcome(code, timed_out=True)
