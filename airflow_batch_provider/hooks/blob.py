@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 from urllib.parse import parse_qs, quote, urlsplit
 
 from azure.core.exceptions import (
@@ -46,14 +46,21 @@ from airflow_batch_provider.exceptions import (
     ConnectionConfigError,
     InvalidInputError,
 )
+from airflow_batch_provider.hooks._blob_listing import LIST_PAGE_SIZE, BlobInfo, aiter_listing_pages
 from airflow_batch_provider.hooks.base import AzureBaseHook
 from airflow_batch_provider.hooks.credentials import AuthMode, parse_connection_string
-from airflow_batch_provider.utils.local_files import LocalFile, collect_local_files, file_md5, safe_local_path
+from airflow_batch_provider.utils.local_files import (
+    BackgroundHasher,
+    LocalFile,
+    check_sources,
+    collect_local_files,
+    common_name_start,
+    common_start,
+    file_md5,
+    safe_local_path,
+)
 from airflow_batch_provider.utils.secrets import mask_sas, strip_query
 from airflow_batch_provider.utils.validation import normalize_blob_prefix, validate_container_name
-
-if TYPE_CHECKING:
-    from azure.storage.blob import BlobProperties
 
 T = TypeVar("T")
 
@@ -130,13 +137,26 @@ class TransferResult:
 
 
 @dataclass(frozen=True)
-class BlobInfo:
-    """A listed blob: name, size and the MD5 the service holds for it (``None`` when unknown)."""
+class _UploadPlan:
+    """The files of one upload with, index for index, their blob names and result records."""
 
-    name: str
-    size: int
-    content_md5: bytes | None
-    last_modified: datetime | None = None
+    files: list[LocalFile]
+    names: list[str]
+    records: list[BlobFile]
+
+    @classmethod
+    def of(cls, files: list[LocalFile], prefix: str, container_url: str) -> _UploadPlan:
+        names = [prefix + local.relative for local in files]
+        records = [
+            BlobFile(
+                name=name,
+                size=local.size,
+                url=f"{container_url}/{quote(name, safe='/~')}",
+                local_path=str(local.path),
+            )
+            for local, name in zip(files, names, strict=True)
+        ]
+        return cls(files, names, records)
 
 
 def _content_type(name: str) -> str:
@@ -169,6 +189,8 @@ class BlobStorageHook(AzureBaseHook):
     conn_type: ClassVar[str] = "azblob"
     hook_name: ClassVar[str] = "Azure Blob Storage (batch provider)"
     service = "blob"
+    #: Blobs per List Blobs page; the service returns at most 5000.
+    list_page_size: int = LIST_PAGE_SIZE
 
     def __init__(
         self,
@@ -392,19 +414,31 @@ class BlobStorageHook(AzureBaseHook):
     async def alist_blobs(self, container: str, prefix: str = "") -> list[BlobInfo]:
         """Async :meth:`list_blobs`."""
         validate_container_name(container)
-        return [_blob_info(item) async for item in self._aiter_blobs(container, prefix)]
+        return [item async for item in self._aiter_blobs(container, prefix)]
 
-    async def _aiter_blobs(self, container: str, prefix: str) -> AsyncIterator[BlobProperties]:
+    async def _aiter_blobs(self, container: str, prefix: str) -> AsyncIterator[BlobInfo]:
+        """The blobs under ``prefix``, in name order; a missing container is a :class:`BatchProviderError`."""
+        async for page in self._aiter_pages(container, prefix):
+            if page is None:
+                raise self._missing_container(container)
+            for item in page:
+                yield item
+
+    async def _aiter_pages(self, container: str, prefix: str) -> AsyncIterator[list[BlobInfo] | None]:
+        """The listing's pages; a single ``None`` when the container does not exist."""
         client = (await self.aget_conn()).get_container_client(container)
         with self._translate_errors(f"listing container {container!r}"):
             try:
-                async for item in client.list_blobs(name_starts_with=prefix or None):
-                    yield item
+                async for page in aiter_listing_pages(client, prefix, page_size=self.list_page_size):
+                    yield page
             except ResourceNotFoundError:
-                raise BatchProviderError(
-                    f"Container {container!r} does not exist in {self._account_label()}. "
-                    "Create it first or check the container name."
-                ) from None
+                yield None
+
+    def _missing_container(self, container: str) -> BatchProviderError:
+        return BatchProviderError(
+            f"Container {container!r} does not exist in {self._account_label()}. "
+            "Create it first or check the container name."
+        )
 
     def _account_label(self) -> str:
         return f"storage account {self.settings.resolved_account_name or self.settings.blob_account_url!r}"
@@ -425,19 +459,21 @@ class BlobStorageHook(AzureBaseHook):
         """Upload files, directories or globs to ``container`` under ``prefix``, in parallel.
 
         Relative paths are kept below the prefix. With ``skip_unchanged``, the blobs under the prefix
-        are listed once, and a file whose size and MD5 match its blob is not sent again. Every uploaded
-        blob gets its ``Content-MD5``, so the next run can compare.
+        are listed once, and a file whose size and MD5 match its blob is not sent again (a blob without
+        ``Content-MD5`` always is). Every uploaded blob gets its ``Content-MD5``, so the next run can
+        compare. With ``create_container`` a missing container is created (when a listing is made, once
+        it has found the container missing).
 
         :param sources: A file, a directory, a glob (``**`` allowed) or a list of them.
         :param max_concurrency: Files in flight at once.
         :param max_concurrency_per_file: Parallel block uploads for each file above 4 MiB.
         """
         validate_container_name(container)
-        files = collect_local_files(sources)
+        check_sources(sources)
         return self._run(
-            lambda: self._aupload_files(
+            lambda: self._aupload(
                 container,
-                files,
+                sources,
                 normalize_blob_prefix(prefix),
                 skip_unchanged=skip_unchanged,
                 create_container=create_container,
@@ -459,10 +495,10 @@ class BlobStorageHook(AzureBaseHook):
     ) -> TransferResult:
         """Async :meth:`upload`."""
         validate_container_name(container)
-        files = await asyncio.to_thread(collect_local_files, sources)
-        return await self._aupload_files(
+        await asyncio.to_thread(check_sources, sources)
+        return await self._aupload(
             container,
-            files,
+            sources,
             normalize_blob_prefix(prefix),
             skip_unchanged=skip_unchanged,
             create_container=create_container,
@@ -470,10 +506,10 @@ class BlobStorageHook(AzureBaseHook):
             max_concurrency_per_file=max_concurrency_per_file,
         )
 
-    async def _aupload_files(
+    async def _aupload(
         self,
         container: str,
-        files: list[LocalFile],
+        sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         prefix: str,
         *,
         skip_unchanged: bool,
@@ -481,64 +517,44 @@ class BlobStorageHook(AzureBaseHook):
         max_concurrency: int,
         max_concurrency_per_file: int,
     ) -> TransferResult:
+        """Find the files, learn which are unchanged, and upload the others.
+
+        With ``skip_unchanged`` the listing of the blobs goes out first, under the longest start all
+        names will share (known without walking directories); the directories are walked, and the
+        files hashed, while it is on its way. For a glob, or sources with no entries at all, the walk
+        comes first: only it knows the names, or that there is nothing to upload (then nothing is sent).
+        """
         _check_concurrency(max_concurrency, "max_concurrency")
         _check_concurrency(max_concurrency_per_file, "max_concurrency_per_file")
         result = TransferResult(container=container, prefix=prefix)
-        if not files:
-            return result
-        if create_container:
-            await self.acreate_container(container)
-        names = [prefix + item.relative for item in files]
-        existing: dict[str, BlobInfo] = {}
-        if skip_unchanged:
-            # One listing, under the longest prefix every target shares.
-            common = os.path.commonprefix(names)  # noqa: RUF071 - blob names share a string prefix
-            async for item in self._aiter_blobs(container, common):
-                existing[item.name] = _blob_info(item)
-
         client = (await self.aget_conn()).get_container_client(container)
-        base_url = strip_query(client.url)
-        sync_container = self.get_conn().get_container_client(container)
-
-        async def upload_one(pair: tuple[LocalFile, str]) -> None:
-            local, name = pair
-            url = f"{base_url}/{quote(name, safe='/~')}"
-            record = BlobFile(name=name, size=local.size, url=url, local_path=str(local.path))
-            known = existing.get(name)
-            compare = known is not None and known.size == local.size and known.content_md5 is not None
-            settings = ContentSettings(content_type=_content_type(name))
-            with self._translate_errors(f"uploading {name!r} to container {container!r}"):
-                if local.size <= SMALL_FILE_LIMIT:
-                    if local.size <= _INLINE_READ_LIMIT:
-                        data = local.path.read_bytes()
-                    else:
-                        data = await asyncio.to_thread(local.path.read_bytes)
-                    digest = hashlib.md5(data, usedforsecurity=False).digest()
-                    if compare and known is not None and digest == known.content_md5:
-                        result.skipped.append(record)
-                        return
-                    settings.content_md5 = bytearray(digest)
-                    await client.upload_blob(
-                        name, data, overwrite=True, content_settings=settings, max_concurrency=1
-                    )
-                else:
-                    uploaded = await asyncio.to_thread(
-                        self._upload_big_file,
-                        sync_container,
-                        local,
-                        name,
-                        settings,
-                        known.content_md5 if compare and known is not None else None,
-                        max_concurrency_per_file,
-                    )
-                    if not uploaded:
-                        result.skipped.append(record)
-                        return
-            result.transferred.append(record)
-
-        await _bounded_gather(zip(files, names, strict=True), upload_one, max_concurrency)
-        result.transferred.sort(key=lambda item: item.name)
-        result.skipped.sort(key=lambda item: item.name)
+        listing: asyncio.Future[dict[str, BlobInfo] | None] | None = None
+        if skip_unchanged:
+            start = await asyncio.to_thread(common_name_start, sources)
+            if start is not None:
+                listing = asyncio.ensure_future(self._alist_by_name(container, prefix + start))
+        try:
+            files = await asyncio.to_thread(collect_local_files, sources)
+            if not files:
+                return result
+            plan = _UploadPlan.of(files, prefix, strip_query(client.url))
+            if skip_unchanged and listing is None:  # a glob: the names' common start is known only now
+                listing = asyncio.ensure_future(self._alist_by_name(container, common_start(plan.names)))
+            if listing is not None:
+                existing, unchanged = await self._find_unchanged(
+                    container, plan, listing, create_container=create_container
+                )
+            else:
+                existing, unchanged = {}, set()
+                if create_container:
+                    await self.acreate_container(container)
+        finally:
+            if listing is not None:  # a no-op once it is done; else not needed after all (no files, an error)
+                listing.cancel()
+                await asyncio.gather(listing, return_exceptions=True)
+        await self._aupload_changed(
+            client, plan, existing, unchanged, result, max_concurrency, max_concurrency_per_file
+        )
         self.log.info(
             "Uploaded %d file(s), %d byte(s), to %s/%s; %d unchanged file(s) skipped",
             len(result.transferred),
@@ -548,6 +564,124 @@ class BlobStorageHook(AzureBaseHook):
             len(result.skipped),
         )
         return result
+
+    async def _find_unchanged(
+        self,
+        container: str,
+        plan: _UploadPlan,
+        listing: Awaitable[dict[str, BlobInfo] | None],
+        *,
+        create_container: bool,
+    ) -> tuple[dict[str, BlobInfo], set[int]]:
+        """The blobs already there by name, and the indexes of the files equal to their blob.
+
+        A file is unchanged when its blob has the same size and a ``Content-MD5`` equal to the MD5 of
+        the file's content; a blob without ``Content-MD5`` (written by another tool) is never trusted.
+        Size alone would miss an edit that keeps the size, and modification times are not comparable
+        between a local disk and the service, so the MD5 of every candidate is computed.
+
+        While the listing is on its way, the small files are hashed in a worker thread; once it is
+        here, only files with a same-size blob are still hashed (big files are hashed as they are
+        uploaded). A missing container is created (with ``create_container``) once the listing says
+        so, which saves a request when it exists.
+        """
+        files, names = plan.files, plan.names
+        hasher = BackgroundHasher(
+            {index: local.path for index, local in enumerate(files) if local.size <= SMALL_FILE_LIMIT}
+        )
+        hasher.start()
+        try:
+            existing = await listing
+            if existing is None:
+                if not create_container:
+                    raise self._missing_container(container)
+                await self.acreate_container(container)
+                existing = {}
+        except BaseException:
+            await hasher.cancel()
+            raise
+        candidates = []
+        for index, (local, name) in enumerate(zip(files, names, strict=True)):
+            known = existing.get(name)
+            if (
+                local.size <= SMALL_FILE_LIMIT
+                and known is not None
+                and known.size == local.size
+                and known.content_md5 is not None
+            ):
+                candidates.append(index)
+        digests = await hasher.finish(candidates)
+        unchanged = {
+            index for index in candidates if digests.get(index) == existing[names[index]].content_md5
+        }
+        return existing, unchanged
+
+    async def _aupload_changed(
+        self,
+        client: Any,
+        plan: _UploadPlan,
+        existing: dict[str, BlobInfo],
+        unchanged: set[int],
+        result: TransferResult,
+        max_concurrency: int,
+        max_concurrency_per_file: int,
+    ) -> None:
+        """Upload the files of ``plan`` not ``unchanged``, recording every file in ``result``."""
+        result.skipped.extend(plan.records[index] for index in sorted(unchanged))
+        pending = [index for index in range(len(plan.files)) if index not in unchanged]
+        sync_container: Any = None
+
+        async def upload_one(index: int) -> None:
+            nonlocal sync_container
+            local, name, record = plan.files[index], plan.names[index], plan.records[index]
+            known = existing.get(name)
+            known_md5 = known.content_md5 if known is not None and known.size == local.size else None
+            settings = ContentSettings(content_type=_content_type(name))
+            with self._translate_errors(f"uploading {name!r} to container {client.container_name!r}"):
+                if local.size <= SMALL_FILE_LIMIT:
+                    if local.size <= _INLINE_READ_LIMIT:
+                        data = local.path.read_bytes()
+                    else:
+                        data = await asyncio.to_thread(local.path.read_bytes)
+                    digest = hashlib.md5(data, usedforsecurity=False).digest()
+                    if known_md5 is not None and digest == known_md5:
+                        # Unchanged after all (it could not be read when it was hashed first).
+                        result.skipped.append(record)
+                        return
+                    settings.content_md5 = bytearray(digest)
+                    await client.upload_blob(
+                        name, data, overwrite=True, content_settings=settings, max_concurrency=1
+                    )
+                else:
+                    if sync_container is None:
+                        sync_container = self.get_conn().get_container_client(client.container_name)
+                    uploaded = await asyncio.to_thread(
+                        self._upload_big_file,
+                        sync_container,
+                        local,
+                        name,
+                        settings,
+                        known_md5,
+                        max_concurrency_per_file,
+                    )
+                    if not uploaded:
+                        result.skipped.append(record)
+                        return
+            result.transferred.append(record)
+
+        if pending:
+            await _bounded_gather(pending, upload_one, max_concurrency)
+        result.transferred.sort(key=lambda item: item.name)
+        result.skipped.sort(key=lambda item: item.name)
+
+    async def _alist_by_name(self, container: str, prefix: str) -> dict[str, BlobInfo] | None:
+        """The blobs under ``prefix`` by name, or ``None`` when the container does not exist."""
+        listed: dict[str, BlobInfo] = {}
+        async for page in self._aiter_pages(container, prefix):
+            if page is None:
+                return None
+            listed.update((item.name, item) for item in page)
+        return listed
 
     @staticmethod
     def _upload_big_file(
@@ -657,7 +791,7 @@ class BlobStorageHook(AzureBaseHook):
             relative = item.name[len(prefix) :]
             if not relative or relative.endswith("/") or relative.startswith(f"{MANIFEST_DIR}/"):
                 continue  # directory markers and our own manifests
-            plan.append((_blob_info(item), safe_local_path(root, relative)))
+            plan.append((item, safe_local_path(root, relative)))
         if not plan:
             return result
         await asyncio.to_thread(_make_parents, {target.parent for _, target in plan})
@@ -1032,16 +1166,6 @@ def _error_code(err: BaseException) -> str:
     """The storage error code of ``err`` as plain text (the SDK gives an enum or a string)."""
     code = getattr(err, "error_code", None)
     return str(getattr(code, "value", code) or "")
-
-
-def _blob_info(item: Any) -> BlobInfo:
-    md5 = item.content_settings.content_md5 if item.content_settings else None
-    return BlobInfo(
-        name=item.name,
-        size=int(item.size or 0),
-        content_md5=bytes(md5) if md5 else None,
-        last_modified=item.last_modified,
-    )
 
 
 def _check_concurrency(value: int, name: str) -> None:

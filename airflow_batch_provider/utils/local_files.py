@@ -1,17 +1,21 @@
-"""Finding local files to upload: single files, directories and globs, with their relative names."""
+"""Local files to upload: single files, directories and globs with their relative names, and their MD5."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Generic, TypeVar
 
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 
 _GLOB_CHARS = frozenset("*?[")
 _HASH_CHUNK = 8 * 1024 * 1024
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,80 @@ def _split_glob(pattern: str) -> tuple[Path, str]:
 
 
 def _walk(directory: Path) -> Iterator[LocalFile]:
-    for root, dirnames, filenames in os.walk(directory):
+    """Every file below ``directory`` (symlinked directories are not entered), by relative name."""
+    base = os.fspath(directory)
+    for root, dirnames, filenames in os.walk(base):
         dirnames.sort()
+        below = os.path.relpath(root, base)
+        start = "" if below == os.curdir else below.replace(os.sep, "/") + "/"
+        root_path = Path(root)
         for name in sorted(filenames):
-            path = Path(root, name)
-            stat = path.stat()
-            yield LocalFile(path, path.relative_to(directory).as_posix(), stat.st_size)
+            size = os.stat(os.path.join(root, name)).st_size
+            yield LocalFile(root_path / name, start + name, size)
+
+
+def _source_texts(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+    """The sources as path strings with ``~`` expanded; an empty one raises :class:`InvalidInputError`."""
+    items = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    texts = []
+    for item in items:
+        text = os.fspath(item)
+        if not text:
+            raise InvalidInputError(
+                "An empty string was given as a local path; pass a file, directory or glob."
+            )
+        texts.append(os.path.expanduser(text))
+    return texts
+
+
+def _is_pattern(text: str) -> bool:
+    """Whether a source is taken as a glob: it has wildcards and is not itself an existing path."""
+    return has_glob(text) and not os.path.exists(text)
+
+
+def _missing(text: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"Local path {text!r} does not exist (resolved to {str(Path(text).absolute())!r}). "
+        "Check the path, or the working directory the task runs in."
+    )
+
+
+def check_sources(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> None:
+    """Raise :class:`InvalidInputError`, as :func:`collect_local_files` would, without walking anything."""
+    for text in _source_texts(sources):
+        if not _is_pattern(text) and not (os.path.isdir(text) or os.path.isfile(text)):
+            raise _missing(text)
+
+
+def common_name_start(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> str | None:
+    """A string every relative name :func:`collect_local_files` gives for ``sources`` starts with.
+
+    Found without walking directories, so that a listing of the blobs these files may already be can
+    start meanwhile: a file gives its name, a directory the start its top-level entries share (a
+    subdirectory counting as ``name/``). ``None`` when only the walk can tell: for a glob, or when no
+    source has any entry (there is nothing to upload). A file that appears in between may not start
+    with it; it is then simply not found among the blobs, and uploaded.
+    """
+    starts: list[str] = []
+    for text in _source_texts(sources):
+        if _is_pattern(text):
+            return None
+        if os.path.isdir(text):
+            try:
+                with os.scandir(text) as entries:
+                    names = [entry.name + "/" if entry.is_dir() else entry.name for entry in entries]
+            except OSError:
+                return None
+            if names:
+                starts.append(common_start(names))
+        elif os.path.isfile(text):
+            starts.append(Path(text).name)
+    return common_start(starts) if starts else None
+
+
+def common_start(texts: Sequence[str]) -> str:
+    """The longest string all ``texts`` start with (character by character, as blob names compare)."""
+    return os.path.commonprefix(texts)  # noqa: RUF071 - a string prefix is meant, not a path
 
 
 def collect_local_files(
@@ -56,16 +128,9 @@ def collect_local_files(
     their path below the part of the pattern before the first wildcard. A path that does not exist
     raises :class:`InvalidInputError`; a glob that matches nothing gives an empty list.
     """
-    items = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
     found: dict[str, LocalFile] = {}
-    for item in items:
-        text = os.fspath(item)
-        if not text:
-            raise InvalidInputError(
-                "An empty string was given as a local path; pass a file, directory or glob."
-            )
-        text = os.path.expanduser(text)
-        if has_glob(text) and not os.path.exists(text):
+    for text in _source_texts(sources):
+        if _is_pattern(text):
             base, pattern = _split_glob(text)
             matches = sorted(path for path in base.glob(pattern) if path.is_file())
             candidates = [
@@ -78,10 +143,7 @@ def collect_local_files(
             elif path.is_file():
                 candidates = [LocalFile(path, path.name, path.stat().st_size)]
             else:
-                raise InvalidInputError(
-                    f"Local path {text!r} does not exist (resolved to {str(path.absolute())!r}). "
-                    "Check the path, or the working directory the task runs in."
-                )
+                raise _missing(text)
         for candidate in candidates:
             previous = found.get(candidate.relative)
             if previous is not None and previous.path.resolve() != candidate.path.resolve():
@@ -101,6 +163,56 @@ def file_md5(path: str | os.PathLike[str]) -> bytes:
         while chunk := handle.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.digest()
+
+
+class BackgroundHasher(Generic[K]):
+    """MD5 digests of local files, computed in a worker thread while the caller waits for something else.
+
+    :meth:`start` hashes the files in order, all of them, for as long as the caller does not know yet
+    which it needs (an upload waiting for the blob listing, say). :meth:`finish` names the needed ones:
+    the worker skips the others from then on, hashes the needed ones it has not reached, and the
+    digests of those are returned. hashlib and file reads release the GIL, so the event loop runs on.
+    A file that cannot be read gets no digest; reading it again later raises the real error.
+
+    :param paths: The files to hash, by a key of the caller's choosing.
+    """
+
+    def __init__(self, paths: Mapping[K, str | os.PathLike[str]]) -> None:
+        self._paths = dict(paths)
+        self._digests: dict[K, bytes] = {}
+        #: Keys still wanted; ``None`` while every file is. Replaced, never mutated, so the worker
+        #: thread always reads a consistent value.
+        self._wanted: frozenset[K] | None = None
+        self._worker: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        """Start hashing in a thread of the running loop's default executor."""
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().run_in_executor(None, self._hash_files)
+
+    def _hash_files(self) -> None:
+        for key, path in self._paths.items():
+            wanted = self._wanted
+            if wanted is not None and key not in wanted:
+                continue
+            try:
+                self._digests[key] = file_md5(path)
+            except OSError:
+                continue
+
+    async def finish(self, wanted: Collection[K]) -> dict[K, bytes]:
+        """The digests of the ``wanted`` files that could be read, once all of them are computed."""
+        self._wanted = frozenset(wanted)
+        self.start()
+        assert self._worker is not None
+        await self._worker
+        return {key: self._digests[key] for key in self._wanted if key in self._digests}
+
+    async def cancel(self) -> None:
+        """Stop hashing, and wait for the file in progress (the caller is giving up)."""
+        self._wanted = frozenset()
+        if self._worker is not None:
+            await asyncio.shield(self._worker)
 
 
 def safe_local_path(local_dir: Path, relative: str) -> Path:

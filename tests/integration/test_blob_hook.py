@@ -21,10 +21,12 @@ from typing import Any
 import pytest
 from airflow.sdk.log import redact
 from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.storage.blob import (
     AccountSasPermissions,
     BlobServiceClient,
     ContainerClient,
+    ContentSettings,
     ResourceTypes,
     generate_account_sas,
 )
@@ -35,7 +37,7 @@ from airflow_batch_provider.exceptions import (
     ConnectionConfigError,
     InvalidInputError,
 )
-from airflow_batch_provider.hooks.blob import BlobStorageHook
+from airflow_batch_provider.hooks.blob import BlobInfo, BlobStorageHook
 from airflow_batch_provider.testing.azurite import AzuriteServer
 from airflow_batch_provider.utils.local_files import safe_local_path
 
@@ -263,6 +265,125 @@ def test_single_file_and_list_of_sources(hook: BlobStorageHook, container: str, 
     assert [item.name for item in single.files] == ["one/b.csv"]
     several = hook.upload(container, [str(tmp_path / "a.txt"), f"{tmp_path}/unicode/*.txt"], "")
     assert [item.name for item in several.files] == ["a.txt", "\u00e9t\u00e9.txt"]
+
+
+class CountingPolicy(SansIOHTTPPolicy[Any, Any]):
+    """Counts the HTTP requests a hook sends, by method, and the body bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.methods: list[str] = []
+        self.bytes_sent = 0
+
+    def on_request(self, request: Any) -> None:
+        self.methods.append(request.http_request.method)
+        body = request.http_request.body
+        self.bytes_sent += len(body) if isinstance(body, (bytes, bytearray)) else 0
+
+
+def test_rerun_sends_one_listing_and_nothing_else(
+    hook: BlobStorageHook, container: str, tmp_path: Path
+) -> None:
+    write_tree(tmp_path, {f"f{i:03d}.bin": os.urandom(100) for i in range(40)})
+    hook.upload(container, tmp_path, "once")
+    counter = CountingPolicy()
+    rerun = BlobStorageHook(azblob_conn_id=hook.conn_id, http_policies=[counter])
+    result = rerun.upload(container, tmp_path, "once")
+    rerun.close()
+    assert len(result.skipped) == 40 and result.transferred == []
+    assert counter.methods == ["GET"] and counter.bytes_sent == 0
+
+
+def test_nothing_to_upload_sends_nothing(hook: BlobStorageHook, container: str, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    counter = CountingPolicy()
+    counted = BlobStorageHook(azblob_conn_id=hook.conn_id, http_policies=[counter])
+    assert counted.upload(container, f"{tmp_path}/*.nothing", "x").files == []
+    assert counted.upload(container, tmp_path / "empty", "x").files == []
+    counted.close()
+    assert counter.methods == []
+
+
+def test_glob_rerun_lists_under_the_names_common_start(
+    hook: BlobStorageHook, raw: BlobServiceClient, container: str, tmp_path: Path
+) -> None:
+    write_tree(tmp_path, {"run-7-a.csv": b"a", "run-7-b.csv": b"b", "other.csv": b"o"})
+    hook.upload(container, f"{tmp_path}/run-7-*.csv", "")
+    listed: list[str] = []
+
+    class PrefixSpy(SansIOHTTPPolicy[Any, Any]):
+        def on_request(self, request: Any) -> None:
+            query = request.http_request.query
+            if query.get("comp") == "list":
+                listed.append(query.get("prefix", ""))
+
+    spied = BlobStorageHook(azblob_conn_id=hook.conn_id, http_policies=[PrefixSpy()])
+    again = spied.upload(container, f"{tmp_path}/run-7-*.csv", "")
+    spied.close()
+    assert again.transferred == [] and len(again.skipped) == 2
+    assert listed == ["run-7-"]
+
+
+def test_rerun_over_several_listing_pages_skips_everything_unchanged(
+    hook: BlobStorageHook, container: str, tmp_path: Path
+) -> None:
+    hook.list_page_size = 3
+    files = {f"f{i:02d}.txt": f"content {i:02d}".encode() for i in range(10)}
+    write_tree(tmp_path, files)
+    assert len(hook.upload(container, tmp_path, "paged").transferred) == 10
+
+    again = hook.upload(container, tmp_path, "paged")
+    assert again.transferred == [] and len(again.skipped) == 10
+
+    (tmp_path / "f09.txt").write_bytes(b"CONTENT 09")  # last page, same size, new content
+    third = hook.upload(container, tmp_path, "paged")
+    assert [item.name for item in third.transferred] == ["paged/f09.txt"]
+    assert len(third.skipped) == 9
+
+
+def test_a_blob_without_content_md5_is_uploaded_again(
+    hook: BlobStorageHook, raw: BlobServiceClient, container: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a.txt").write_bytes(b"same bytes")
+    hook.upload(container, tmp_path, "nomd5")
+    written_elsewhere = raw.get_blob_client(container, "nomd5/a.txt")
+    written_elsewhere.set_http_headers(content_settings=ContentSettings(content_type="text/plain"))
+    assert written_elsewhere.get_blob_properties().content_settings.content_md5 is None
+
+    again = hook.upload(container, tmp_path, "nomd5")
+    assert [item.name for item in again.transferred] == ["nomd5/a.txt"]
+    props = written_elsewhere.get_blob_properties()
+    assert bytes(props.content_settings.content_md5) == hashlib.md5(b"same bytes").digest()
+    assert hook.upload(container, tmp_path, "nomd5").transferred == []
+
+
+def test_upload_to_a_missing_container(hook: BlobStorageHook, container: str, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_bytes(b"a")
+    with pytest.raises(BatchProviderError, match=f"Container '{container}' does not exist"):
+        hook.upload(container, tmp_path, "x", create_container=False)
+    assert [item.name for item in hook.upload(container, tmp_path, "x").transferred] == ["x/a.txt"]
+
+
+def test_listing_matches_the_sdks_over_several_pages(
+    hook: BlobStorageHook, raw: BlobServiceClient, container: str, tmp_path: Path
+) -> None:
+    write_tree(tmp_path, NESTED)
+    hook.upload(container, tmp_path, "same")
+    raw.get_blob_client(container, "same/no-md5.txt").upload_blob(b"x")
+    raw.get_blob_client(container, "same/no-md5.txt").set_http_headers(ContentSettings("text/plain"))
+    hook.list_page_size = 2
+    for prefix in ("", "same/sub/deeper/with space & p", "same/unicode/\u00e9"):
+        expected = [
+            BlobInfo(
+                item.name,
+                item.size,
+                bytes(item.content_settings.content_md5) if item.content_settings.content_md5 else None,
+                item.last_modified,
+            )
+            for item in raw.get_container_client(container).list_blobs(name_starts_with=prefix or None)
+        ]
+        assert expected
+        assert hook.list_blobs(container, prefix) == expected
 
 
 def test_big_files_use_block_upload_and_still_skip(
