@@ -1,7 +1,8 @@
 """Every work-around for defects of azure-batch 15.1.0, in one place.
 
 * ``begin_terminate_job(job_id)`` without options fails with ``ValueError`` (content type ``None``):
-  we always pass a terminate-options object with a reason.
+  we always pass a terminate-options object with a reason. ``begin_reboot_node`` has the same defect:
+  we always pass a reboot-options object with the reboot kind.
 * Several ``*Options`` classes are not exported from ``azure.batch.models``: we import them from
   ``azure.batch.models._models`` when the public name is missing.
 * ``pool_exists`` raises ``ResourceNotFoundError`` on 404 instead of returning ``False``.
@@ -56,6 +57,27 @@ def begin_terminate_job(client: Any, job_id: str, reason: str | None = None, **k
 async def abegin_terminate_job(client: Any, job_id: str, reason: str | None = None, **kwargs: Any) -> Any:
     """Start terminating a job (async client); returns the SDK's async poller."""
     return await client.begin_terminate_job(job_id, terminate_job_options(reason), **kwargs)
+
+
+def reboot_node_options(kind: str = "requeue") -> Any:
+    """Options for ``begin_reboot_node``; never ``None`` (the SDK cannot send an empty body)."""
+    return BatchNodeRebootOptions(node_reboot_kind=kind)
+
+
+def begin_reboot_node(client: Any, pool_id: str, node_id: str, kind: str = "requeue", **kwargs: Any) -> Any:
+    """Start rebooting a node (sync client); returns the SDK's poller.
+
+    The sync poller watches the node from a daemon thread until it leaves ``rebooting``, whether or
+    not anyone waits for it.
+    """
+    return client.begin_reboot_node(pool_id, node_id, reboot_node_options(kind), **kwargs)
+
+
+async def abegin_reboot_node(
+    client: Any, pool_id: str, node_id: str, kind: str = "requeue", **kwargs: Any
+) -> Any:
+    """Start rebooting a node (async client); returns the SDK's async poller, which polls only if awaited."""
+    return await client.begin_reboot_node(pool_id, node_id, reboot_node_options(kind), **kwargs)
 
 
 def create_task_collection(

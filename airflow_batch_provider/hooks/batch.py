@@ -488,6 +488,24 @@ class BatchHook(AzureBaseHook):
         except ResourceNotFoundError:
             return []
 
+    def reboot_node(
+        self,
+        pool_id: str,
+        node_id: str,
+        *,
+        kind: str = "requeue",
+        wait: bool = False,
+        poll_interval: float = 5,
+    ) -> None:
+        """Reboot a node: its start task runs again; ``kind`` says what happens to running tasks.
+
+        Raises the SDK's errors: ``ResourceNotFoundError`` for a missing node, ``ResourceExistsError``
+        (409) for a node that cannot be rebooted now (``NodeBeingRebooted``...).
+        """
+        poller = compat.begin_reboot_node(self.client, pool_id, node_id, kind, polling_interval=poll_interval)
+        if wait:
+            poller.result()
+
     def read_node_file_tail(
         self, pool_id: str, node_id: str, path: str, *, max_bytes: int = 4096
     ) -> str | None:
@@ -682,6 +700,11 @@ class BatchHook(AzureBaseHook):
             return [_as_dict(node) async for node in client.list_nodes(pool_id, select=select)]
         except ResourceNotFoundError:
             return []
+
+    async def areboot_node(self, pool_id: str, node_id: str, *, kind: str = "requeue") -> None:
+        """Start rebooting a node (async :meth:`reboot_node`, without waiting for the node)."""
+        client = await self.aget_client()
+        await compat.abegin_reboot_node(client, pool_id, node_id, kind)
 
     async def aread_node_file_tail(
         self, pool_id: str, node_id: str, path: str, *, max_bytes: int = 4096

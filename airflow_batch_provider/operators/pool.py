@@ -23,9 +23,15 @@ from airflow_batch_provider.utils.batch_specs import (
     resolve_image,
     to_rest,
 )
-from airflow_batch_provider.utils.batch_status import SyncBatchIO, check_pool, run_sync
+from airflow_batch_provider.utils.batch_status import (
+    PoolVerdict,
+    StartTaskReboots,
+    SyncBatchIO,
+    check_pool,
+    run_sync,
+)
 from airflow_batch_provider.utils.ids import make_batch_id
-from airflow_batch_provider.utils.validation import validate_batch_id
+from airflow_batch_provider.utils.validation import validate_batch_id, validate_start_task_reboots
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -72,6 +78,9 @@ class BatchCreatePoolOperator(BaseOperator):
     autoscale) and fails fast on quota, image and VM size errors (with the service's message), on start
     task failures (with the tail of the node's ``startup/stderr.txt``) and on unusable nodes;
     ``AllocationTimedout`` on an autoscale pool keeps waiting until ``wait_timeout``.
+    ``max_start_task_reboots`` reboots a node whose start task failed up to that many times (the start
+    task reruns on every boot) before its failure counts; each reboot is logged with the node id, the
+    attempt and the tail of ``startup/stderr.txt``.
 
     Returns ``{"pool_id", "created", "recreated", "vm_size", "task_slots_per_node", "usable_nodes"}``.
     """
@@ -120,6 +129,7 @@ class BatchCreatePoolOperator(BaseOperator):
         if_exists: str = "reuse",
         wait_for_ready: bool = True,
         min_usable_nodes: int | None = None,
+        max_start_task_reboots: int = 0,
         wait_timeout: timedelta | float = timedelta(minutes=30),
         poll_interval: timedelta | float = 30,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -145,6 +155,7 @@ class BatchCreatePoolOperator(BaseOperator):
         self.if_exists = if_exists
         self.wait_for_ready = wait_for_ready
         self.min_usable_nodes = min_usable_nodes
+        self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self.deferrable = deferrable
@@ -248,8 +259,9 @@ class BatchCreatePoolOperator(BaseOperator):
         }
         if not self.wait_for_ready:
             return result
+        reboots = StartTaskReboots(self.max_start_task_reboots)
         if self.deferrable:
-            verdict = run_sync(check_pool(SyncBatchIO(self.hook), pool_id, min_nodes))
+            verdict = self._check(pool_id, min_nodes, reboots)
             if verdict.status == "waiting":
                 self.log.info("%s", verdict.message)
                 self.defer(
@@ -260,12 +272,14 @@ class BatchCreatePoolOperator(BaseOperator):
                         poll_interval=poll_interval,
                         timeout_at=time.time() + wait_timeout,
                         carry=result,
+                        max_start_task_reboots=self.max_start_task_reboots,
+                        start_task_reboots=reboots.to_json(),
                     ),
                     method_name="execute_complete",
                     timeout=timedelta(seconds=wait_timeout + 60),
                 )
             return self._finish(result, {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id})
-        return self._finish(result, self._wait(pool_id, min_nodes, wait_timeout, poll_interval))
+        return self._finish(result, self._wait(pool_id, min_nodes, wait_timeout, poll_interval, reboots))
 
     def _create(self, spec: dict[str, Any]) -> bool:
         files = self._start_task_files()
@@ -306,11 +320,20 @@ class BatchCreatePoolOperator(BaseOperator):
             raise BatchProviderError(f"Pool {pool_id!r} reappeared while it was being recreated.")
         return True, True
 
-    def _wait(self, pool_id: str, min_nodes: int, timeout: float, poll_interval: float) -> dict[str, Any]:
+    def _check(self, pool_id: str, min_nodes: int, reboots: StartTaskReboots) -> PoolVerdict:
+        """One poll of the pool; logs the reboots it made."""
+        verdict = run_sync(check_pool(SyncBatchIO(self.hook), pool_id, min_nodes, reboots=reboots))
+        for line in verdict.reboot_messages:
+            self.log.warning("%s", line)
+        return verdict
+
+    def _wait(
+        self, pool_id: str, min_nodes: int, timeout: float, poll_interval: float, reboots: StartTaskReboots
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         last = None
         while True:
-            verdict = run_sync(check_pool(SyncBatchIO(self.hook), pool_id, min_nodes))
+            verdict = self._check(pool_id, min_nodes, reboots)
             if verdict.message != last:
                 self.log.info("%s", verdict.message)
                 last = verdict.message

@@ -11,11 +11,18 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_batch_provider.exceptions import BatchProviderError
+from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
-from airflow_batch_provider.utils.batch_status import SyncBatchIO, check_pool, run_sync
+from airflow_batch_provider.utils.batch_status import (
+    PoolVerdict,
+    StartTaskReboots,
+    SyncBatchIO,
+    check_pool,
+    run_sync,
+)
+from airflow_batch_provider.utils.validation import validate_start_task_reboots
 
 _DEFERRAL_MARGIN = 60.0
 
@@ -37,6 +44,9 @@ class BatchPoolSensor(BaseSensorOperator):
 
     :param pool_id: The pool id.
     :param min_usable_nodes: Nodes required; default every target node (0 for autoscale pools).
+    :param max_start_task_reboots: Reboot a node whose start task failed up to this many times before
+        its failure counts (0: never). Counted by the running wait, so not in ``mode="reschedule"``
+        unless ``deferrable``.
     """
 
     template_fields: Sequence[str] = ("pool_id", "min_usable_nodes", "azbatch_conn_id")
@@ -48,6 +58,7 @@ class BatchPoolSensor(BaseSensorOperator):
         *,
         pool_id: str,
         min_usable_nodes: int | None = None,
+        max_start_task_reboots: int = 0,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: timedelta | float = 30,
@@ -58,6 +69,13 @@ class BatchPoolSensor(BaseSensorOperator):
         self.min_usable_nodes = min_usable_nodes
         self.azbatch_conn_id = azbatch_conn_id
         self.deferrable = deferrable
+        self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
+        if self.max_start_task_reboots and self.mode == "reschedule" and not deferrable:
+            raise InvalidInputError(
+                "max_start_task_reboots needs mode='poke' or deferrable=True: in mode='reschedule' "
+                "every poke starts afresh and could not count the reboots it made."
+            )
+        self._reboots = StartTaskReboots(self.max_start_task_reboots)
         self._last_message: str | None = None
 
     @cached_property
@@ -73,7 +91,7 @@ class BatchPoolSensor(BaseSensorOperator):
         except Exception as err:
             self.log.debug("Could not persist the pool link: %s", err)
         if self.deferrable:
-            verdict = run_sync(check_pool(SyncBatchIO(self.hook), self.pool_id, self._min()))
+            verdict = self._check()
             if verdict.status != "waiting":
                 return self._handle({"status": verdict.status, **verdict.as_dict(), "pool_id": self.pool_id})
             self.log.info("%s", verdict.message)
@@ -84,6 +102,8 @@ class BatchPoolSensor(BaseSensorOperator):
                     min_usable_nodes=self._min(),
                     poll_interval=self.poke_interval,
                     timeout_at=time.time() + self.timeout,
+                    max_start_task_reboots=self.max_start_task_reboots,
+                    start_task_reboots=self._reboots.to_json(),
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout + _DEFERRAL_MARGIN),
@@ -93,8 +113,17 @@ class BatchPoolSensor(BaseSensorOperator):
         except AirflowSensorTimeout as err:
             raise AirflowSensorTimeout(f"{err} Last status: {self._last_message or 'unknown'}") from err
 
+    def _check(self) -> PoolVerdict:
+        """One poll of the pool; logs the reboots it made."""
+        verdict = run_sync(
+            check_pool(SyncBatchIO(self.hook), self.pool_id, self._min(), reboots=self._reboots)
+        )
+        for line in verdict.reboot_messages:
+            self.log.warning("%s", line)
+        return verdict
+
     def poke(self, context: Any) -> bool | PokeReturnValue:
-        verdict = run_sync(check_pool(SyncBatchIO(self.hook), self.pool_id, self._min()))
+        verdict = self._check()
         if verdict.message != self._last_message:
             self.log.info("%s", verdict.message)
             self._last_message = verdict.message

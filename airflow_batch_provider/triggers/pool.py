@@ -11,7 +11,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_batch_provider.hooks._sdk_compat import error_message
 from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.utils.batch_status import AsyncBatchIO, check_pool
+from airflow_batch_provider.utils.batch_status import AsyncBatchIO, StartTaskReboots, check_pool
+from airflow_batch_provider.utils.validation import validate_start_task_reboots
 
 
 class BatchPoolTrigger(BaseTrigger):
@@ -21,6 +22,12 @@ class BatchPoolTrigger(BaseTrigger):
     "usable_nodes"}``. Fatal resize errors (quota, image, VM size), start-task failures (with the tail
     of ``startup/stderr.txt``) and unusable nodes end the wait at once; ``AllocationTimedout`` on an
     autoscale pool keeps waiting until ``timeout_at`` (a UNIX timestamp).
+
+    With ``max_start_task_reboots``, a node whose start task failed is rebooted up to that many times
+    before the failure counts. ``start_task_reboots`` holds the reboots already made (by the operator's
+    first check); the trigger adds its own in memory. The triggerer cannot store them, so a trigger
+    resumed on another triggerer (or after a restart) starts again from the counts it was deferred
+    with, and a node may get up to that many reboots more; the wait stays bounded by ``timeout_at``.
     """
 
     def __init__(
@@ -32,6 +39,8 @@ class BatchPoolTrigger(BaseTrigger):
         timeout_at: float | None = None,
         max_consecutive_errors: int = 3,
         carry: dict[str, Any] | None = None,
+        max_start_task_reboots: int = 0,
+        start_task_reboots: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         #: JSON data returned unchanged in the event, so the operator resumes with what it knew.
@@ -42,6 +51,9 @@ class BatchPoolTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.timeout_at = timeout_at
         self.max_consecutive_errors = int(max_consecutive_errors)
+        self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
+        #: Reboots made so far; serialize() includes them, so a re-created trigger knows them.
+        self.reboots = StartTaskReboots.from_json(self.max_start_task_reboots, start_task_reboots)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -54,6 +66,8 @@ class BatchPoolTrigger(BaseTrigger):
                 "timeout_at": self.timeout_at,
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "carry": self.carry,
+                "max_start_task_reboots": self.max_start_task_reboots,
+                "start_task_reboots": self.reboots.to_json(),
             },
         )
 
@@ -65,7 +79,7 @@ class BatchPoolTrigger(BaseTrigger):
         try:
             while True:
                 try:
-                    verdict = await check_pool(io, self.pool_id, self.min_usable_nodes)
+                    verdict = await check_pool(io, self.pool_id, self.min_usable_nodes, reboots=self.reboots)
                     errors = 0
                 except Exception as err:
                     errors += 1
@@ -83,6 +97,8 @@ class BatchPoolTrigger(BaseTrigger):
                     self.log.warning("Reading pool %s failed (%s); will retry", self.pool_id, err)
                     await asyncio.sleep(self.poll_interval)
                     continue
+                for line in verdict.reboot_messages:
+                    self.log.warning("%s", line)
                 if verdict.message != last_message:
                     self.log.info("%s", verdict.message)
                     last_message = verdict.message

@@ -86,6 +86,24 @@ def normalize_blob_prefix(prefix: str | None, field: str = "prefix") -> str:
     return f"{normalized}/" if normalized else ""
 
 
+def validate_non_negative_int(value: Any, field: str, meaning: str = "") -> int:
+    """Return ``value`` if it is a whole number of at least 0, else raise ``InvalidInputError``.
+
+    ``meaning`` (e.g. "reboots per node") is added to the message to say what the number counts.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    what = f" ({meaning})" if meaning else ""
+    raise InvalidInputError(f"{field} must be a whole number of at least 0{what}, got {value!r}.")
+
+
+def validate_start_task_reboots(value: Any) -> int:
+    """Check ``max_start_task_reboots`` of the pool waits (operator, sensor, trigger)."""
+    return validate_non_negative_int(
+        value, "max_start_task_reboots", "reboots per node after its start task failed; 0 never reboots"
+    )
+
+
 # ---------------------------------------------------------------------------------------------------
 # Batch ids, task collections and SAS lifetimes (Batch operators)
 # ---------------------------------------------------------------------------------------------------

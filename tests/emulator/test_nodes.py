@@ -213,3 +213,43 @@ def test_reboot_stops_a_running_start_task(client: BatchClient) -> None:
         lambda: n if (n := client.get_node(pool_id, node_id)).state == "idle" else None, timeout=10
     )
     assert node.start_task_info.result == "success"
+
+
+def test_reboot_after_a_failed_start_task_reruns_it_and_keeps_the_shared_dir(
+    slow_client: BatchClient,
+) -> None:
+    pool_id = unique("pool")
+    marker = '"$AZ_BATCH_NODE_SHARED_DIR/failed-once"'
+    start = m.BatchStartTask(
+        command_line=sh(
+            f"sleep 0.3; test -f {marker} || {{ touch {marker}; echo first boot fails >&2; exit 1; }}"
+        ),
+        wait_for_success=True,
+    )
+    slow_client.create_pool(pool_options(pool_id, start_task=start))
+    node_id = _only_node(slow_client, pool_id).id
+    failed = wait_for(
+        lambda: n if (n := slow_client.get_node(pool_id, node_id)).state == "starttaskfailed" else None
+    )
+    assert failed.errors[0].code == "NodeStartTaskFailed"
+    stderr = b"".join(slow_client.download_node_file(pool_id, node_id, "startup/stderr.txt"))
+    assert stderr == b"first boot fails\n"
+    slow_client.begin_reboot_node(
+        pool_id, node_id, BatchNodeRebootOptions(node_reboot_kind="requeue"), polling_interval=POLL
+    )
+    seen: list[str] = []
+
+    def settled() -> bool:
+        state = slow_client.get_node(pool_id, node_id).state
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        return state in ("idle", "starttaskfailed") and len(seen) > 1
+
+    wait_for(settled, interval=0.01)
+    assert seen == ["rebooting", "starting", "waitingforstarttask", "idle"]
+    node = slow_client.get_node(pool_id, node_id)
+    assert node.start_task_info.result == "success" and not node.errors
+    assert node.last_boot_time > failed.last_boot_time
+    files = {f.name for f in slow_client.list_node_files(pool_id, node_id, recursive=True)}
+    assert "shared/failed-once" in files  # the node's disk survives a reboot (a reimage wipes it)
+    assert b"".join(slow_client.download_node_file(pool_id, node_id, "startup/stderr.txt")) == b""

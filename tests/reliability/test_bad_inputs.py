@@ -302,6 +302,11 @@ CASES: list[Case] = [
     ),
     Case("pool: unknown if_exists", _pool(if_exists="maybe"), ("if_exists", "reuse")),
     Case(
+        "pool: negative start task reboots",
+        _pool(max_start_task_reboots=-1),
+        ("max_start_task_reboots", "at least 0"),
+    ),
+    Case(
         "pool: existing pool with another configuration",
         _pool(pool_id=POOL, task_slots_per_node=8),
         ("taskSlotsPerNode", "recreate"),

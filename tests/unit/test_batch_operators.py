@@ -18,6 +18,7 @@ from airflow_batch_provider.operators.job import BatchCreateJobOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobEndedError, BatchJobSensor, BatchTaskFailureError
+from airflow_batch_provider.sensors.pool import BatchPoolSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
 from airflow_batch_provider.utils.task_factories import BlobPrefixTasks, ParametricSweep, TasksFromUpload
 
@@ -173,6 +174,38 @@ def test_pool_wait_failure_stops_with_a_clear_message() -> None:
     hook.list_nodes = lambda pool_id, select=None: [{"id": "n0", "state": "unusable"}]  # type: ignore[method-assign]
     with pytest.raises(BatchProviderError, match="unusable"):
         _with(_pool_op(target_dedicated_nodes=1, poll_interval=0), hook).execute(_context())
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, "1"])
+def test_pool_wait_refuses_a_bad_reboot_budget_before_any_call(bad: Any) -> None:
+    with pytest.raises(
+        InvalidInputError, match="max_start_task_reboots must be a whole number of at least 0"
+    ):
+        _pool_op(max_start_task_reboots=bad)
+    with pytest.raises(InvalidInputError, match="max_start_task_reboots"):
+        BatchPoolSensor(task_id="wait", pool_id="p1", max_start_task_reboots=bad)
+
+
+def test_pool_sensor_cannot_count_reboots_in_reschedule_mode() -> None:
+    with pytest.raises(
+        InvalidInputError, match="max_start_task_reboots needs mode='poke' or deferrable=True"
+    ):
+        BatchPoolSensor(task_id="wait", pool_id="p1", max_start_task_reboots=1, mode="reschedule")
+    BatchPoolSensor(
+        task_id="wait", pool_id="p1", max_start_task_reboots=1, mode="reschedule", deferrable=True
+    )
+    BatchPoolSensor(task_id="wait", pool_id="p1", mode="reschedule")  # no reboots: nothing to count
+
+
+def test_deferred_pool_wait_hands_the_reboot_budget_to_the_trigger() -> None:
+    hook = FakeHook()
+    hook.list_nodes = lambda pool_id, select=None: [{"id": "n0", "state": "creating"}]  # type: ignore[method-assign]
+    op = _with(_pool_op(target_dedicated_nodes=1, deferrable=True, max_start_task_reboots=3), hook)
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(_context())
+    _classpath, kwargs = info.value.trigger.serialize()
+    assert kwargs["max_start_task_reboots"] == 3
+    assert kwargs["start_task_reboots"] == {"counts": {}, "rebooted_for": {}}
 
 
 def test_pool_spec_templates_render_nested_values() -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 from airflow_batch_provider.hooks._sdk_compat import TaskCounts
 from airflow_batch_provider.utils.batch_status import (
+    StartTaskReboots,
     check_job,
     check_pool,
     counts_from_tasks,
@@ -126,6 +128,10 @@ class FakeIO:
         self.tasks: list[dict[str, Any]] = []
         self.job: dict[str, Any] | None = {"id": "j", "state": "active"}
         self.calls: list[str] = []
+        #: What a reboot request raises (``None``: accepted, and the node shows ``rebooting``).
+        self.reboot_error: Exception | None = None
+        #: Accepted reboots leave the listed state unchanged, as a listing lagging behind would.
+        self.listing_lags = False
 
     async def get_pool(self, pool_id: str, select: list[str] | None = None) -> dict[str, Any] | None:
         self.calls.append("get_pool")
@@ -138,6 +144,14 @@ class FakeIO:
     async def read_node_file_tail(self, pool_id: str, node_id: str, path: str, max_bytes: int) -> str | None:
         self.calls.append(f"node_file:{node_id}:{path}")
         return self.files.get((node_id, path))
+
+    async def reboot_node(self, pool_id: str, node_id: str) -> None:
+        self.calls.append(f"reboot:{node_id}")
+        if self.reboot_error is not None:
+            raise self.reboot_error
+        if not self.listing_lags:
+            node = next(n for n in self.nodes if n["id"] == node_id)
+            node["state"] = "rebooting"
 
     async def get_job(self, job_id: str, select: list[str] | None = None) -> dict[str, Any] | None:
         self.calls.append("get_job")
@@ -323,3 +337,141 @@ def test_forced_job_check_for_memoryless_reschedule_pokes() -> None:
     io.job = {"id": "j", "state": "completed", "executionInfo": {"terminateReason": "UserTerminate"}}
     check = asyncio.run(check_job(io, "j", force_job_check=True))
     assert check.status == "failed" and check.reason == "job_ended"
+
+
+# -- rebooting nodes whose start task failed ---------------------------------------------------------
+
+
+def _failed_node(node_id: str = "n0", boot: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "state": "starttaskfailed",
+        "lastBootTime": boot,
+        "startTaskInfo": {"exitCode": 3, "endTime": boot.replace("00:00Z", "00:09Z")},
+    }
+
+
+def _reboot_io(*nodes: dict[str, Any]) -> FakeIO:
+    io = FakeIO()
+    io.pool = _pool(targetDedicatedNodes=len(nodes))
+    io.nodes = list(nodes)
+    for node in nodes:
+        io.files[(node["id"], "startup/stderr.txt")] = "E: dpkg lock held\n"
+    return io
+
+
+def _reboots(io: FakeIO) -> list[str]:
+    return [call for call in io.calls if call.startswith("reboot:")]
+
+
+def test_failed_start_task_is_rebooted_and_the_wait_goes_on() -> None:
+    io = _reboot_io(_failed_node())
+    reboots = StartTaskReboots(2)
+    verdict = run_sync(check_pool(io, "p1", reboots=reboots))
+    assert verdict.status == "waiting" and _reboots(io) == ["reboot:n0"]
+    assert reboots.counts == {"n0": 1}
+    (line,) = verdict.reboot_messages
+    assert line.startswith(
+        "Rebooting node n0 of pool 'p1' (reboot 1 of 2): its start task failed (exit code 3)"
+    )
+    assert line.endswith("--- tail of startup/stderr.txt on n0 ---\nE: dpkg lock held")
+    assert verdict.message.startswith("Rebooted 1 node(s) whose start task failed. Waiting")
+
+
+def test_spent_budget_fails_naming_the_reboots_and_the_stderr() -> None:
+    io = _reboot_io(_failed_node())
+    reboots = StartTaskReboots(2, counts={"n0": 2})
+    verdict = run_sync(check_pool(io, "p1", reboots=reboots))
+    assert verdict.status == "failed" and not _reboots(io) and not verdict.reboot_messages
+    assert (
+        "2 reboot(s) were tried before giving up (max_start_task_reboots=2 per node; reboots by node: n0 2)"
+        in (verdict.message)
+    )
+    assert "exit code 3" in verdict.message and "E: dpkg lock held" in verdict.message
+
+
+def test_no_budget_is_exactly_the_old_behaviour() -> None:
+    without = run_sync(check_pool(_reboot_io(_failed_node()), "p1"))
+    io = _reboot_io(_failed_node())
+    with_zero = run_sync(check_pool(io, "p1", reboots=StartTaskReboots(0)))
+    assert with_zero == without and with_zero.status == "failed" and not _reboots(io)
+
+
+def test_a_lagging_listing_gets_one_poll_before_the_failure_counts_again() -> None:
+    io = _reboot_io(_failed_node())
+    io.listing_lags = True
+    reboots = StartTaskReboots(1)
+    assert run_sync(check_pool(io, "p1", reboots=reboots)).status == "waiting"
+    second = run_sync(check_pool(io, "p1", reboots=reboots))  # same failed start still listed
+    assert second.status == "waiting" and "1 rebooting" in second.message
+    third = run_sync(check_pool(io, "p1", reboots=reboots))  # still the same: the reboot did not help
+    assert third.status == "failed" and "1 reboot(s) were tried" in third.message
+    assert _reboots(io) == ["reboot:n0"]
+
+
+def test_a_new_failed_start_after_a_reboot_uses_the_next_reboot() -> None:
+    io = _reboot_io(_failed_node())
+    reboots = StartTaskReboots(2)
+    run_sync(check_pool(io, "p1", reboots=reboots))
+    io.nodes = [_failed_node(boot="2026-01-01T00:05:00Z")]  # booted again, failed again
+    verdict = run_sync(check_pool(io, "p1", reboots=reboots))
+    assert verdict.status == "waiting" and "(reboot 2 of 2)" in verdict.reboot_messages[0]
+    assert reboots.counts == {"n0": 2}
+
+
+def test_no_reboot_when_the_pool_is_ready_without_the_node() -> None:
+    io = _reboot_io(_failed_node(), {"id": "n1", "state": "idle"})
+    verdict = run_sync(check_pool(io, "p1", 1, reboots=StartTaskReboots(3)))
+    assert verdict.status == "ready" and not _reboots(io)
+
+
+def test_no_reboot_when_the_pool_would_fail_anyway() -> None:
+    io = _reboot_io(_failed_node(), {"id": "n1", "state": "unusable"})
+    verdict = run_sync(check_pool(io, "p1", reboots=StartTaskReboots(3)))
+    assert verdict.status == "failed" and not _reboots(io)
+    assert "No node was rebooted (max_start_task_reboots=3)" in verdict.message
+
+
+def test_stderr_tails_are_read_for_the_first_few_rebooted_nodes_only() -> None:
+    io = _reboot_io(*(_failed_node(f"n{i}") for i in range(5)))
+    verdict = run_sync(check_pool(io, "p1", reboots=StartTaskReboots(1)))
+    assert verdict.status == "waiting" and len(_reboots(io)) == 5
+    assert len([call for call in io.calls if call.startswith("node_file:")]) == 3
+    assert sum("tail of startup/stderr.txt" in line for line in verdict.reboot_messages) == 3
+
+
+def _conflict(code: str) -> ResourceExistsError:
+    error = ResourceExistsError("conflict")
+    error.error = SimpleNamespace(code=code, message=code, details=[])  # type: ignore[assignment]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "counted"),
+    [
+        (_conflict("NodeBeingRebooted"), True),  # most likely our own retried request
+        (_conflict("OperationNotValidOnNode"), False),
+        (ResourceNotFoundError("gone"), False),
+    ],
+)
+def test_a_refused_reboot_is_counted_only_when_the_node_is_rebooting(error: Exception, counted: bool) -> None:
+    io = _reboot_io(_failed_node())
+    io.reboot_error = error
+    reboots = StartTaskReboots(1)
+    verdict = run_sync(check_pool(io, "p1", reboots=reboots))
+    assert verdict.status == "waiting"
+    assert reboots.counts == ({"n0": 1} if counted else {})
+    assert len(verdict.reboot_messages) == (1 if counted else 0)
+
+
+def test_an_unexpected_reboot_error_propagates() -> None:
+    io = _reboot_io(_failed_node())
+    io.reboot_error = RuntimeError("boom")
+    with pytest.raises(RuntimeError):
+        run_sync(check_pool(io, "p1", reboots=StartTaskReboots(1)))
+
+
+def test_reboot_counts_survive_json() -> None:
+    reboots = StartTaskReboots(2, counts={"n0": 1}, rebooted_for={"n0": "a|b"})
+    again = StartTaskReboots.from_json(2, reboots.to_json())
+    assert again == reboots and StartTaskReboots.from_json(1, None) == StartTaskReboots(1)

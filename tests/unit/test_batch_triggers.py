@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from airflow_batch_provider.exceptions import InvalidInputError
 from airflow_batch_provider.hooks._sdk_compat import TaskCounts
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.triggers.job import BatchJobTrigger
@@ -42,6 +43,27 @@ def test_job_trigger_round_trip() -> None:
 def test_pool_trigger_round_trip() -> None:
     clone = _round_trip(BatchPoolTrigger(pool_id="p", min_usable_nodes=2, poll_interval=1, timeout_at=None))
     assert clone.min_usable_nodes == 2
+    assert clone.max_start_task_reboots == 0 and clone.reboots.counts == {}
+
+
+def test_pool_trigger_round_trip_keeps_the_reboot_budget_and_counts() -> None:
+    trigger = BatchPoolTrigger(
+        pool_id="p",
+        max_start_task_reboots=2,
+        start_task_reboots={"counts": {"n0": 1}, "rebooted_for": {"n0": "t1|t2"}},
+    )
+    trigger.reboots.record({"id": "n1", "lastBootTime": "t3"})  # a reboot made while it ran
+    clone = _round_trip(trigger)
+    assert clone.max_start_task_reboots == 2
+    assert clone.reboots.counts == {"n0": 1, "n1": 1}
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2", True, None])
+def test_pool_trigger_refuses_a_bad_reboot_budget(bad: Any) -> None:
+    with pytest.raises(
+        InvalidInputError, match="max_start_task_reboots must be a whole number of at least 0"
+    ):
+        BatchPoolTrigger(pool_id="p", max_start_task_reboots=bad)
 
 
 @pytest.fixture
@@ -71,6 +93,13 @@ def fake_account(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     async def alist_nodes(self: BatchHook, pool_id: str, select: Any = None) -> list[dict[str, Any]]:
         return state["nodes"]
+
+    async def aread_node_file_tail(self: BatchHook, pool_id: str, node_id: str, path: str, **kw: Any) -> str:
+        return f"startup stderr of {node_id}"
+
+    async def areboot_node(self: BatchHook, pool_id: str, node_id: str) -> None:
+        state.setdefault("reboots", []).append(node_id)
+        state["nodes"] = [{"id": node_id, "state": "idle"}]  # the start task worked this time
 
     async def aclose(self: BatchHook) -> None:
         state["closed"] += 1
@@ -148,3 +177,18 @@ def test_pool_trigger_error_after_repeated_failures(
     monkeypatch.setattr(BatchHook, "aget_pool", broken)
     (event,) = asyncio.run(_events(BatchPoolTrigger(pool_id="p", poll_interval=0, max_consecutive_errors=2)))
     assert event["status"] == "error" and "ConnectionError" in event["message"]
+
+
+def test_pool_trigger_reboots_a_failed_node_and_keeps_the_count(fake_account: dict[str, Any]) -> None:
+    fake_account["pool"] = {
+        "id": "p",
+        "state": "active",
+        "allocationState": "steady",
+        "targetDedicatedNodes": 1,
+    }
+    fake_account["nodes"] = [{"id": "n", "state": "starttaskfailed", "startTaskInfo": {"exitCode": 1}}]
+    trigger = BatchPoolTrigger(pool_id="p", poll_interval=0, max_start_task_reboots=1)
+    (event,) = asyncio.run(_events(trigger))
+    assert event["status"] == "ready" and fake_account["reboots"] == ["n"]
+    assert trigger.reboots.counts == {"n": 1}
+    assert trigger.serialize()[1]["start_task_reboots"]["counts"] == {"n": 1}

@@ -10,7 +10,9 @@ from airflow_batch_provider.exceptions import InvalidInputError
 from airflow_batch_provider.utils.validation import (
     sas_expiry_of,
     validate_batch_id,
+    validate_non_negative_int,
     validate_sas_lifetime,
+    validate_start_task_reboots,
     validate_task_collection,
     validate_unique_batch_ids,
 )
@@ -94,3 +96,17 @@ def test_sas_lasting_long_enough_passes() -> None:
     validate_sas_lifetime(
         [url], needed_until=datetime(2030, 1, 1, tzinfo=timezone.utc) + timedelta(hours=1), reason="r"
     )
+
+
+@pytest.mark.parametrize("good", [0, 1, 10])
+def test_non_negative_whole_numbers_pass(good: int) -> None:
+    assert validate_non_negative_int(good, "n") == good
+
+
+@pytest.mark.parametrize("bad", [-1, 1.0, "2", True, None, [1]])
+def test_reboot_budget_must_be_a_non_negative_whole_number(bad: object) -> None:
+    with pytest.raises(InvalidInputError) as info:
+        validate_start_task_reboots(bad)
+    message = str(info.value)
+    assert message.startswith("max_start_task_reboots must be a whole number of at least 0 (reboots per node")
+    assert message.endswith(f"got {bad!r}.")

@@ -102,6 +102,24 @@ def test_terminate_shim_sends_a_reason() -> None:
     assert '"terminateReason": "Because"' in body
 
 
+def test_sdk_reboot_without_options_is_still_broken() -> None:
+    """If this starts failing, the SDK fixed the defect and the reboot shim can go."""
+    client = _client(RecordingTransport(202))
+    with pytest.raises(ValueError):
+        client.begin_reboot_node("p1", "n1", polling_interval=0)
+
+
+def test_reboot_shim_sends_the_reboot_kind() -> None:
+    transport = RecordingTransport(202)
+    client = _client(transport)
+    with contextlib.suppress(Exception):  # polling a canned response may fail; the request matters
+        compat.begin_reboot_node(client, "p1", "n1", polling_interval=0)
+    sent = transport.requests[0]
+    assert sent.method == "POST" and sent.url.split("?")[0].endswith("/pools/p1/nodes/n1/reboot")
+    body = sent.content if isinstance(sent.content, str) else sent.content.decode()
+    assert '"nodeRebootOption": "requeue"' in body
+
+
 def test_options_classes_are_reachable() -> None:
     assert compat.BatchJobTerminateOptions(termination_reason="x").termination_reason == "x"
     assert compat.BatchNodeRebootOptions is not None

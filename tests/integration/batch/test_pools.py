@@ -198,3 +198,164 @@ def test_autoscale_pool_waits_for_the_formula_nodes(hook: BatchHook, context: di
     with pytest.raises(Exception, match="enableAutoScale: existing True, requested False"):
         _pool_op(pool_id, wait_for_ready=False).execute(context)
     hook.delete_pool(pool_id)
+
+
+# -- rebooting nodes whose start task failed -----------------------------------------------------------
+
+#: Counts the node's boots in its shared directory, which survives a reboot; fails on the first boot only.
+FAILS_ON_FIRST_BOOT = (
+    '/bin/sh -c \'echo boot >> "$AZ_BATCH_NODE_SHARED_DIR/boots"; '
+    'test -f "$AZ_BATCH_NODE_SHARED_DIR/failed-once" || '
+    '{ touch "$AZ_BATCH_NODE_SHARED_DIR/failed-once"; echo E: dpkg lock held >&2; exit 1; }\''
+)
+ALWAYS_FAILS = (
+    '/bin/sh -c \'echo boot >> "$AZ_BATCH_NODE_SHARED_DIR/boots"; echo E: Unable to locate package foo >&2; '
+    "exit 100'"
+)
+
+
+def _boots(hook: BatchHook, pool_id: str) -> int:
+    """How often the pool's only node has booted (its start task counts the boots)."""
+    (node,) = hook.list_nodes(pool_id, select=["id"])
+    data = b"".join(hook.client.download_node_file(pool_id, node["id"], "shared/boots"))
+    return data.decode().count("boot")
+
+
+def _start_task(command_line: str) -> dict[str, Any]:
+    return {"command_line": command_line, "wait_for_success": True}
+
+
+def test_a_reboot_fixes_a_start_task_that_fails_once(
+    hook: BatchHook, context: dict, uid: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pool_id = f"itest-reboot-{uid}"
+    try:
+        result = _pool_op(
+            pool_id,
+            target_dedicated_nodes=1,
+            start_task=_start_task(FAILS_ON_FIRST_BOOT),
+            max_start_task_reboots=1,
+        ).execute(context)
+        assert result["usable_nodes"] == 1
+        assert _boots(hook, pool_id) == 2  # the first boot and one reboot
+        (node,) = hook.list_nodes(pool_id, select=["id"])
+        log = capsys.readouterr().out  # the task log
+        assert f"Rebooting node {node['id']} of pool '{pool_id}' (reboot 1 of 1)" in log
+        assert "exit code 1" in log and "E: dpkg lock held" in log
+    finally:
+        hook.delete_pool(pool_id)
+
+
+def test_without_reboots_a_start_task_failure_fails_the_wait_as_before(
+    hook: BatchHook, context: dict, uid: str
+) -> None:
+    pool_id = f"itest-fail-once-{uid}"
+    try:
+        with pytest.raises(BatchPoolNotReadyError) as info:
+            _pool_op(pool_id, target_dedicated_nodes=1, start_task=_start_task(FAILS_ON_FIRST_BOOT)).execute(
+                context
+            )
+        message = str(info.value)
+        assert "start task failed on 1 node(s)" in message and "E: dpkg lock held" in message
+        assert "Reboot" not in message and "max_start_task_reboots" not in message
+        assert _boots(hook, pool_id) == 1
+    finally:
+        hook.delete_pool(pool_id)
+
+
+def test_reboots_are_bounded_and_named_in_the_error(hook: BatchHook, context: dict, uid: str) -> None:
+    pool_id = f"itest-reboots-{uid}"
+    try:
+        with pytest.raises(BatchPoolNotReadyError) as info:
+            _pool_op(
+                pool_id,
+                target_dedicated_nodes=1,
+                start_task=_start_task(ALWAYS_FAILS),
+                max_start_task_reboots=2,
+            ).execute(context)
+        message = str(info.value)
+        assert "start task failed on 1 node(s)" in message
+        assert "2 reboot(s) were tried before giving up (max_start_task_reboots=2 per node" in message
+        assert "exit code 100" in message and "E: Unable to locate package foo" in message
+        assert _boots(hook, pool_id) == 3  # the first boot and two reboots
+    finally:
+        hook.delete_pool(pool_id)
+
+
+def test_deferred_wait_reboots_from_the_trigger(hook: BatchHook, context: dict, uid: str) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    pool_id = f"itest-defer-reboot-{uid}"
+    op = _pool_op(
+        pool_id,
+        deferrable=True,
+        target_dedicated_nodes=1,
+        start_task=_start_task(FAILS_ON_FIRST_BOOT),
+        max_start_task_reboots=1,
+    )
+    try:
+        with pytest.raises(TaskDeferred) as deferred:  # the first boot fails: never ready at once
+            op.execute(context)
+        trigger = deferred.value.trigger
+        assert isinstance(trigger, BatchPoolTrigger)
+        _classpath, kwargs = trigger.serialize()
+        kwargs = json.loads(json.dumps(kwargs))
+        assert kwargs["max_start_task_reboots"] == 1
+        # Usually empty; the operator's own first check may already have rebooted the node.
+        assert set(kwargs["start_task_reboots"]) == {"counts", "rebooted_for"}
+        resumed = BatchPoolTrigger(**kwargs)
+        (event,) = asyncio.run(_collect(resumed))
+        assert event["status"] == "ready"
+        (node_id,) = resumed.reboots.counts
+        assert resumed.reboots.counts == {node_id: 1}  # kept across the trigger's polls
+        assert resumed.serialize()[1]["start_task_reboots"]["counts"] == {node_id: 1}
+        result = op.execute_complete(context, event, **(deferred.value.kwargs or {}))
+        assert result["usable_nodes"] == 1 and _boots(hook, pool_id) == 2
+    finally:
+        hook.delete_pool(pool_id)
+
+
+def test_trigger_fails_after_its_reboots_and_honours_counts_it_was_given(
+    hook: BatchHook, context: dict, uid: str
+) -> None:
+    pool_id = f"itest-trigger-reboots-{uid}"
+    try:
+        _pool_op(
+            pool_id, target_dedicated_nodes=1, wait_for_ready=False, start_task=_start_task(ALWAYS_FAILS)
+        ).execute(context)
+        trigger = BatchPoolTrigger(pool_id=pool_id, poll_interval=0.1, max_start_task_reboots=1)
+        (event,) = asyncio.run(_collect(trigger))
+        assert event["status"] == "failed"
+        assert (
+            "1 reboot(s) were tried" in event["message"]
+            and "Unable to locate package foo" in event["message"]
+        )
+        assert _boots(hook, pool_id) == 2
+
+        # A trigger re-created with the budget already spent (as after a restart) reboots no more.
+        _classpath, kwargs = trigger.serialize()
+        (again,) = asyncio.run(_collect(BatchPoolTrigger(**json.loads(json.dumps(kwargs)))))
+        assert again["status"] == "failed" and "1 reboot(s) were tried" in again["message"]
+        assert _boots(hook, pool_id) == 2
+        with pytest.raises(BatchPoolNotReadyError, match="max_start_task_reboots=1"):
+            BatchPoolSensor(task_id="wait_pool", pool_id=pool_id).execute_complete(context, event)
+    finally:
+        hook.delete_pool(pool_id)
+
+
+def test_pool_sensor_reboots_in_poke_mode(hook: BatchHook, context: dict, uid: str) -> None:
+    pool_id = f"itest-sensor-reboot-{uid}"
+    try:
+        _pool_op(
+            pool_id,
+            target_dedicated_nodes=1,
+            wait_for_ready=False,
+            start_task=_start_task(FAILS_ON_FIRST_BOOT),
+        ).execute(context)
+        sensor = BatchPoolSensor(
+            task_id="wait_pool", pool_id=pool_id, max_start_task_reboots=1, poke_interval=0.1, timeout=60
+        )
+        assert sensor.execute(context) == {"pool_id": pool_id, "usable_nodes": 1}
+        assert _boots(hook, pool_id) == 2
+    finally:
+        hook.delete_pool(pool_id)
