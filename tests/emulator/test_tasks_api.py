@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ from azure.batch import models as m
 from azure.batch.aio import BatchClient as AsyncBatchClient
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
+from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 from tests.emulator.conftest import error_of, sh, unique, wait_for, wait_for_task
 
 
@@ -266,6 +268,24 @@ def test_retention_time_cleans_up_task_files(client: BatchClient, job_on_shared_
         return False
 
     wait_for(cleaned)
+
+
+def test_a_running_task_without_its_directory_yet_has_no_files(
+    emulator: BatchEmulatorServer, client: BatchClient, job_on_shared_pool: str
+) -> None:
+    """Only a completed task's files can have been cleaned up; a starting one has none yet."""
+    job_id = job_on_shared_pool
+    client.create_task(job_id, _task("starting", command_line="sleep 30"))
+    wait_for(lambda: client.get_task(job_id, "starting").state == "running")
+    task_dir = emulator.call(
+        lambda account: (task := account.tasks.get(job_id, "starting")).task_dir(task.node)  # type: ignore[arg-type]
+    )
+    wait_for(task_dir.exists)
+    shutil.rmtree(task_dir)  # as in the moment before the runner creates it
+    assert list(client.list_task_files(job_id, "starting")) == []
+    with pytest.raises(ResourceNotFoundError):
+        client.get_task_file_properties(job_id, "starting", "stdout.txt")
+    client.terminate_task(job_id, "starting")
 
 
 def test_job_manager_task_runs_and_ends_the_job(client: BatchClient, shared_pool: str) -> None:

@@ -96,7 +96,9 @@ def _task_root(request: Request, job_id: str, task_id: str) -> tuple[Task, Path]
     if task.node is None:
         raise conflict("TaskFilesUnavailable", "The files of the specified task are unavailable.")
     root = task.task_dir(task.node)
-    if not root.exists():
+    # A task that has just started may not have its directory yet (the runner creates it off the
+    # API's loop): it has no files so far. Only a completed task's files can have been cleaned up.
+    if task.state == "completed" and not root.exists():
         raise conflict("TaskFilesCleanedup", "The files of the specified task are cleanedup.")
     return task, root
 
