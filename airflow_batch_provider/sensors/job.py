@@ -21,6 +21,7 @@ from airflow_batch_provider.utils.batch_status import (
     check_job,
     failure_report,
     is_failed_task,
+    job_check_due_by_clock,
     prefix_filter,
     run_sync,
 )
@@ -153,8 +154,11 @@ class BatchJobSensor(BaseSensorOperator):
                 expected_task_count=self._expected(),
                 last_counts=self._last_counts,
                 stalled_polls=self._stalled,
-                # In reschedule mode every poke is a new process with no memory of earlier counts.
-                force_job_check=self.reschedule and self._last_counts is None,
+                # In reschedule mode a poke remembers nothing of earlier ones: about one in
+                # JOB_CHECK_EVERY reads the job's state as well, chosen by the clock.
+                force_job_check=self.reschedule
+                and self._last_counts is None
+                and job_check_due_by_clock(time.time(), self.poke_interval),
                 max_failed_tasks=self.max_failed_tasks,
                 max_failure_logs=self.max_failure_logs,
             )

@@ -189,6 +189,15 @@ def job_check_due(stalled_polls: int) -> bool:
     return stalled_polls == 1 or (stalled_polls > 0 and stalled_polls % JOB_CHECK_EVERY == 0)
 
 
+def job_check_due_by_clock(now: float, poll_interval: float) -> bool:
+    """For polls that remember nothing (reschedule-mode pokes): whether this one reads the job too.
+
+    Time is cut into slots of one poll interval, and the first slot of every ``JOB_CHECK_EVERY`` is
+    due, so roughly one poke in ``JOB_CHECK_EVERY`` reads the job, with no state kept between pokes.
+    """
+    return int(now // max(float(poll_interval), 1.0)) % JOB_CHECK_EVERY == 0
+
+
 def is_fatal_resize_error(code: str | None) -> bool:
     """Quota, image and VM size errors: no amount of waiting fixes them."""
     text = str(code or "")

@@ -17,6 +17,7 @@ from airflow_batch_provider.utils.batch_status import (
     counts_from_tasks,
     evaluate_pool,
     is_fatal_resize_error,
+    job_check_due_by_clock,
     prefix_filter,
     run_sync,
 )
@@ -329,6 +330,14 @@ def test_counts_moving_again_reset_the_job_check_schedule() -> None:
         last, stalled = check.counts, check.stalled_polls
     assert io.calls == ["counts", "counts", "get_job", "counts"]
     assert check.counts == TaskCounts(running=4, completed=1, succeeded=1) and check.changed
+
+
+def test_memoryless_pokes_read_the_job_about_once_in_ten_by_the_clock() -> None:
+    interval = 30.0
+    due = [job_check_due_by_clock(start + 0.5, interval) for start in range(0, 600, 30)]
+    assert due.count(True) == 2 and due[0] and due[10]  # slots 0 and 10 of 20 pokes
+    # A poll interval under a second counts as one second, so a zero interval cannot divide by zero.
+    assert job_check_due_by_clock(0.0, 0) and not job_check_due_by_clock(1.0, 0)
 
 
 def test_forced_job_check_for_memoryless_reschedule_pokes() -> None:

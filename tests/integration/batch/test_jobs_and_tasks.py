@@ -408,6 +408,44 @@ def test_reschedule_style_pokes_keep_no_state(pool_id: str, hook: BatchHook, uid
     hook.delete_job(job_id)
 
 
+def test_reschedule_pokes_read_the_job_only_when_the_clock_says(
+    pool_id: str, hook: BatchHook, uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azure.batch import models as m
+
+    import airflow_batch_provider.sensors.job as sensor_module
+
+    job_id = _job(pool_id, uid)
+    hook.client.begin_disable_job(
+        job_id, m.BatchJobDisableOptions(disable_tasks="requeue"), polling_interval=0.1
+    ).result()
+    BatchAddTasksOperator(task_id="add", job_id=job_id, tasks=[{"command_line": "true"}]).execute(
+        _ctx("add", uid)
+    )  # a disabled job runs nothing: the task stays active
+    hook.terminate_job(job_id, wait=True, poll_interval=0.1)
+    requests: list[str] = []
+
+    class Recorder(SansIOHTTPPolicy):  # type: ignore[type-arg]
+        def on_request(self, request: Any) -> None:
+            requests.append(request.http_request.url.split("?")[0].rsplit("/", 1)[-1])
+
+    def poke(due: bool) -> Any:
+        monkeypatch.setattr(sensor_module, "job_check_due_by_clock", lambda now, interval: due)
+        sensor = BatchJobSensor(task_id="wait", job_id=job_id, mode="reschedule")
+        sensor.__dict__["hook"] = BatchHook(http_policies=[Recorder()])
+        requests.clear()
+        try:
+            return sensor.poke(_ctx("wait", uid))
+        finally:
+            sensor.hook.close()
+
+    assert poke(due=False) is False and requests == ["taskcounts"]  # one request: the counts
+    with pytest.raises(BatchJobEndedError, match="1 task\\(s\\) never completed"):
+        poke(due=True)
+    assert requests[0] == job_id  # the job's state was read first
+    hook.delete_job(job_id)
+
+
 def test_file_tails_read_only_the_end_of_big_logs(pool_id: str, hook: BatchHook, uid: str) -> None:
     job_id = _job(pool_id, uid)
     script = "i=0; while [ $i -lt 3000 ]; do echo line-$i >&2; i=$((i+1)); done; exit 1"
