@@ -15,7 +15,6 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from airflow_batch_provider.testing.azurite import (
@@ -24,6 +23,7 @@ from airflow_batch_provider.testing.azurite import (
     start_server_process,
     stop_process,
 )
+from airflow_batch_provider.testing.lifecycle import StartStop
 from bench.counting import RequestCounter
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ class EmulatorProcess:
 
 
 @dataclass
-class BenchEnvironment:
+class BenchEnvironment(StartStop):
     """Azurite + the Batch emulator + a scratch directory, with client factories that count requests."""
 
     azurite: AzuriteServer = field(default_factory=AzuriteServer)
@@ -190,14 +190,6 @@ class BenchEnvironment:
             if self._scratch is not None:
                 self._scratch.cleanup()
                 self._scratch = None
-
-    def __enter__(self) -> BenchEnvironment:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def azurite_pid(self) -> int | None:

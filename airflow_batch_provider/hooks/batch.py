@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -226,6 +226,21 @@ def _read_tail(
         if ocp_range is None:
             return ""
         data = compat.join_bytes(download(ocp_range))
+    except ResourceNotFoundError:
+        return None
+    return _decode_tail(data, size > max_bytes)
+
+
+async def _aread_tail(
+    get_properties: Callable[[], Awaitable[Any]], download: Callable[[str], Awaitable[Any]], max_bytes: int
+) -> str | None:
+    """Async :func:`_read_tail`."""
+    try:
+        size = compat.content_length_of(await get_properties())
+        ocp_range = compat.tail_range(size, max_bytes)
+        if ocp_range is None:
+            return ""
+        data = await compat.ajoin_bytes(await download(ocp_range))
     except ResourceNotFoundError:
         return None
     return _decode_tail(data, size > max_bytes)
@@ -710,17 +725,11 @@ class BatchHook(AzureBaseHook):
         self, pool_id: str, node_id: str, path: str, *, max_bytes: int = 4096
     ) -> str | None:
         client = await self.aget_client()
-        try:
-            props = await client.get_node_file_properties(pool_id, node_id, path)
-            size = compat.content_length_of(props)
-            ocp_range = compat.tail_range(size, max_bytes)
-            if ocp_range is None:
-                return ""
-            stream = await client.download_node_file(pool_id, node_id, path, ocp_range=ocp_range)
-            data = await compat.ajoin_bytes(stream)
-        except ResourceNotFoundError:
-            return None
-        return _decode_tail(data, size > max_bytes)
+        return await _aread_tail(
+            lambda: client.get_node_file_properties(pool_id, node_id, path),
+            lambda ocp_range: client.download_node_file(pool_id, node_id, path, ocp_range=ocp_range),
+            max_bytes,
+        )
 
     async def aget_job(self, job_id: str, select: list[str] | None = None) -> dict[str, Any] | None:
         client = await self.aget_client()
@@ -756,17 +765,11 @@ class BatchHook(AzureBaseHook):
         self, job_id: str, task_id: str, path: str, *, max_bytes: int = 4096
     ) -> str | None:
         client = await self.aget_client()
-        try:
-            props = await client.get_task_file_properties(job_id, task_id, path)
-            size = compat.content_length_of(props)
-            ocp_range = compat.tail_range(size, max_bytes)
-            if ocp_range is None:
-                return ""
-            stream = await client.download_task_file(job_id, task_id, path, ocp_range=ocp_range)
-            data = await compat.ajoin_bytes(stream)
-        except ResourceNotFoundError:
-            return None
-        return _decode_tail(data, size > max_bytes)
+        return await _aread_tail(
+            lambda: client.get_task_file_properties(job_id, task_id, path),
+            lambda ocp_range: client.download_task_file(job_id, task_id, path, ocp_range=ocp_range),
+            max_bytes,
+        )
 
     async def aterminate_job(self, job_id: str, reason: str | None = None) -> str:
         client = await self.aget_client()

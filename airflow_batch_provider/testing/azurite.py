@@ -10,7 +10,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
+
+from airflow_batch_provider.testing.lifecycle import StartStop
 
 #: Azurite's single built-in account, documented by Microsoft for local development.
 AZURITE_ACCOUNT_NAME = "devstoreaccount1"
@@ -107,7 +108,7 @@ def find_azurite() -> str:
 
 
 @dataclass
-class AzuriteServer:
+class AzuriteServer(StartStop):
     """A running Azurite Blob service on a free loopback port, with its connection details."""
 
     host: str = "127.0.0.1"
@@ -160,14 +161,3 @@ class AzuriteServer:
         if self._workdir is not None:
             self._workdir.cleanup()
             self._workdir = None
-
-    def __enter__(self) -> AzuriteServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_batch_provider.testing.azurite import free_port
+from airflow_batch_provider.testing.lifecycle import StartStop
 
 if TYPE_CHECKING:
     import uvicorn
@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 
 @dataclass
-class BatchEmulatorServer:
+class BatchEmulatorServer(StartStop):
     """A running Batch emulator (uvicorn in a background thread) with its endpoint and credentials.
 
     ``account`` is the live emulated account, for tests that want to look behind the API. Pass
@@ -291,14 +291,3 @@ class BatchEmulatorServer:
         if self._owned_dir is not None:
             shutil.rmtree(self._owned_dir, ignore_errors=True)
             self._owned_dir = None
-
-    def __enter__(self) -> BatchEmulatorServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from airflow_batch_provider.emulator.faults import (
@@ -29,6 +28,7 @@ from airflow_batch_provider.emulator.faults import (
     abort_connection,
 )
 from airflow_batch_provider.testing.azurite import free_port
+from airflow_batch_provider.testing.lifecycle import StartStop
 
 if TYPE_CHECKING:
     import aiohttp
@@ -66,7 +66,7 @@ _ERRORS = {
 
 
 @dataclass
-class StorageFaultProxy:
+class StorageFaultProxy(StartStop):
     """A fault-injecting HTTP proxy to ``upstream`` (e.g. ``http://127.0.0.1:10000``) on a free port.
 
     Runs its own event loop in a background thread. Its default plan injects nothing.
@@ -243,14 +243,3 @@ class StorageFaultProxy:
             f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
         )
         return web.Response(status=status, headers=headers, body=body.encode("utf-8"))
-
-    def __enter__(self) -> StorageFaultProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from airflow_batch_provider.testing.azurite import AzuriteServer
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
+from airflow_batch_provider.testing.lifecycle import StartStop
 
 if TYPE_CHECKING:
     from airflow_batch_provider.emulator.faults import FaultPlan
@@ -25,7 +25,7 @@ EMULATED_RESOURCE_GROUP = "local-batch-rg"
 
 
 @dataclass
-class LocalAzureStack:
+class LocalAzureStack(StartStop):
     """A whole offline Azure for DAG tests: Azurite (Blob) and the Batch emulator using it as auto-storage.
 
     ``airflow_connections()`` and ``environ()`` give Airflow what it needs to reach both, as the
@@ -137,14 +137,3 @@ class LocalAzureStack:
             f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(connection)
             for conn_id, connection in self.airflow_connections().items()
         }
-
-    def __enter__(self) -> LocalAzureStack:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
