@@ -24,6 +24,7 @@ from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.models.base import environment_dict
 from airflow_batch_provider.emulator.runner import failures
 from airflow_batch_provider.emulator.runner.app_packages import extract_package
+from airflow_batch_provider.emulator.runner.layout import task_directory
 from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunResult, TaskRunSpec
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 from airflow_batch_provider.utils.durations import UNBOUNDED, parse_duration
@@ -253,7 +254,7 @@ class Scheduler:
         job = self.account.jobs.find(job_id)
         if job is None or job.preparation_task is None:
             return None
-        return node.root / "workitems" / job.id / "job-1" / str(job.preparation_task["id"])
+        return node.root / task_directory(job.id, str(job.preparation_task["id"]))
 
     def _prepared(self, job: Job, node: Node) -> bool:
         run = job.preparations.get(node.id)
@@ -271,17 +272,11 @@ class Scheduler:
         assert job.preparation_task is not None
         spec = job.preparation_task
         status = job.node_status.setdefault(node.id, {"node": node})
-        relative = f"workitems/{job.id}/job-1/{spec['id']}"
+        relative = task_directory(job.id, spec["id"])
         max_retries = int((spec.get("constraints") or {}).get("maxTaskRetryCount", 0))
         retry = 0
         while True:
-            info: dict[str, Any] = {
-                "state": "running",
-                "startTime": format_datetime(utcnow()),
-                "taskRootDirectory": relative,
-                "taskRootDirectoryUrl": f"{node.url}/files/{relative}",
-                "retryCount": retry,
-            }
+            info = self._started_info(node, relative, retryCount=retry)
             status["preparation"] = info
             wall_clock = parse_duration((spec.get("constraints") or {}).get("maxWallClockTime", "P10675199D"))
             result = await self.run_process(
@@ -309,13 +304,8 @@ class Scheduler:
         assert job.release_task is not None
         spec = job.release_task
         status = job.node_status.setdefault(node.id, {"node": node})
-        relative = f"workitems/{job.id}/job-1/{spec['id']}"
-        info: dict[str, Any] = {
-            "state": "running",
-            "startTime": format_datetime(utcnow()),
-            "taskRootDirectory": relative,
-            "taskRootDirectoryUrl": f"{node.url}/files/{relative}",
-        }
+        relative = task_directory(job.id, spec["id"])
+        info = self._started_info(node, relative)
         status["release"] = info
         result = await self.run_process(
             RunKind.JOB_RELEASE,
@@ -330,6 +320,17 @@ class Scheduler:
             max_wall_clock_seconds=_seconds(parse_duration(str(spec.get("maxWallClockTime", "PT15M")))),
         )
         self._record(info, result)
+
+    @staticmethod
+    def _started_info(node: Node, relative: str, **extra: Any) -> dict[str, Any]:
+        """The execution info of a job preparation or release task that starts now on ``node``."""
+        return {
+            "state": "running",
+            "startTime": format_datetime(utcnow()),
+            "taskRootDirectory": relative,
+            "taskRootDirectoryUrl": f"{node.url}/files/{relative}",
+            **extra,
+        }
 
     @staticmethod
     def _record(info: dict[str, Any], result: TaskRunResult) -> None:

@@ -29,6 +29,7 @@ from airflow_batch_provider.emulator.models.base import (
     validate_command_task,
     validate_id,
 )
+from airflow_batch_provider.emulator.runner.layout import job_directory
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 from airflow_batch_provider.utils.durations import UNBOUNDED, format_duration
 
@@ -563,4 +564,4 @@ class JobBackend:
 
 def _remove_job_directories(job_id: str, node_roots: Iterable[Path]) -> None:
     for root in node_roots:
-        shutil.rmtree(root / "workitems" / job_id, ignore_errors=True)
+        shutil.rmtree(root / job_directory(job_id), ignore_errors=True)

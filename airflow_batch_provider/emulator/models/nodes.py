@@ -15,6 +15,7 @@ from urllib.parse import quote
 from airflow_batch_provider.emulator.errors import BatchError, conflict, resource_not_found
 from airflow_batch_provider.emulator.models.base import environment_dict, get_enum
 from airflow_batch_provider.emulator.runner import failures
+from airflow_batch_provider.emulator.runner.layout import NODE_DIRECTORIES, STARTUP_DIR
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ class NodeBackend:
     def create(self, pool: Pool, dedicated: bool) -> Node:
         node_id = make_node_id(pool.id, next(self._numbers), dedicated)
         root = self.account.state_dir / "nodes" / pool.id / node_id
-        for sub in ("shared", "startup", "workitems"):
+        for sub in NODE_DIRECTORIES:
             (root / sub).mkdir(parents=True, exist_ok=True)
         node = Node(pool, node_id, dedicated, root)
         pool.nodes[node_id] = node
@@ -206,7 +207,7 @@ class NodeBackend:
                 RunKind.START_TASK,
                 node,
                 start_task,
-                node.root / "startup",
+                node.root / STARTUP_DIR,
                 environment=environment_dict(start_task.get("environmentSettings")),
                 retry_count=retry,
                 cancel=cancel,
@@ -274,7 +275,7 @@ class NodeBackend:
         while node.running:
             await self.account.step()
         if wipe:
-            for sub in ("startup", "workitems", "shared"):
+            for sub in NODE_DIRECTORIES:
                 shutil.rmtree(node.root / sub, ignore_errors=True)
                 (node.root / sub).mkdir(parents=True, exist_ok=True)
             node.start_task_info = None

@@ -28,6 +28,7 @@ from airflow_batch_provider.emulator.models.base import (
     validate_id,
 )
 from airflow_batch_provider.emulator.runner import failures
+from airflow_batch_provider.emulator.runner.layout import task_directory
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 from airflow_batch_provider.utils.durations import UNBOUNDED, format_duration
 
@@ -117,10 +118,10 @@ class Task(Resource):
 
     @property
     def relative_dir(self) -> str:
-        return f"workitems/{self.job.id}/job-1/{self.id}"
+        return task_directory(self.job.id, self.id)
 
     def task_dir(self, node: Node) -> Path:
-        return node.root / "workitems" / self.job.id / "job-1" / self.id
+        return node.root / self.relative_dir
 
     def dependency_ids(self) -> list[str]:
         depends_on = self.properties.get("dependsOn") or {}

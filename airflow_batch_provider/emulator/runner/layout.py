@@ -22,10 +22,28 @@ from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunSpec
 STDOUT_FILE = "stdout.txt"
 STDERR_FILE = "stderr.txt"
 WORKING_DIR = "wd"
+#: The directories below a node's root: shared by all tasks, of the start task, of jobs' tasks.
+SHARED_DIR = "shared"
+STARTUP_DIR = "startup"
+WORK_ITEMS_DIR = "workitems"
+NODE_DIRECTORIES = (SHARED_DIR, STARTUP_DIR, WORK_ITEMS_DIR)
 
 #: Variables passed through from the emulator's own environment, when set.
 _INHERITED = ("LANG", "LC_ALL", "TZ", "TMPDIR")
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def job_directory(job_id: str) -> str:
+    """A job's directory on a node, relative to the node's root."""
+    return f"{WORK_ITEMS_DIR}/{job_id}"
+
+
+def task_directory(job_id: str, task_id: str) -> str:
+    """A task's directory on a node, relative to the node's root, as ``taskRootDirectory`` gives it.
+
+    The job's tasks, its preparation task and its release task all have one.
+    """
+    return f"{job_directory(job_id)}/job-1/{task_id}"
 
 
 @dataclass(frozen=True)
@@ -53,11 +71,11 @@ class TaskLayout:
 
     @property
     def shared_dir(self) -> Path:
-        return self.node_root / "shared"
+        return self.node_root / SHARED_DIR
 
     @property
     def startup_dir(self) -> Path:
-        return self.node_root / "startup"
+        return self.node_root / STARTUP_DIR
 
     @property
     def mounts_dir(self) -> Path:
