@@ -32,10 +32,13 @@ if TYPE_CHECKING:
 
     from airflow_batch_provider.hooks.batch import BatchHook
     from airflow_batch_provider.hooks.blob import BlobStorageHook
+    from bench.network_link import DelayedLink
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BATCH_CONN_ID = "bench_azbatch"
 BLOB_CONN_ID = "bench_azblob"
+#: The connection to Azurite through a :class:`~bench.network_link.DelayedLink`.
+LINKED_BLOB_CONN_ID = "bench_azblob_linked"
 #: The benchmarks watch up to 500 jobs at once; the emulator's account quotas must allow them.
 EMULATOR_SETTINGS: dict[str, Any] = {"active_job_quota": 2000, "pool_quota": 100}
 
@@ -207,11 +210,29 @@ class BenchEnvironment(StartStop):
 
         return BatchHook(BATCH_CONN_ID, http_policies=[counter] if counter else None, **kwargs)
 
-    def blob_hook(self, counter: RequestCounter | None = None) -> BlobStorageHook:
-        """Our :class:`BlobStorageHook` on Azurite, its requests counted by ``counter``."""
+    def blob_hook(
+        self, counter: RequestCounter | None = None, *, via: DelayedLink | None = None
+    ) -> BlobStorageHook:
+        """Our :class:`BlobStorageHook` on Azurite (through ``via`` if given), counted by ``counter``."""
         from airflow_batch_provider.hooks.blob import BlobStorageHook
 
-        return BlobStorageHook(BLOB_CONN_ID, http_policies=[counter] if counter else None)
+        conn_id = BLOB_CONN_ID
+        if via is not None:
+            conn_id = LINKED_BLOB_CONN_ID
+            os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(
+                {"conn_type": "azblob", "extra": {"connection_string": self.blob_connection_string(via)}}
+            )
+        return BlobStorageHook(conn_id, http_policies=[counter] if counter else None)
+
+    def blob_connection_string(self, via: DelayedLink | None = None) -> str:
+        """Azurite's connection string; with ``via``, reaching it through that link."""
+        if via is None:
+            return self.azurite.connection_string
+        return (
+            "DefaultEndpointsProtocol=http;"
+            f"AccountName={self.azurite.account_name};AccountKey={self.azurite.account_key};"
+            f"BlobEndpoint=http://{via.host}:{via.port}/{self.azurite.account_name};"
+        )
 
     # -- raw SDK clients (the baselines) -----------------------------------------------------------------
 
@@ -225,7 +246,11 @@ class BenchEnvironment(StartStop):
         return BatchClient(self.emulator.endpoint, credential, per_retry_policies=policies)
 
     def raw_blob_service(
-        self, counter: RequestCounter | None = None, *, connections: int | None = None
+        self,
+        counter: RequestCounter | None = None,
+        *,
+        connections: int | None = None,
+        via: DelayedLink | None = None,
     ) -> BlobServiceClient:
         """A plain ``BlobServiceClient`` from the connection string, plus the counting policy.
 
@@ -233,6 +258,7 @@ class BenchEnvironment(StartStop):
         thread pool of that many workers never waits for, or throws away, a connection.
         The Storage SDK builds its own pipeline and ignores azure-core's ``per_retry_policies``; its
         ``_additional_pipeline_policies`` keyword appends policies after the retry policy instead.
+        With ``via``, the client reaches Azurite through that link.
         """
         from azure.storage.blob import BlobServiceClient
 
@@ -246,4 +272,4 @@ class BenchEnvironment(StartStop):
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             options["transport"] = RequestsTransport(session=session, session_owner=True)
-        return BlobServiceClient.from_connection_string(self.azurite.connection_string, **options)
+        return BlobServiceClient.from_connection_string(self.blob_connection_string(via), **options)

@@ -60,6 +60,10 @@ def test_smoke_run_writes_every_benchmark(tmp_path: Path) -> None:
     # Requests are counted through the hooks' http_policies, for Batch and for Blob.
     assert results["upload_many_small"]["requests"]["ours"] >= results["upload_many_small"]["sizes"]["files"]
     assert results["upload_rerun_unchanged"]["metrics"]["rerun_bytes_sent"] == 0
+    # The upload also ran over a delayed link, and the link really delayed every request.
+    many_small = results["upload_many_small"]
+    assert _is_number(many_small["ratios"]["speedup_vs_sequential_over_2ms_link"])
+    assert many_small["metrics"]["added_ms_per_request_over_2ms_link"] >= 1.0
 
     report = (tmp_path / "benchmarks.md").read_text()
     for name in results:
