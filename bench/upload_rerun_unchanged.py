@@ -37,7 +37,7 @@ class Sizes:
     repeats: int
 
 
-FULL = Sizes(files=2_000, file_bytes=16 * KIB, repeats=3)
+FULL = Sizes(files=2_000, file_bytes=16 * KIB, repeats=5)
 SMOKE = Sizes(files=40, file_bytes=16 * KIB, repeats=1)
 
 
