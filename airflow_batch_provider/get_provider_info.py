@@ -91,9 +91,9 @@ def _connection_types() -> list[dict[str, Any]]:
 
 
 def _config() -> dict[str, Any]:
-    """The ``[azure_batch_provider]`` options the Batch hook reads (``AIRFLOW__AZURE_BATCH_PROVIDER__*``)."""
+    """The ``[azure_batch_provider]`` options the hooks read (``AIRFLOW__AZURE_BATCH_PROVIDER__*``)."""
 
-    def option(description: str, kind: str, default: str, example: str) -> dict[str, Any]:
+    def option(description: str, kind: str, default: str | None, example: str) -> dict[str, Any]:
         return {
             "description": description,
             "version_added": None,
@@ -104,7 +104,7 @@ def _config() -> dict[str, Any]:
 
     return {
         "azure_batch_provider": {
-            "description": "Defaults of the Azure Batch hook; hook arguments override them.",
+            "description": "Defaults of the Batch and Blob Storage hooks; hook arguments override them.",
             "options": {
                 "retry_total": option(
                     "Retries of a Batch request on throttling (429), 5xx and connection errors.",
@@ -135,6 +135,29 @@ def _config() -> dict[str, Any]:
                     "boolean",
                     "False",
                     "True",
+                ),
+                "blob_retry_total": option(
+                    "Retries of a Blob Storage request on 5xx answers, timeouts and dropped connections.",
+                    "integer",
+                    "5",
+                    "10",
+                ),
+                "blob_retry_initial_backoff": option(
+                    "First wait before a Blob Storage retry, in seconds.", "float", "15", "5"
+                ),
+                "blob_retry_increment_base": option(
+                    "Base of the exponential growth of the Blob Storage retry wait.", "float", "3", "2"
+                ),
+                "blob_retry_jitter": option(
+                    "Random spread added to each Blob Storage retry wait, in seconds.", "float", "3", "1"
+                ),
+                "digest_cache_dir": option(
+                    "Where uploads keep the MD5 of files they read, so reruns need not read unchanged "
+                    "files again. Unset: $AIRFLOW_HOME/cache/airflow-batch-provider/digests. An empty "
+                    "value turns the cache off.",
+                    "string",
+                    None,
+                    "/var/cache/airflow/digests",
                 ),
             },
         }

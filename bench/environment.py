@@ -145,6 +145,8 @@ class BenchEnvironment(StartStop):
 
     def start(self) -> BenchEnvironment:
         self._scratch = tempfile.TemporaryDirectory(prefix="bench-files-")
+        # The upload's digest cache in the scratch directory: nothing from earlier runs, nothing left.
+        os.environ["AIRFLOW__AZURE_BATCH_PROVIDER__DIGEST_CACHE_DIR"] = str(self.scratch / "digests")
         self._start_services()
         return self
 

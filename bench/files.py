@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,20 @@ def make_small_files(directory: Path, count: int, size: int) -> list[Path]:
         path.write_bytes(os.urandom(size))
         paths.append(path)
     return paths
+
+
+def wait_until_settled(paths: list[Path]) -> None:
+    """Wait until the newest of ``paths`` changed longer ago than the digest cache requires.
+
+    Files an upload finds are usually older than the run; a digest cache does not trust a file that
+    changed in the last moments (see :mod:`airflow_batch_provider.utils.digest_cache`).
+    """
+    from airflow_batch_provider.utils.digest_cache import SETTLE_NS
+
+    newest = max(max(stat.st_mtime_ns, stat.st_ctime_ns) for stat in map(os.stat, paths))
+    remaining = (newest + SETTLE_NS - time.time_ns()) / 1e9
+    if remaining > 0:
+        time.sleep(remaining + 0.05)
 
 
 def make_large_file(path: Path, size: int) -> Path:

@@ -49,6 +49,7 @@ from airflow_batch_provider.exceptions import (
 from airflow_batch_provider.hooks._blob_listing import LIST_PAGE_SIZE, BlobInfo, aiter_listing_pages
 from airflow_batch_provider.hooks.base import AzureBaseHook
 from airflow_batch_provider.hooks.credentials import AuthMode, parse_connection_string
+from airflow_batch_provider.utils.digest_cache import DigestCache, default_cache_dir
 from airflow_batch_provider.utils.local_files import (
     BackgroundHasher,
     LocalFile,
@@ -58,6 +59,7 @@ from airflow_batch_provider.utils.local_files import (
     common_start,
     file_md5,
     safe_local_path,
+    source_paths,
 )
 from airflow_batch_provider.utils.secrets import mask_sas, strip_query
 from airflow_batch_provider.utils.validation import normalize_blob_prefix, validate_container_name
@@ -157,6 +159,17 @@ class _UploadPlan:
             for local, name in zip(files, names, strict=True)
         ]
         return cls(files, names, records)
+
+
+def _files_and_digest_cache(
+    sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], use_cache: bool
+) -> tuple[list[LocalFile], DigestCache]:
+    """The files to upload, and the digest cache of these sources (one that keeps nothing if unused).
+
+    The cache comes first: the moment it is opened is the one its entries must have settled before.
+    """
+    cache = DigestCache.for_sources(source_paths(sources), default_cache_dir() if use_cache else None)
+    return collect_local_files(sources), cache
 
 
 def _content_type(name: str) -> str:
@@ -455,6 +468,7 @@ class BlobStorageHook(AzureBaseHook):
         create_container: bool = True,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_concurrency_per_file: int = DEFAULT_MAX_CONCURRENCY_PER_FILE,
+        digest_cache: bool = True,
     ) -> TransferResult:
         """Upload files, directories or globs to ``container`` under ``prefix``, in parallel.
 
@@ -467,6 +481,9 @@ class BlobStorageHook(AzureBaseHook):
         :param sources: A file, a directory, a glob (``**`` allowed) or a list of them.
         :param max_concurrency: Files in flight at once.
         :param max_concurrency_per_file: Parallel block uploads for each file above 4 MiB.
+        :param digest_cache: With ``skip_unchanged``, take the MD5 of a file whose size, times and
+            inode are those of the last upload from the :mod:`digest cache
+            <airflow_batch_provider.utils.digest_cache>` instead of reading the file again.
         """
         validate_container_name(container)
         check_sources(sources)
@@ -479,6 +496,7 @@ class BlobStorageHook(AzureBaseHook):
                 create_container=create_container,
                 max_concurrency=max_concurrency,
                 max_concurrency_per_file=max_concurrency_per_file,
+                digest_cache=digest_cache,
             )
         )
 
@@ -492,6 +510,7 @@ class BlobStorageHook(AzureBaseHook):
         create_container: bool = True,
         max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
         max_concurrency_per_file: int = DEFAULT_MAX_CONCURRENCY_PER_FILE,
+        digest_cache: bool = True,
     ) -> TransferResult:
         """Async :meth:`upload`."""
         validate_container_name(container)
@@ -504,6 +523,7 @@ class BlobStorageHook(AzureBaseHook):
             create_container=create_container,
             max_concurrency=max_concurrency,
             max_concurrency_per_file=max_concurrency_per_file,
+            digest_cache=digest_cache,
         )
 
     async def _aupload(
@@ -516,6 +536,7 @@ class BlobStorageHook(AzureBaseHook):
         create_container: bool,
         max_concurrency: int,
         max_concurrency_per_file: int,
+        digest_cache: bool,
     ) -> TransferResult:
         """Find the files, learn which are unchanged, and upload the others.
 
@@ -534,7 +555,9 @@ class BlobStorageHook(AzureBaseHook):
             if start is not None:
                 listing = asyncio.ensure_future(self._alist_by_name(container, prefix + start))
         try:
-            files = await asyncio.to_thread(collect_local_files, sources)
+            files, cache = await asyncio.to_thread(
+                _files_and_digest_cache, sources, skip_unchanged and digest_cache
+            )
             if not files:
                 return result
             plan = _UploadPlan.of(files, prefix, strip_query(client.url))
@@ -542,7 +565,7 @@ class BlobStorageHook(AzureBaseHook):
                 listing = asyncio.ensure_future(self._alist_by_name(container, common_start(plan.names)))
             if listing is not None:
                 existing, unchanged = await self._find_unchanged(
-                    container, plan, listing, create_container=create_container
+                    container, plan, listing, cache, create_container=create_container
                 )
             else:
                 existing, unchanged = {}, set()
@@ -553,8 +576,10 @@ class BlobStorageHook(AzureBaseHook):
                 listing.cancel()
                 await asyncio.gather(listing, return_exceptions=True)
         await self._aupload_changed(
-            client, plan, existing, unchanged, result, max_concurrency, max_concurrency_per_file
+            client, plan, existing, unchanged, result, cache, max_concurrency, max_concurrency_per_file
         )
+        if cache.enabled:
+            await asyncio.to_thread(cache.save, [local.path for local in files])
         self.log.info(
             "Uploaded %d file(s), %d byte(s), to %s/%s; %d unchanged file(s) skipped",
             len(result.transferred),
@@ -570,6 +595,7 @@ class BlobStorageHook(AzureBaseHook):
         container: str,
         plan: _UploadPlan,
         listing: Awaitable[dict[str, BlobInfo] | None],
+        cache: DigestCache,
         *,
         create_container: bool,
     ) -> tuple[dict[str, BlobInfo], set[int]]:
@@ -582,12 +608,22 @@ class BlobStorageHook(AzureBaseHook):
 
         While the listing is on its way, the small files are hashed in a worker thread; once it is
         here, only files with a same-size blob are still hashed (big files are hashed as they are
-        uploaded). A missing container is created (with ``create_container``) once the listing says
-        so, which saves a request when it exists.
+        uploaded). A file the digest ``cache`` knows in its present state is not read at all. A
+        missing container is created (with ``create_container``) once the listing says so, which
+        saves a request when it exists.
         """
         files, names = plan.files, plan.names
+        cached: dict[int, bytes] = {}
+        for index, local in enumerate(files):
+            digest = cache.get(local.path, local.stamp)
+            if digest is not None:
+                cached[index] = digest
         hasher = BackgroundHasher(
-            {index: local.path for index, local in enumerate(files) if local.size <= SMALL_FILE_LIMIT}
+            {
+                index: local.path
+                for index, local in enumerate(files)
+                if local.size <= SMALL_FILE_LIMIT and index not in cached
+            }
         )
         hasher.start()
         try:
@@ -610,7 +646,10 @@ class BlobStorageHook(AzureBaseHook):
                 and known.content_md5 is not None
             ):
                 candidates.append(index)
-        digests = await hasher.finish(candidates)
+        digests = await hasher.finish([index for index in candidates if index not in cached])
+        for index, digest in digests.items():
+            cache.put(files[index].path, files[index].stamp, digest)
+        digests.update(cached)
         unchanged = {
             index for index in candidates if digests.get(index) == existing[names[index]].content_md5
         }
@@ -623,10 +662,14 @@ class BlobStorageHook(AzureBaseHook):
         existing: dict[str, BlobInfo],
         unchanged: set[int],
         result: TransferResult,
+        cache: DigestCache,
         max_concurrency: int,
         max_concurrency_per_file: int,
     ) -> None:
-        """Upload the files of ``plan`` not ``unchanged``, recording every file in ``result``."""
+        """Upload the files of ``plan`` not ``unchanged``, recording every file in ``result``.
+
+        The MD5 of every file read on the way goes to the digest ``cache``.
+        """
         result.skipped.extend(plan.records[index] for index in sorted(unchanged))
         pending = [index for index in range(len(plan.files)) if index not in unchanged]
         sync_container: Any = None
@@ -644,6 +687,7 @@ class BlobStorageHook(AzureBaseHook):
                     else:
                         data = await asyncio.to_thread(local.path.read_bytes)
                     digest = hashlib.md5(data, usedforsecurity=False).digest()
+                    cache.put(local.path, local.stamp, digest)
                     if known_md5 is not None and digest == known_md5:
                         # Unchanged after all (it could not be read when it was hashed first).
                         result.skipped.append(record)
@@ -662,6 +706,7 @@ class BlobStorageHook(AzureBaseHook):
                         name,
                         settings,
                         known_md5,
+                        cache,
                         max_concurrency_per_file,
                     )
                     if not uploaded:
@@ -690,13 +735,17 @@ class BlobStorageHook(AzureBaseHook):
         name: str,
         settings: ContentSettings,
         known_md5: bytes | None,
+        cache: DigestCache,
         max_concurrency: int,
     ) -> bool:
         """Upload one big file with the SDK's parallel block upload; ``False`` when it is unchanged."""
         blob = container_client.get_blob_client(name)
         if known_md5 is not None:
             # Same size as the blob: the MD5 decides, so it is needed before anything is sent.
-            digest = file_md5(local.path)
+            digest = cache.get(local.path, local.stamp)
+            if digest is None:
+                digest = file_md5(local.path)
+                cache.put(local.path, local.stamp, digest)
             if digest == known_md5:
                 return False
             settings.content_md5 = bytearray(digest)
@@ -720,7 +769,9 @@ class BlobStorageHook(AzureBaseHook):
                     content_settings=settings,
                     max_concurrency=max_concurrency,
                 )
-            settings.content_md5 = bytearray(pending.result())
+            digest = pending.result()
+        cache.put(local.path, local.stamp, digest)
+        settings.content_md5 = bytearray(digest)
         blob.set_http_headers(content_settings=settings)
         return True
 

@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Generic, TypeVar
 
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.utils.digest_cache import FileStamp
 
 _GLOB_CHARS = frozenset("*?[")
 _HASH_CHUNK = 8 * 1024 * 1024
@@ -20,11 +21,21 @@ K = TypeVar("K")
 
 @dataclass(frozen=True)
 class LocalFile:
-    """A local file to upload and its path relative to what was given (POSIX separators)."""
+    """A local file to upload and its path relative to what was given (POSIX separators).
+
+    ``stamp`` is what the file system said of the file when it was found (see :class:`FileStamp`).
+    """
 
     path: Path
     relative: str
     size: int
+    stamp: FileStamp | None = None
+
+    @classmethod
+    def at(cls, path: Path, relative: str) -> LocalFile:
+        """The file at ``path`` as it is now (its target, for a symbolic link)."""
+        stamp = FileStamp.of(os.stat(path))
+        return cls(path, relative, stamp.size, stamp)
 
 
 def has_glob(value: str) -> bool:
@@ -51,11 +62,10 @@ def _walk(directory: Path) -> Iterator[LocalFile]:
         start = "" if below == os.curdir else below.replace(os.sep, "/") + "/"
         root_path = Path(root)
         for name in sorted(filenames):
-            size = os.stat(os.path.join(root, name)).st_size
-            yield LocalFile(root_path / name, start + name, size)
+            yield LocalFile.at(root_path / name, start + name)
 
 
-def _source_texts(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
+def source_paths(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[str]:
     """The sources as path strings with ``~`` expanded; an empty one raises :class:`InvalidInputError`."""
     items = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
     texts = []
@@ -83,7 +93,7 @@ def _missing(text: str) -> InvalidInputError:
 
 def check_sources(sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> None:
     """Raise :class:`InvalidInputError`, as :func:`collect_local_files` would, without walking anything."""
-    for text in _source_texts(sources):
+    for text in source_paths(sources):
         if not _is_pattern(text) and not (os.path.isdir(text) or os.path.isfile(text)):
             raise _missing(text)
 
@@ -98,7 +108,7 @@ def common_name_start(sources: str | os.PathLike[str] | Sequence[str | os.PathLi
     with it; it is then simply not found among the blobs, and uploaded.
     """
     starts: list[str] = []
-    for text in _source_texts(sources):
+    for text in source_paths(sources):
         if _is_pattern(text):
             return None
         if os.path.isdir(text):
@@ -129,19 +139,17 @@ def collect_local_files(
     raises :class:`InvalidInputError`; a glob that matches nothing gives an empty list.
     """
     found: dict[str, LocalFile] = {}
-    for text in _source_texts(sources):
+    for text in source_paths(sources):
         if _is_pattern(text):
             base, pattern = _split_glob(text)
             matches = sorted(path for path in base.glob(pattern) if path.is_file())
-            candidates = [
-                LocalFile(path, path.relative_to(base).as_posix(), path.stat().st_size) for path in matches
-            ]
+            candidates = [LocalFile.at(path, path.relative_to(base).as_posix()) for path in matches]
         else:
             path = Path(text)
             if path.is_dir():
                 candidates = list(_walk(path))
             elif path.is_file():
-                candidates = [LocalFile(path, path.name, path.stat().st_size)]
+                candidates = [LocalFile.at(path, path.name)]
             else:
                 raise _missing(text)
         for candidate in candidates:

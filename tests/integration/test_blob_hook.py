@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
@@ -37,8 +38,10 @@ from airflow_batch_provider.exceptions import (
     ConnectionConfigError,
     InvalidInputError,
 )
+from airflow_batch_provider.hooks import blob as blob_hook_module
 from airflow_batch_provider.hooks.blob import BlobInfo, BlobStorageHook
 from airflow_batch_provider.testing.azurite import AzuriteServer
+from airflow_batch_provider.utils import digest_cache, local_files
 from airflow_batch_provider.utils.local_files import safe_local_path
 
 pytestmark = pytest.mark.integration
@@ -241,6 +244,86 @@ def test_rerun_uploads_nothing_and_changes_only_what_changed(
     third = hook.upload(container, tmp_path, "p")
     assert sorted(item.name for item in third.transferred) == ["p/a.txt", "p/new.txt"]
     assert third.bytes_transferred == 9
+
+
+@pytest.fixture
+def file_reads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
+    """Paths whose content the upload hashes from disk, with a digest cache of this test's own.
+
+    Files count as settled 50 ms after their last change (2 s in real runs), so the tests need not wait.
+    """
+    monkeypatch.setenv("AIRFLOW__AZURE_BATCH_PROVIDER__DIGEST_CACHE_DIR", str(tmp_path / "digests"))
+    monkeypatch.setattr(digest_cache, "SETTLE_NS", 50_000_000)
+    reads: list[str] = []
+    real = local_files.file_md5
+
+    def spied(path: str | os.PathLike[str]) -> bytes:
+        reads.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(local_files, "file_md5", spied)
+    monkeypatch.setattr(blob_hook_module, "file_md5", spied)
+    return reads
+
+
+def test_rerun_of_files_the_digest_cache_knows_reads_none_of_them(
+    azurite: AzuriteServer, make_hook: Any, container: str, tmp_path: Path, file_reads: list[str]
+) -> None:
+    hook = make_hook(connection(azurite, "shared_key"))
+    source = tmp_path / "src"
+    write_tree(source, {**NESTED, "big.bin": os.urandom(5 * 1024 * 1024)})  # above the 4 MiB block limit
+    time.sleep(0.1)
+    hook.upload(container, source, "p")
+
+    file_reads.clear()
+    again = hook.upload(container, source, "p")
+    assert again.transferred == [] and len(again.skipped) == len(NESTED) + 1
+    assert file_reads == []
+
+    without_cache = hook.upload(container, source, "p", digest_cache=False)
+    assert without_cache.transferred == []
+    assert sorted(file_reads) == sorted(Path(name).name for name in [*NESTED, "big.bin"])
+
+
+def test_file_rewritten_with_its_old_size_and_modification_time_is_uploaded_again(
+    azurite: AzuriteServer,
+    make_hook: Any,
+    raw: BlobServiceClient,
+    container: str,
+    tmp_path: Path,
+    file_reads: list[str],
+) -> None:
+    hook = make_hook(connection(azurite, "shared_key"))
+    source = tmp_path / "src"
+    write_tree(source, NESTED)
+    time.sleep(0.1)
+    hook.upload(container, source, "p")
+    path = source / "a.txt"
+    before = os.stat(path)
+
+    path.write_bytes(b"ALPHA\n")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # as a restore or `touch -r` would
+    again = hook.upload(container, source, "p")
+    assert [item.name for item in again.transferred] == ["p/a.txt"]
+    assert raw.get_blob_client(container, "p/a.txt").download_blob().readall() == b"ALPHA\n"
+
+
+def test_files_changed_just_before_a_run_are_read_again_on_the_next(
+    azurite: AzuriteServer,
+    make_hook: Any,
+    container: str,
+    tmp_path: Path,
+    file_reads: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(digest_cache, "SETTLE_NS", 60_000_000_000)  # nothing has settled yet
+    hook = make_hook(connection(azurite, "shared_key"))
+    write_tree(tmp_path / "src", NESTED)
+    hook.upload(container, tmp_path / "src", "p")
+    file_reads.clear()
+    again = hook.upload(container, tmp_path / "src", "p")
+    assert again.transferred == []
+    assert sorted(file_reads) == sorted(Path(name).name for name in NESTED)
 
 
 def test_glob_with_double_star_keeps_paths_below_the_pattern_base(
