@@ -37,10 +37,12 @@ class Sizes:
     files: int
     file_bytes: int
     repeats: int
+    #: Extra pairs whose second step is Azurite's bare listing instead of our rerun.
+    floor_repeats: int
 
 
-FULL = Sizes(files=2_000, file_bytes=16 * KIB, repeats=5)
-SMOKE = Sizes(files=40, file_bytes=16 * KIB, repeats=1)
+FULL = Sizes(files=2_000, file_bytes=16 * KIB, repeats=5, floor_repeats=3)
+SMOKE = Sizes(files=40, file_bytes=16 * KIB, repeats=1, floor_repeats=1)
 
 
 def _listing_seconds(env: BenchEnvironment, container: str, prefix: str) -> float:
@@ -130,6 +132,18 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
         listing.append(_listing_seconds(env, container, PREFIX))
         azurite_listing.append(_azurite_listing_seconds(env, container, PREFIX))
         admin.delete_container(container)
+
+    # The same first upload, then Azurite's bare listing in the rerun's place: what the service alone
+    # takes to answer the first listing after an upload (later ones are faster).
+    first_listing: list[float] = []
+    for attempt in range(sizes.floor_repeats):
+        container = f"{CONTAINER}-floor-{attempt}"
+        ensure_container(admin, container)
+        hook = env.blob_hook()
+        hook.upload(container, str(directory), PREFIX)
+        hook.close()
+        first_listing.append(_azurite_listing_seconds(env, container, PREFIX))
+        admin.delete_container(container)
     admin.close()
     listing_s = median(listing)
     azurite_listing_s = median(azurite_listing)
@@ -145,6 +159,7 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
             "azurite_cpu_rerun": median([run.server_cpu for run in rerun]),
             "raw_sdk_listing_alone": listing_s,
             "azurite_listing_alone": azurite_listing_s,
+            "azurite_first_listing_after_upload": median(first_listing),
         },
         requests={"ours_rerun": rerun_counter.requests, "first_upload": first_counter.requests},
         ratios={
@@ -152,6 +167,7 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
             "rerun_without_digest_cache_vs_first": ratio(median([run.seconds for run in uncached]), first_s),
             "raw_listing_alone_vs_first": ratio(listing_s, first_s),
             "azurite_listing_alone_vs_first": ratio(azurite_listing_s, first_s),
+            "azurite_first_listing_after_upload_vs_first": ratio(median(first_listing), first_s),
         },
         metrics={
             "rerun_bytes_sent": rerun_counter.bytes_sent,
@@ -173,6 +189,9 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
             "azurite_listing_alone: Azurite answering that listing to a bare HTTP GET (SAS-signed, no SDK, "
             "the body read but not parsed; median, after the rerun): the floor for any rerun that learns "
             "what is already uploaded from the service.",
+            f"azurite_first_listing_after_upload: the same bare listing in the rerun's place, right after "
+            f"a first upload (median of {sizes.floor_repeats} more pairs). Azurite takes longer to answer "
+            "the first listing after an upload than later ones, and the rerun is measured in that place.",
         ],
     )
 
@@ -182,17 +201,18 @@ def explain(measurement: Measurement) -> list[str]:
     seconds, ratios = measurement.seconds, measurement.ratios
     if ratios["rerun_time_vs_first"] <= MAX_TIME_VS_FIRST:
         return []
-    floor = seconds["azurite_listing_alone"]
+    floor = seconds["azurite_first_listing_after_upload"]
     first = seconds["first_upload"]
     line = (
-        f"Azurite alone takes {floor:.2f} s to answer the one listing "
-        f"({ratios['azurite_listing_alone_vs_first']:.0%} of the first upload, {first:.2f} s); "
-        f"the rerun took {seconds['ours_rerun'] - floor:.2f} s more (reading the listing and walking "
-        f"the files, on the same CPUs as Azurite). It used {seconds['client_cpu_rerun']:.2f} s of "
+        f"Azurite alone takes {floor * 1000:.0f} ms to answer the first listing after an upload "
+        f"({ratios['azurite_first_listing_after_upload_vs_first']:.1%} of the first upload, {first:.2f} s; "
+        f"{seconds['azurite_listing_alone'] * 1000:.0f} ms for a later one); "
+        f"the rerun took {(seconds['ours_rerun'] - floor) * 1000:.0f} ms more (reading the listing and "
+        f"walking the files, on the same CPUs as Azurite). It used {seconds['client_cpu_rerun']:.2f} s of "
         f"CPU in this process and {seconds['azurite_cpu_rerun']:.2f} s in Azurite. The raw SDK's listing "
         f"alone takes {seconds['raw_sdk_listing_alone']:.2f} s."
     )
-    if ratios["azurite_listing_alone_vs_first"] > MAX_TIME_VS_FIRST:
+    if ratios["azurite_first_listing_after_upload_vs_first"] > MAX_TIME_VS_FIRST:
         line += " A rerun that learns what is uploaded from one listing cannot meet the target here."
     return [line]
 
@@ -218,8 +238,9 @@ BENCHMARK = Benchmark(
             "<=",
             MAX_TIME_VS_FIRST,
             f"the rerun takes at most {MAX_TIME_VS_FIRST:.0%} of the first run's time",
-            "{seconds.ours_rerun} vs {seconds.first_upload}; Azurite alone answers the listing in "
-            "{seconds.azurite_listing_alone}, the raw SDK lists it in {seconds.raw_sdk_listing_alone}",
+            "{seconds.ours_rerun} vs {seconds.first_upload}; Azurite alone answers the first listing after "
+            "an upload in {seconds.azurite_first_listing_after_upload}, a later one in "
+            "{seconds.azurite_listing_alone}; the raw SDK lists it in {seconds.raw_sdk_listing_alone}",
         ),
     ),
     run=run,
