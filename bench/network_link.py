@@ -3,8 +3,8 @@
 On loopback a request costs its client and its server CPU time and nothing else; over a real
 network every request also waits a round trip. :class:`DelayedLink` relays TCP connections to a
 server and holds every chunk of bytes, in each direction, for half of ``round_trip`` before passing
-it on, in order. Bandwidth is not limited. It runs in a process of its own, so that relaying costs
-the measured client no CPU time or GIL.
+it on, in order. Bandwidth is not limited. It runs in a process of its own, so that relaying does
+not take the measured client's GIL or count in its CPU time.
 
 Started by :class:`DelayedLink` as
 ``python -m bench.network_link --port N --target HOST:PORT --round-trip-ms R``.
@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from airflow_batch_provider.testing.azurite import free_port, start_server_process, stop_process
 from airflow_batch_provider.testing.lifecycle import StartStop
@@ -101,11 +103,11 @@ async def _serve(host: str, port: int, target_host: str, target_port: int, round
             if client.transport is not None:
                 client.transport.close()
             return
+        assert server.transport is not None
         if client.transport is None or client.transport.is_closing():
-            server.transport.close()  # type: ignore[union-attr]
+            server.transport.close()  # the client has gone meanwhile
             return
         to_client.attach(client.transport)
-        assert server.transport is not None
         client.pipe.attach(server.transport)
 
     listener = await loop.create_server(client_side, host, port)
@@ -139,8 +141,11 @@ class DelayedLink(StartStop):
             "--round-trip-ms",
             str(self.round_trip * 1000),
         ]
+        env = dict(os.environ)
+        repo_root = str(Path(__file__).resolve().parents[1])  # ``bench`` is not an installed package
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo_root, env.get("PYTHONPATH")]))
         self._process = start_server_process(
-            command, self.host, self.port, what="the delayed link", timeout=timeout
+            command, self.host, self.port, what="the delayed link", timeout=timeout, env=env
         )
         return self
 

@@ -12,11 +12,11 @@ written twice within one tick could keep its stamp; so a digest is only kept for
 were already :data:`SETTLE_NS` old when the run began, and a file changed just before a run is read
 again on the next one.
 
-The cache lives in one small JSON file per set of upload sources, below
-``[azure_batch_provider] digest_cache_dir`` (default ``$AIRFLOW_HOME/cache/airflow-batch-provider/
-digests``; an empty value turns the cache off). It holds the files of the last upload of those
-sources only. It is written atomically, and a cache that cannot be read or written is ignored: the
-files are then simply hashed, as without it.
+The cache lives in one small JSON file per set of upload sources, in the directory
+``[azure_batch_provider] digest_cache_dir``. Unset, that is
+``$AIRFLOW_HOME/cache/airflow-batch-provider/digests``; an empty value turns the cache off. A cache
+file holds the files of the last upload of its sources only. It is written atomically, and a cache
+that cannot be read or written is ignored: the files are then simply hashed, as without it.
 """
 
 from __future__ import annotations
