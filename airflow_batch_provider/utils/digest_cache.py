@@ -6,11 +6,11 @@ each file's digest together with the file's stamp, what the file system says abo
 size, modification and change times (in nanoseconds), inode and device. While the stamp is the same,
 the digest is taken from the cache instead of the file; the comparison with the blob is unchanged.
 
-Any write to a file moves its change time, which no user command can set back, so a changed file
-never matches its old stamp. File system clocks tick coarsely, though (a few milliseconds), and a file
-written twice within one tick could keep its stamp; so a digest is only kept for a file whose times
-were already :data:`SETTLE_NS` old when the run began, and a file changed just before a run is read
-again on the next one.
+Any write to a file moves its change time, which tools cannot set back (short of changing the
+system clock), so a changed file does not match its old stamp. File system clocks tick coarsely,
+though (a few milliseconds), and a file written twice within one tick could keep its stamp; so a
+digest is only kept for a file whose times were already :data:`SETTLE_NS` old when the run began,
+and a file changed just before a run is read again on the next one.
 
 The cache lives in one small JSON file per set of upload sources, in the directory
 ``[azure_batch_provider] digest_cache_dir``. Unset, that is
