@@ -280,7 +280,7 @@ def test_a_running_task_without_its_directory_yet_has_no_files(
     task_dir = emulator.call(
         lambda account: (task := account.tasks.get(job_id, "starting")).task_dir(task.node)  # type: ignore[arg-type]
     )
-    wait_for(task_dir.exists)
+    wait_for((task_dir / "stdout.txt").exists)  # the runner has made everything it makes
     shutil.rmtree(task_dir)  # as in the moment before the runner creates it
     assert list(client.list_task_files(job_id, "starting")) == []
     with pytest.raises(ResourceNotFoundError):
