@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 
 _AIRFLOW_HOME = tempfile.mkdtemp(prefix="airflow-home-")
 os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
@@ -18,6 +19,20 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
+
+from tests.support.task_context import task_context  # noqa: E402
+
+
+@pytest.fixture
+def uid() -> str:
+    """A fresh short id, to name the pools, jobs and containers of one test."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def context(uid: str) -> dict[str, Any]:
+    """An operator's execution context outside the task runner (see :mod:`tests.support.task_context`)."""
+    return task_context(f"manual__{uid}")
 
 
 @pytest.fixture(scope="session")

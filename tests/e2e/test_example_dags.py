@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
-from tests.e2e.conftest import EXAMPLE_DAGS
+from tests.support.example_dags import EXAMPLE_DAGS
 
 WORKFLOW_TASKS = {
     "upload_inputs",

@@ -14,7 +14,8 @@ import pytest
 
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.testing.stack import LocalAzureStack
-from tests.e2e.conftest import load_example, write_csv
+from tests.e2e.conftest import write_csv
+from tests.support.example_dags import load_example
 
 pytestmark = pytest.mark.integration
 

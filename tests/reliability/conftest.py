@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,10 +9,9 @@ from typing import Any
 import pytest
 
 from airflow_batch_provider.testing.stack import LocalAzureStack
+from tests.support.example_dags import load_example
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW_DAG = ROOT / "example_dags" / "azure_batch_workflow.py"
-
 #: Retries fast enough for tests: the faults are the point, not the waiting.
 FAST_RETRIES = {
     "AIRFLOW__AZURE_BATCH_PROVIDER__RETRY_TOTAL": "8",
@@ -44,30 +40,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="module")
 def faulty_stack() -> Iterator[LocalAzureStack]:
     """Azurite behind a fault proxy plus the Batch emulator, as the default connections, fast retries."""
-    with LocalAzureStack(storage_faults=True) as stack:
-        variables = {**stack.environ(), **FAST_RETRIES}
-        saved = {name: os.environ.get(name) for name in variables}
-        os.environ.update(variables)
+    with pytest.MonkeyPatch.context() as patch, LocalAzureStack(storage_faults=True) as stack:
+        for name, value in {**stack.environ(), **FAST_RETRIES}.items():
+            patch.setenv(name, value)
         try:
             yield stack
         finally:
             stack.clear_faults()
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 def load_workflow_dag(monkeypatch: pytest.MonkeyPatch, poll_seconds: float = 0.2) -> Any:
     """The example workflow DAG, loaded fresh, polling every ``poll_seconds``."""
-    monkeypatch.setenv("AZURE_BATCH_WORKFLOW_POLL_SECONDS", str(poll_seconds))
-    spec = importlib.util.spec_from_file_location("example_azure_batch_workflow", WORKFLOW_DAG)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module.dag
+    return load_example(
+        monkeypatch, "azure_batch_workflow", AZURE_BATCH_WORKFLOW_POLL_SECONDS=str(poll_seconds)
+    )
 
 
 def write_inputs(directory: Path, count: int) -> list[str]:

@@ -43,7 +43,7 @@ from airflow_batch_provider.operators.storage import (
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.testing.stack import LocalAzureStack
-from tests.integration.batch.conftest import FakeTaskInstance
+from tests.support.task_context import task_context
 
 pytestmark = pytest.mark.integration
 
@@ -453,7 +453,7 @@ def catalog_env(stack: LocalAzureStack, tmp: Path) -> Iterator[Env]:
     """Create the pre-existing resources every case must leave alone, and the bad connections."""
     (tmp / "inputs").mkdir(parents=True, exist_ok=True)
     (tmp / "inputs" / "a.csv").write_text("value\n1\n")
-    context = {"ti": FakeTaskInstance(), "run_id": "manual__catalog"}
+    context = task_context("manual__catalog")
     for pool_id in (POOL, OTHER_POOL):
         BatchCreatePoolOperator(
             task_id="pool",

@@ -28,7 +28,7 @@ from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.operators.job import BatchCreateJobOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator
 from airflow_batch_provider.testing.stack import LocalAzureStack
-from tests.integration.batch.conftest import FakeTaskInstance
+from tests.support.task_context import task_context
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +37,14 @@ ROOT = Path(__file__).resolve().parents[2]
 #: Runs one operator's ``execute`` like a worker would, printing its XCom as the last line.
 WORKER = """
 import json, sys
-from tests.integration.batch.conftest import FakeTaskInstance
+from tests.support.task_context import task_context
 spec = json.loads(sys.argv[1])
 if spec["operator"] == "add":
     from airflow_batch_provider.operators.tasks import BatchAddTasksOperator as Operator
 else:
     from airflow_batch_provider.sensors.job import BatchJobSensor as Operator
 operator = Operator(task_id=spec["task_id"], **spec["kwargs"])
-context = {"ti": FakeTaskInstance(spec["task_id"], dag_id="crash"), "run_id": spec["run_id"]}
+context = task_context(spec["run_id"], spec["task_id"], dag_id="crash")
 print("STARTED", flush=True)
 print("RESULT " + json.dumps(operator.execute(context)), flush=True)
 """
@@ -61,7 +61,7 @@ def hook(faulty_stack: LocalAzureStack) -> Iterator[BatchHook]:
 @pytest.fixture
 def job_id(faulty_stack: LocalAzureStack, hook: BatchHook) -> Iterator[str]:
     uid = uuid.uuid4().hex[:8]
-    context = {"ti": FakeTaskInstance(), "run_id": f"manual__{uid}"}
+    context = task_context(f"manual__{uid}")
     pool_id, job_id = f"crash-pool-{uid}", f"crash-job-{uid}"
     BatchCreatePoolOperator(
         task_id="pool",
@@ -199,7 +199,7 @@ def test_retry_after_the_job_ended_finds_its_tasks_already_added(
     """The worker died after the last add but before reporting success, and the job ended meanwhile."""
     pool_id = (hook.get_job(job_id) or {})["poolInfo"]["poolId"]
     ending_job = f"{job_id}-ends"
-    context = {"ti": FakeTaskInstance(), "run_id": f"manual__{ending_job}"}
+    context = task_context(f"manual__{ending_job}")
     BatchCreateJobOperator(task_id="job", job_id=ending_job, pool_id=pool_id).execute(context)
     spec = _add_spec(ending_job, 5)
     assert _result(_worker(spec))["added"] == 5

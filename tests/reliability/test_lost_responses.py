@@ -7,7 +7,6 @@ up with exactly one pool, job or task collection, reported as created by this ru
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,21 +24,10 @@ from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, Batch
 from airflow_batch_provider.operators.storage import UploadDataFilesOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.testing.stack import LocalAzureStack
-from tests.integration.batch.conftest import FakeTaskInstance
 
 pytestmark = pytest.mark.integration
 
 ONE_WAY_FAULTS = ("lost", "reset")
-
-
-@pytest.fixture
-def uid() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-@pytest.fixture
-def context(uid: str) -> dict[str, Any]:
-    return {"ti": FakeTaskInstance(), "run_id": f"manual__{uid}"}
 
 
 @pytest.fixture

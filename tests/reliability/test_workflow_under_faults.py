@@ -37,13 +37,21 @@ def _wait_until_empty(stack: LocalAzureStack, timeout: float = 30.0) -> tuple[li
         time.sleep(0.1)
 
 
-def run_workflow_with_faults(
-    stack: LocalAzureStack,
+@pytest.mark.parametrize(
+    "seed",
+    [
+        *QUICK_SEEDS,
+        *(pytest.param(seed, marks=pytest.mark.soak, id=f"soak-{seed}") for seed in SOAK_SEEDS),
+    ],
+)
+def test_example_workflow_survives_faults(
+    faulty_stack: LocalAzureStack,
     run_dag: Callable[..., tuple[Any, dict[str, Any]]],
     monkeypatch: pytest.MonkeyPatch,
-    work: Path,
+    tmp_path: Path,
     seed: int,
 ) -> None:
+    stack, work = faulty_stack, tmp_path
     inputs = write_inputs(work / "input", INPUTS)
     dag = load_workflow_dag(monkeypatch)
     assert _wait_until_empty(stack) == ([], [])
@@ -77,26 +85,3 @@ def run_workflow_with_faults(
     assert results == sorted(name.replace(".csv", ".stats.json") for name in inputs), context
     # Teardown removed the run's job and pool, and nothing else was ever created under another id.
     assert _wait_until_empty(stack) == ([], []), context
-
-
-@pytest.mark.parametrize("seed", QUICK_SEEDS)
-def test_example_workflow_survives_faults(
-    faulty_stack: LocalAzureStack,
-    run_dag: Callable[..., tuple[Any, dict[str, Any]]],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    seed: int,
-) -> None:
-    run_workflow_with_faults(faulty_stack, run_dag, monkeypatch, tmp_path, seed)
-
-
-@pytest.mark.soak
-@pytest.mark.parametrize("seed", SOAK_SEEDS)
-def test_example_workflow_survives_faults_soak(
-    faulty_stack: LocalAzureStack,
-    run_dag: Callable[..., tuple[Any, dict[str, Any]]],
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    seed: int,
-) -> None:
-    run_workflow_with_faults(faulty_stack, run_dag, monkeypatch, tmp_path, seed)

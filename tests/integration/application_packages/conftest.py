@@ -22,6 +22,7 @@ from azure.core.credentials import AccessToken, AzureNamedKeyCredential
 from airflow_batch_provider.hooks.batch_management import BatchManagementHook
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 from airflow_batch_provider.testing.stack import ARM_CONN_ID, LocalAzureStack
+from tests.support.task_context import task_context
 
 __all__ = ["ARM_CONN_ID"]
 
@@ -33,17 +34,6 @@ class StaticTokenCredential:
         return AccessToken("static-test-token", int(time.time()) + 3600)
 
     def close(self) -> None:
-        pass
-
-
-class FakeTaskInstance:
-    def __init__(self) -> None:
-        self.task_id = "publish"
-        self.dag_id = "itest"
-        self.map_index = -1
-        self.try_number = 1
-
-    def xcom_push(self, key: str, value: Any) -> None:
         pass
 
 
@@ -85,7 +75,7 @@ def app_id() -> str:
 
 @pytest.fixture
 def context() -> dict[str, Any]:
-    return {"ti": FakeTaskInstance(), "run_id": "manual__itest"}
+    return task_context("manual__itest", "publish")
 
 
 def arm_connection(stack: LocalAzureStack) -> dict[str, Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,22 +10,19 @@ import pytest
 
 from airflow_batch_provider.testing.stack import LocalAzureStack
 from tests.integration.application_packages.conftest import ARM_CONN_ID
+from tests.support.example_dags import load_example
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "example_dags" / "azure_batch_application_package.py"
-
 
 def _load_example(monkeypatch: pytest.MonkeyPatch, work_dir: Path) -> Any:
-    monkeypatch.setenv("BATCH_APP_ARM_CONN_ID", ARM_CONN_ID)
-    monkeypatch.setenv("BATCH_APP_WORK_DIR", str(work_dir))
-    monkeypatch.setenv("BATCH_APP_POLL_SECONDS", "0.2")
-    spec = importlib.util.spec_from_file_location("example_application_package", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)
-    spec.loader.exec_module(module)
-    return module.dag
+    return load_example(
+        monkeypatch,
+        "azure_batch_application_package",
+        BATCH_APP_ARM_CONN_ID=ARM_CONN_ID,
+        BATCH_APP_WORK_DIR=str(work_dir),
+        BATCH_APP_POLL_SECONDS="0.2",
+    )
 
 
 def test_example_publishes_and_runs_tasks_from_the_package(

@@ -28,8 +28,7 @@ from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobEndedError, BatchJobSensor, BatchTaskFailureError
 from airflow_batch_provider.triggers.job import BatchJobTrigger
 from airflow_batch_provider.utils.task_factories import ParametricSweep, TasksFromUpload
-
-from .conftest import FakeTaskInstance
+from tests.support.task_context import task_context
 
 pytestmark = pytest.mark.integration
 
@@ -45,13 +44,13 @@ def pool_id(local_azure_stack: Any) -> Iterator[str]:
         target_dedicated_nodes=4,
         task_slots_per_node=4,
         poll_interval=0.2,
-    ).execute({"ti": FakeTaskInstance("pool"), "run_id": "setup"})
+    ).execute(task_context("setup", "pool"))
     yield pool
     BatchHook().delete_pool(pool)
 
 
 def _ctx(task_id: str, run_id: str, map_index: int = -1) -> dict[str, Any]:
-    return {"ti": FakeTaskInstance(task_id, map_index), "run_id": run_id}
+    return task_context(run_id, task_id, map_index=map_index)
 
 
 def _job(pool_id: str, uid: str, **kw: Any) -> str:
