@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 
-from airflow_batch_provider.hooks.credentials import AzureConnectionSettings, Service
+from airflow_batch_provider.exceptions import ConnectionConfigError
+from airflow_batch_provider.hooks.credentials import AuthMode, AzureConnectionSettings, Service
 
 
 class AzureBaseHook(BaseHook):
@@ -37,6 +39,20 @@ class AzureBaseHook(BaseHook):
         if self._settings is None:
             self._settings = self._settings_from(await self.aget_connection(self.conn_id))
         return self._settings
+
+    def _checked_mode(self, settings: AzureConnectionSettings, url: str, url_name: str, fix: str) -> AuthMode:
+        """The connection's authentication mode, refusing Entra ID over plain HTTP.
+
+        Entra ID tokens are only sent over HTTPS; saying so here names the connection, the URL
+        (``url_name``) and the ``fix``, before azure-core refuses with less to go on.
+        """
+        mode = settings.resolve_mode()
+        if mode.uses_entra_id and urlsplit(url).scheme != "https":
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r} ({mode.value}): Entra ID tokens are only sent over HTTPS, but "
+                f"{url_name} is {url!r}. {fix}"
+            )
+        return mode
 
     def _settings_from(self, conn: Any) -> AzureConnectionSettings:
         return AzureConnectionSettings.from_fields(

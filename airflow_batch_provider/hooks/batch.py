@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from azure.batch import BatchClient
 from azure.batch import models as batch_models
@@ -24,21 +23,18 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, HTTPPolicy, RetryPolicy
 
-from airflow_batch_provider import __version__
+from airflow_batch_provider.config import CONF_SECTION, USER_AGENT, conf_number
 from airflow_batch_provider.exceptions import (
     AzureAuthenticationError,
     BatchProviderError,
-    ConnectionConfigError,
     InvalidInputError,
 )
 from airflow_batch_provider.hooks import _sdk_compat as compat
 from airflow_batch_provider.hooks._sdk_compat import TaskCounts
 from airflow_batch_provider.hooks.base import AzureBaseHook
+from airflow_batch_provider.hooks.credentials import AzureConnectionSettings
 from airflow_batch_provider.utils.batch_specs import fix_pool_keys, to_rest
 
-#: Section of ``airflow.cfg`` (or ``AIRFLOW__AZURE_BATCH_PROVIDER__*`` variables) read by the hook.
-CONF_SECTION = "azure_batch_provider"
-USER_AGENT = f"airflow-batch-provider/{__version__}"
 #: The service accepts at most 100 tasks per add-collection request.
 MAX_TASKS_PER_REQUEST = 100
 
@@ -68,16 +64,9 @@ def _quiet_http_logging() -> None:
         logger.setLevel(logging.WARNING)
 
 
-def _conf_value(key: str, kind: type) -> Any:
-    default = _DEFAULTS[key]
-    try:
-        from airflow.sdk import conf
-
-        if kind is int:
-            return conf.getint(CONF_SECTION, key, fallback=default)
-        return conf.getfloat(CONF_SECTION, key, fallback=default)
-    except Exception:  # a bad value in the config must not break every hook
-        return default
+def _setting(key: str, given: float | None) -> float:
+    """A hook argument if given, else the ``[azure_batch_provider]`` option, else the default."""
+    return given if given is not None else conf_number(key, _DEFAULTS[key])
 
 
 class _ThrottleAwareMixin:
@@ -298,21 +287,11 @@ class BatchHook(AzureBaseHook):
         self.http_policies = list(http_policies or ())
         _quiet_http_logging()
         self.azbatch_conn_id = self.conn_id
-        self.retry_total = int(retry_total if retry_total is not None else _conf_value("retry_total", int))
-        self.retry_backoff_factor = float(
-            retry_backoff_factor
-            if retry_backoff_factor is not None
-            else _conf_value("retry_backoff_factor", float)
-        )
-        self.retry_backoff_max = float(
-            retry_backoff_max if retry_backoff_max is not None else _conf_value("retry_backoff_max", float)
-        )
-        self.add_tasks_concurrency = int(
-            add_tasks_concurrency
-            if add_tasks_concurrency is not None
-            else _conf_value("add_tasks_concurrency", int)
-        )
-        self.add_tasks_attempts = max(1, int(_conf_value("add_tasks_attempts", int)))
+        self.retry_total = int(_setting("retry_total", retry_total))
+        self.retry_backoff_factor = float(_setting("retry_backoff_factor", retry_backoff_factor))
+        self.retry_backoff_max = float(_setting("retry_backoff_max", retry_backoff_max))
+        self.add_tasks_concurrency = int(_setting("add_tasks_concurrency", add_tasks_concurrency))
+        self.add_tasks_attempts = max(1, int(_setting("add_tasks_attempts", None)))
         self._async_client: AsyncBatchClient | None = None
         self._async_credential: Any = None
 
@@ -341,15 +320,13 @@ class BatchHook(AzureBaseHook):
             options["per_retry_policies"] = list(self.http_policies)
         return options
 
-    def _check_transport(self, settings: Any) -> None:
-        """Entra ID tokens need HTTPS: say so, naming the connection, before azure-core refuses."""
-        mode = settings.resolve_mode()
-        if mode.uses_entra_id and urlsplit(settings.batch_endpoint).scheme != "https":
-            raise ConnectionConfigError(
-                f"Connection {self.conn_id!r} ({mode.value}): Entra ID tokens are only sent over HTTPS, but "
-                f"the Batch account URL (host) is {settings.batch_endpoint!r}. Use the account's https:// "
-                "URL, or the account key (password field) for a local emulator."
-            )
+    def _check_transport(self, settings: AzureConnectionSettings) -> None:
+        self._checked_mode(
+            settings,
+            settings.batch_endpoint,
+            "the Batch account URL (host)",
+            "Use the account's https:// URL, or the account key (password field) for a local emulator.",
+        )
 
     @cached_property
     def client(self) -> BatchClient:

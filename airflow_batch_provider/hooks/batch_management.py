@@ -29,7 +29,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.batch import BatchManagementClient
 from azure.mgmt.batch import models as mgmt_models
 
-from airflow_batch_provider import __version__
+from airflow_batch_provider.config import USER_AGENT
 from airflow_batch_provider.exceptions import BatchProviderError, ConnectionConfigError
 from airflow_batch_provider.hooks.base import AzureBaseHook
 from airflow_batch_provider.utils.application_packages import PackageFile, package_reference
@@ -38,7 +38,6 @@ from airflow_batch_provider.utils.secrets import mask_sas, strip_query
 log = logging.getLogger(__name__)
 
 DEFAULT_MANAGEMENT_ENDPOINT = "https://management.azure.com"
-USER_AGENT = f"airflow-batch-provider/{__version__}"
 #: Package tag holding the hex SHA-256 of the published zip.
 CONTENT_HASH_TAG = "contentSha256"
 #: Blob metadata key holding the same hash (metadata keys must be C# identifiers).

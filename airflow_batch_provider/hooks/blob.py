@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -39,7 +39,7 @@ from azure.storage.blob import (
 )
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
-from airflow_batch_provider import __version__
+from airflow_batch_provider.config import USER_AGENT, conf_number
 from airflow_batch_provider.exceptions import (
     AzureAuthenticationError,
     BatchProviderError,
@@ -232,7 +232,7 @@ class BlobStorageHook(AzureBaseHook):
 
     def _create_client(self) -> BlobServiceClient:
         settings = self.settings
-        mode = self._checked_mode()
+        mode = self._blob_mode()
         options = {
             "transport": _requests_transport(),
             "user_agent": USER_AGENT,
@@ -252,15 +252,13 @@ class BlobStorageHook(AzureBaseHook):
         """
         return {"_additional_pipeline_policies": list(self.http_policies)} if self.http_policies else {}
 
-    def _checked_mode(self) -> AuthMode:
-        mode = self.settings.resolve_mode()
-        if mode.uses_entra_id and urlsplit(self.settings.blob_account_url).scheme != "https":
-            raise ConnectionConfigError(
-                f"Connection {self.conn_id!r} ({mode.value}): Entra ID tokens are only sent over HTTPS, but "
-                f"the account URL is {self.settings.blob_account_url!r}. Use an https:// host, or an account "
-                "key, connection string or SAS token for a local emulator."
-            )
-        return mode
+    def _blob_mode(self) -> AuthMode:
+        return self._checked_mode(
+            self.settings,
+            self.settings.blob_account_url,
+            "the account URL",
+            "Use an https:// host, or an account key, connection string or SAS token for a local emulator.",
+        )
 
     async def aget_conn(self) -> AsyncBlobServiceClient:
         """The asynchronous ``BlobServiceClient`` of the running event loop, created on first use."""
@@ -268,7 +266,7 @@ class BlobStorageHook(AzureBaseHook):
         entry = self._async_clients.get(loop)
         if entry is None:
             settings = await self.aget_settings()
-            mode = self._checked_mode()
+            mode = self._blob_mode()
             credential: Any = None
             options = {
                 "transport": _aiohttp_transport(),
@@ -1257,14 +1255,11 @@ def _download_big_file(container_client: Any, name: str, target: Path, max_concu
         partial.unlink(missing_ok=True)
 
 
-#: Prepended to the storage SDK's User-Agent, so requests of this provider can be told apart.
-USER_AGENT = f"airflow-batch-provider/{__version__}"
-
 #: Retry settings of the storage SDK's exponential retry, overridable in ``[azure_batch_provider]`` as
 #: ``blob_retry_total``, ``blob_retry_initial_backoff``, ``blob_retry_increment_base`` and
 #: ``blob_retry_jitter`` (seconds). The SDK retries 5xx, timeouts and dropped connections for every
 #: method; uploads and downloads are idempotent, and "already exists" answers are handled here.
-_BLOB_RETRY_DEFAULTS: dict[str, tuple[str, float]] = {
+_BLOB_RETRY_DEFAULTS: dict[str, tuple[str, int | float]] = {
     "retry_total": ("blob_retry_total", 5),
     "initial_backoff": ("blob_retry_initial_backoff", 15.0),
     "increment_base": ("blob_retry_increment_base", 3.0),
@@ -1274,16 +1269,7 @@ _BLOB_RETRY_DEFAULTS: dict[str, tuple[str, float]] = {
 
 def _retry_options() -> dict[str, Any]:
     """Keyword arguments for the storage clients' ``ExponentialRetry``, from the Airflow config."""
-    from airflow.sdk import conf
-
-    options: dict[str, Any] = {}
-    for argument, (key, default) in _BLOB_RETRY_DEFAULTS.items():
-        try:
-            value = conf.getfloat("azure_batch_provider", key, fallback=default)
-        except Exception:  # a bad value in the config must not break every hook
-            value = default
-        options[argument] = int(value) if argument == "retry_total" else float(value)
-    return options
+    return {argument: conf_number(key, default) for argument, (key, default) in _BLOB_RETRY_DEFAULTS.items()}
 
 
 def _requests_transport() -> Any:

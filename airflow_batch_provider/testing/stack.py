@@ -84,8 +84,8 @@ class LocalAzureStack(StartStop):
         upload outputs through the same SAS URLs, but a real node talks to Storage from inside Azure
         and its agent retries on its own, so that traffic is not what these tests are about.
         """
+        from airflow_batch_provider.config import USER_AGENT
         from airflow_batch_provider.emulator.faults import FaultPlan
-        from airflow_batch_provider.hooks.blob import USER_AGENT
 
         plan = plan if plan is not None else FaultPlan(**fields)
         self.batch.set_faults(plan)

@@ -34,9 +34,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from airflow_batch_provider.config import CONF_SECTION
+
 log = logging.getLogger(__name__)
 
-CONF_SECTION = "azure_batch_provider"
 CONF_KEY = "digest_cache_dir"
 #: How old a file's times must be, at the start of a run, for its digest to be kept.
 SETTLE_NS = 2_000_000_000
@@ -106,19 +107,17 @@ class DigestCache:
     def enabled(self) -> bool:
         return self.path is not None
 
-    def get(self, path: str | os.PathLike[str], stamp: FileStamp | None) -> bytes | None:
+    def get(self, path: str | os.PathLike[str], stamp: FileStamp) -> bytes | None:
         """The digest of the file at ``path`` if it was recorded for exactly this ``stamp``."""
-        if stamp is None:
-            return None
         entry = self._known.get(os.fspath(path))
         return entry[1] if entry is not None and entry[0] == stamp else None
 
-    def put(self, path: str | os.PathLike[str], stamp: FileStamp | None, digest: bytes) -> None:
+    def put(self, path: str | os.PathLike[str], stamp: FileStamp, digest: bytes) -> None:
         """Remember ``digest`` as the content of ``path`` at ``stamp`` (read during this run).
 
         Nothing is kept for a file that changed too shortly before the run began to trust its stamp.
         """
-        if self.path is None or stamp is None or not stamp.settled_before(self.run_started_ns):
+        if self.path is None or not stamp.settled_before(self.run_started_ns):
             return
         key = os.fspath(path)
         with self._lock:

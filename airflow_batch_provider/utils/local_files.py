@@ -28,14 +28,16 @@ class LocalFile:
 
     path: Path
     relative: str
-    size: int
-    stamp: FileStamp | None = None
+    stamp: FileStamp
 
     @classmethod
     def at(cls, path: Path, relative: str) -> LocalFile:
         """The file at ``path`` as it is now (its target, for a symbolic link)."""
-        stamp = FileStamp.of(os.stat(path))
-        return cls(path, relative, stamp.size, stamp)
+        return cls(path, relative, FileStamp.of(os.stat(path)))
+
+    @property
+    def size(self) -> int:
+        return self.stamp.size
 
 
 def has_glob(value: str) -> bool:
