@@ -480,23 +480,13 @@ class BatchHook(AzureBaseHook):
         except ResourceNotFoundError:
             return []
 
-    def reboot_node(
-        self,
-        pool_id: str,
-        node_id: str,
-        *,
-        kind: str = "requeue",
-        wait: bool = False,
-        poll_interval: float = 5,
-    ) -> None:
-        """Reboot a node: its start task runs again; ``kind`` says what happens to running tasks.
+    def reboot_node(self, pool_id: str, node_id: str, *, kind: str = "requeue") -> None:
+        """Start rebooting a node: its start task runs again; ``kind`` says what happens to running tasks.
 
         Raises the SDK's errors: ``ResourceNotFoundError`` for a missing node, ``ResourceExistsError``
         (409) for a node that cannot be rebooted now (``NodeBeingRebooted``...).
         """
-        poller = compat.begin_reboot_node(self.client, pool_id, node_id, kind, polling_interval=poll_interval)
-        if wait:
-            poller.result()
+        compat.begin_reboot_node(self.client, pool_id, node_id, kind)
 
     def read_node_file_tail(
         self, pool_id: str, node_id: str, path: str, *, max_bytes: int = 4096

@@ -26,9 +26,7 @@ from airflow_batch_provider.utils.batch_specs import (
 from airflow_batch_provider.utils.batch_status import (
     PoolVerdict,
     StartTaskReboots,
-    SyncBatchIO,
-    check_pool,
-    run_sync,
+    check_pool_blocking,
 )
 from airflow_batch_provider.utils.ids import make_batch_id
 from airflow_batch_provider.utils.validation import validate_batch_id, validate_start_task_reboots
@@ -322,10 +320,7 @@ class BatchCreatePoolOperator(BaseOperator):
 
     def _check(self, pool_id: str, min_nodes: int, reboots: StartTaskReboots) -> PoolVerdict:
         """One poll of the pool; logs the reboots it made."""
-        verdict = run_sync(check_pool(SyncBatchIO(self.hook), pool_id, min_nodes, reboots=reboots))
-        for line in verdict.reboot_messages:
-            self.log.warning("%s", line)
-        return verdict
+        return check_pool_blocking(self.hook, pool_id, min_nodes, reboots, self.log)
 
     def _wait(
         self, pool_id: str, min_nodes: int, timeout: float, poll_interval: float, reboots: StartTaskReboots

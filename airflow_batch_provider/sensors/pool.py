@@ -18,9 +18,7 @@ from airflow_batch_provider.triggers.pool import BatchPoolTrigger
 from airflow_batch_provider.utils.batch_status import (
     PoolVerdict,
     StartTaskReboots,
-    SyncBatchIO,
-    check_pool,
-    run_sync,
+    check_pool_blocking,
 )
 from airflow_batch_provider.utils.validation import validate_start_task_reboots
 
@@ -115,12 +113,7 @@ class BatchPoolSensor(BaseSensorOperator):
 
     def _check(self) -> PoolVerdict:
         """One poll of the pool; logs the reboots it made."""
-        verdict = run_sync(
-            check_pool(SyncBatchIO(self.hook), self.pool_id, self._min(), reboots=self._reboots)
-        )
-        for line in verdict.reboot_messages:
-            self.log.warning("%s", line)
-        return verdict
+        return check_pool_blocking(self.hook, self.pool_id, self._min(), self._reboots, self.log)
 
     def poke(self, context: Any) -> bool | PokeReturnValue:
         verdict = self._check()

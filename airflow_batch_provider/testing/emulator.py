@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_batch_provider.testing.azurite import free_port
-from airflow_batch_provider.testing.lifecycle import StartStop
+from airflow_batch_provider.testing.lifecycle import StartStop, free_port
 
 if TYPE_CHECKING:
     import uvicorn

@@ -27,8 +27,7 @@ from airflow_batch_provider.emulator.faults import (
     FaultRecord,
     abort_connection,
 )
-from airflow_batch_provider.testing.azurite import free_port
-from airflow_batch_provider.testing.lifecycle import StartStop
+from airflow_batch_provider.testing.lifecycle import StartStop, free_port
 
 if TYPE_CHECKING:
     import aiohttp
@@ -88,7 +87,7 @@ class StorageFaultProxy(StartStop):
 
     @classmethod
     def for_azurite(cls, azurite: AzuriteServer, **kwargs: Any) -> StorageFaultProxy:
-        return cls(f"http://{azurite.host}:{azurite.port}", **kwargs)
+        return cls(azurite.blob_host_url, **kwargs)
 
     @property
     def endpoint(self) -> str:
@@ -96,11 +95,7 @@ class StorageFaultProxy(StartStop):
 
     def connection_string(self, azurite: AzuriteServer) -> str:
         """Azurite's connection string with the blob endpoint moved to this proxy."""
-        return (
-            "DefaultEndpointsProtocol=http;"
-            f"AccountName={azurite.account_name};AccountKey={azurite.account_key};"
-            f"BlobEndpoint={self.endpoint}/{azurite.account_name};"
-        )
+        return azurite.connection_string_for(self.endpoint)
 
     # -- faults ------------------------------------------------------------------------------------
 

@@ -548,6 +548,17 @@ async def check_pool(
 # ---------------------------------------------------------------------------------------------------
 
 
+def check_pool_blocking(
+    hook: Any, pool_id: str, min_usable_nodes: int | None, reboots: StartTaskReboots, log: Any
+) -> PoolVerdict:
+    """One poll of a pool from blocking code (an operator's wait, a sensor's poke), as
+    :func:`check_pool` over the hook; the reboots it made are logged as warnings on ``log``."""
+    verdict = run_sync(check_pool(SyncBatchIO(hook), pool_id, min_usable_nodes, reboots=reboots))
+    for line in verdict.reboot_messages:
+        log.warning("%s", line)
+    return verdict
+
+
 def prefix_filter(prefix: str) -> str:
     """OData filter for tasks whose id starts with ``prefix``."""
     escaped = prefix.replace("'", "''")
