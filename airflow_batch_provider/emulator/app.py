@@ -16,7 +16,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from airflow_batch_provider.emulator.auth import verify_request
+from airflow_batch_provider.emulator.auth import verify_received
 from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.faults import FaultInjectionMiddleware, FaultInjector, FaultPlan
 from airflow_batch_provider.emulator.models.account import BatchAccount, EmulatorSettings
@@ -65,16 +65,7 @@ async def authenticate(request: Request) -> None:
     """Shared Key check, then ``api-version``; failures leave the account untouched."""
     account = get_account(request)
     body = await request.body()
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
-    verify_request(
-        request.method,
-        raw_path.decode("latin-1"),
-        request.scope.get("query_string", b"").decode("latin-1"),
-        request.headers,
-        body,
-        account.settings.account_name,
-        account.settings.account_key,
-    )
+    verify_received(request, body, account.settings.account_name, account.settings.account_key)
     version = request.query_params.get("api-version")
     if not version:
         raise BatchError(

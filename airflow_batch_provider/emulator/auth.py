@@ -13,10 +13,14 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from airflow_batch_provider.emulator.errors import BatchError, authentication_failed
 from airflow_batch_provider.emulator.serialization import parse_http_date, utcnow
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 #: How far the request's ``ocp-date`` may be from the emulator's clock.
 MAX_CLOCK_SKEW = timedelta(minutes=15)
@@ -69,6 +73,20 @@ def authorization_header(
     """The ``Authorization`` value a correct client sends (used by tests that sign raw requests)."""
     canonical = string_to_sign(method, raw_path, raw_query, headers, account_name)
     return f"SharedKey {account_name}:{sign(key, canonical)}"
+
+
+def verify_received(request: Request, body: bytes, account_name: str, account_key: str) -> None:
+    """:func:`verify_request` for a request as the server received it: path still percent-encoded."""
+    raw_path: bytes = request.scope.get("raw_path") or str(request.scope["path"]).encode("utf-8")
+    verify_request(
+        request.method,
+        raw_path.decode("latin-1"),
+        request.scope.get("query_string", b"").decode("latin-1"),
+        request.headers,
+        body,
+        account_name,
+        account_key,
+    )
 
 
 def verify_request(

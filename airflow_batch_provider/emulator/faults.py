@@ -104,6 +104,13 @@ class FaultPlan(BaseModel):
             raise ValueError("kinds must name at least one fault kind")
         return value
 
+    @classmethod
+    def of(cls, plan: FaultPlan | None = None, **fields: Any) -> FaultPlan:
+        """``plan`` itself, or a plan made of ``fields``; both at once is a mistake."""
+        if plan is not None and fields:
+            raise TypeError("pass a FaultPlan or its fields, not both")
+        return plan if plan is not None else cls(**fields)
+
     def applies_to(self, method: str, path: str, user_agent: str = "") -> bool:
         """Whether a request counts for this plan (the control API never does)."""
         if path.startswith(CONTROL_PREFIX):
@@ -233,6 +240,9 @@ class FaultInjectionMiddleware:
         if path == CONTROL_PATH:
             await self._control(scope, receive, send)
             return
+        if self.injector.plan.rate <= 0.0:  # no faults planned (the usual case): nothing to look at
+            await self.app(scope, receive, send)
+            return
         kind = self.injector.choose(scope["method"], path, Headers(scope=scope).get("user-agent", ""))
         if kind is None:
             await self.app(scope, receive, send)
@@ -269,23 +279,14 @@ class FaultInjectionMiddleware:
         await self._reset(receive)
 
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from airflow_batch_provider.emulator.auth import verify_request
+        from airflow_batch_provider.emulator.auth import verify_received
         from airflow_batch_provider.emulator.errors import BatchError
         from airflow_batch_provider.emulator.routes.common import error_response, json_response
 
         request = Request(scope, receive)
         body = await request.body()
         try:
-            raw_path = (scope.get("raw_path") or str(scope["path"]).encode("utf-8")).decode("latin-1")
-            verify_request(
-                request.method,
-                raw_path,
-                scope.get("query_string", b"").decode("latin-1"),
-                Headers(scope=scope),
-                body,
-                self.account_name,
-                self.account_key,
-            )
+            verify_received(request, body, self.account_name, self.account_key)
             if request.method == "PUT":
                 self.injector.set_plan(_parse_plan(body))
                 log.info("fault plan set: %s", self.injector.plan.model_dump(mode="json"))

@@ -195,8 +195,7 @@ class Scheduler:
             "nodeUrl": node.url,
             "poolId": node.pool.id,
             "nodeId": node.id,
-            "taskRootDirectory": task.relative_dir,
-            "taskRootDirectoryUrl": f"{node.url}/files/{task.relative_dir}",
+            **self._directory_info(node, task.relative_dir),
         }
         run = self.account.spawn(self._execute(task, node, task.cancel_event))
         self._runs.add(run)
@@ -322,13 +321,16 @@ class Scheduler:
         self._record(info, result)
 
     @staticmethod
-    def _started_info(node: Node, relative: str, **extra: Any) -> dict[str, Any]:
+    def _directory_info(node: Node, relative: str) -> dict[str, str]:
+        """Where a task's directory is on ``node``: its path and its URL, as the service gives them."""
+        return {"taskRootDirectory": relative, "taskRootDirectoryUrl": f"{node.url}/files/{relative}"}
+
+    def _started_info(self, node: Node, relative: str, **extra: Any) -> dict[str, Any]:
         """The execution info of a job preparation or release task that starts now on ``node``."""
         return {
             "state": "running",
             "startTime": format_datetime(utcnow()),
-            "taskRootDirectory": relative,
-            "taskRootDirectoryUrl": f"{node.url}/files/{relative}",
+            **self._directory_info(node, relative),
             **extra,
         }
 

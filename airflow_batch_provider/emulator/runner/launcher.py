@@ -46,10 +46,10 @@ class BlockingWork:
                 self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix=self.name)
             return self._pool
 
-    async def call(self, function: Callable[..., T], *args: Any) -> T:
-        """Run ``function(*args)`` on a worker thread and return (or raise) what it does."""
+    async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``function(*args, **kwargs)`` on a worker thread and return (or raise) what it does."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), functools.partial(function, *args))
+        return await loop.run_in_executor(self._executor(), functools.partial(function, *args, **kwargs))
 
     def close(self) -> None:
         """Stop the worker threads once the calls already under way have returned."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import shlex
 import signal
@@ -138,11 +137,7 @@ async def run_process(
     """
     loop = asyncio.get_running_loop()
     launch = asyncio.ensure_future(
-        blocking.call(
-            functools.partial(
-                start_process, argv, cwd=cwd, env=env, stdout_path=stdout_path, stderr_path=stderr_path
-            )
-        )
+        blocking.call(start_process, argv, cwd=cwd, env=env, stdout_path=stdout_path, stderr_path=stderr_path)
     )
     process = await _started(launch, kill_grace_seconds)
     exited = watch_exit(process)
