@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from bench.environment import REPO_ROOT, BenchEnvironment, prepare_airflow
+
 RESULTS_FILE = "results.json"
 MARKDOWN_FILE = "benchmarks.md"
 
@@ -43,14 +44,11 @@ def _quiet_logs() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.environment import prepare_airflow
-
     airflow_home = tempfile.TemporaryDirectory(prefix="bench-airflow-home-")
     prepare_airflow(Path(airflow_home.name))
 
-    from bench.environment import BenchEnvironment
     from bench.harness import Contention, Measurement, load_average, machine_info, to_json
-    from bench.report import build_result, console_lines, markdown
+    from bench.report import build_result, console_lines, markdown, target_tally
     from bench.suite import BENCHMARKS
 
     args = _parser([benchmark.name for benchmark in BENCHMARKS]).parse_args(argv)
@@ -138,8 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for target in result["targets"]
         if not target["met"] and not result["error"]
     ]
-    targets = sum(len(result["targets"]) for result in results)
-    met = sum(1 for result in results for target in result["targets"] if target["met"])
+    targets, met = target_tally(results)
     print()
     for name, target in missed:
         print(

@@ -17,13 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_batch_provider.testing.azurite import (
-    AzuriteServer,
-    free_port,
-    start_server_process,
-    stop_process,
-)
-from airflow_batch_provider.testing.lifecycle import StartStop
+from airflow_batch_provider.testing.azurite import AzuriteServer
+from airflow_batch_provider.testing.lifecycle import StartStop, free_port, start_server_process, stop_process
 from bench.counting import RequestCounter
 
 if TYPE_CHECKING:
@@ -41,6 +36,16 @@ BLOB_CONN_ID = "bench_azblob"
 LINKED_BLOB_CONN_ID = "bench_azblob_linked"
 #: The benchmarks watch up to 500 jobs at once; the emulator's account quotas must allow them.
 EMULATOR_SETTINGS: dict[str, Any] = {"active_job_quota": 2000, "pool_quota": 100}
+
+
+def child_environment() -> dict[str, str]:
+    """This process's environment with the repository first on ``PYTHONPATH``.
+
+    For the ``python -m bench.*`` child processes: ``bench`` is not an installed package.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
 
 
 def prepare_airflow(home: Path) -> None:
@@ -81,8 +86,6 @@ class EmulatorProcess:
     def start(self, timeout: float = 60.0) -> EmulatorProcess:
         self.port = self.port or free_port(self.host)
         self._workdir = tempfile.TemporaryDirectory(prefix="bench-emulator-")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         command = [
             sys.executable,
             "-m",
@@ -102,7 +105,7 @@ class EmulatorProcess:
             what="the Batch emulator",
             timeout=timeout,
             cwd=self._workdir.name,
-            env=env,
+            env=child_environment(),
         )
         return self
 
@@ -230,11 +233,7 @@ class BenchEnvironment(StartStop):
         """Azurite's connection string; with ``via``, reaching it through that link."""
         if via is None:
             return self.azurite.connection_string
-        return (
-            "DefaultEndpointsProtocol=http;"
-            f"AccountName={self.azurite.account_name};AccountKey={self.azurite.account_key};"
-            f"BlobEndpoint=http://{via.host}:{via.port}/{self.azurite.account_name};"
-        )
+        return self.azurite.connection_string_for(f"http://{via.host}:{via.port}")
 
     # -- raw SDK clients (the baselines) -----------------------------------------------------------------
 

@@ -87,9 +87,6 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
     requests: dict[str, int] = {}
     metrics: dict[str, Any] = {}
     jobs: list[str] = []
-    per_size_ours: list[float] = []
-    per_size_listing: list[float] = []
-    max_requests = 0
     for count in sizes.task_counts:
         job_id = create_job(admin, f"monitor-{count}", pool_id)
         jobs.append(job_id)
@@ -104,21 +101,21 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
             if method == "GET" and path == f"/jobs/{job_id}/taskcounts"
         ]
         seconds[f"emulator_taskcounts_{count}"] = median(served)
-        per_size_ours.append(median(ours))
-        per_size_listing.append(median(listing))
         seconds[f"ours_poll_{count}"] = median(ours)
         seconds[f"list_all_poll_{count}"] = median(listing)
         requests[f"ours_per_poll_{count}"] = max(ours_requests)
         requests[f"list_all_per_poll_{count}"] = max(listing_requests)
         metrics[f"ours_requests_per_poll_{count}"] = sorted(set(ours_requests))
         metrics[f"ours_request_kinds_{count}"] = kinds
-        metrics["ours_polls_per_size"] = len(ours_requests)
-        max_requests = max(max_requests, *ours_requests)
     delete_jobs(admin, jobs)
-    seconds["ours_poll_largest"] = per_size_ours[-1]
-    seconds["list_all_poll_largest"] = per_size_listing[-1]
     smallest, largest = sizes.task_counts[0], sizes.task_counts[-1]
+    # Each size's median poll, smallest size first (read back from ``seconds``).
+    ours_by_size = [seconds[f"ours_poll_{count}"] for count in sizes.task_counts]
+    listing_by_size = [seconds[f"list_all_poll_{count}"] for count in sizes.task_counts]
+    seconds["ours_poll_largest"] = ours_by_size[-1]
+    seconds["list_all_poll_largest"] = listing_by_size[-1]
     requests["list_all_per_poll_largest"] = requests[f"list_all_per_poll_{largest}"]
+    ours_max_per_poll = max(requests[f"ours_per_poll_{count}"] for count in sizes.task_counts)
     return Measurement(
         sizes={
             "task_counts": sizes.task_counts,
@@ -126,14 +123,14 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
             "baseline_polls": sizes.baseline_polls,
         },
         seconds=seconds,
-        requests={**requests, "ours_max_per_poll": max_requests},
+        requests={**requests, "ours_max_per_poll": ours_max_per_poll},
         ratios={
-            "ours_flatness": ratio(max(per_size_ours), min(per_size_ours)),
-            "list_all_growth": ratio(per_size_listing[-1], per_size_listing[0]),
-            f"list_all_vs_ours_at_{largest}": ratio(per_size_listing[-1], per_size_ours[-1]),
-            f"list_all_vs_ours_at_{smallest}": ratio(per_size_listing[0], per_size_ours[0]),
+            "ours_flatness": ratio(max(ours_by_size), min(ours_by_size)),
+            "list_all_growth": ratio(listing_by_size[-1], listing_by_size[0]),
+            f"list_all_vs_ours_at_{largest}": ratio(listing_by_size[-1], ours_by_size[-1]),
+            f"list_all_vs_ours_at_{smallest}": ratio(listing_by_size[0], ours_by_size[0]),
         },
-        metrics=metrics,
+        metrics={"ours_polls_per_size": sizes.polls, **metrics},
         notes=[
             f"Each size: {sizes.polls} polls of ours (median), {sizes.baseline_polls} of the baseline; "
             "every poll after the first passes the previous counts, as the trigger does between polls.",
@@ -148,7 +145,7 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
 def explain(measurement: Measurement) -> list[str]:
     """Which requests the polls sent, and why some are not the task counts."""
     lines = []
-    polls = measurement.metrics.get("ours_polls_per_size") or 0
+    polls = measurement.sizes["polls"]
     largest = measurement.sizes["task_counts"][-1]
     kinds: dict[str, int] = measurement.metrics.get(f"ours_request_kinds_{largest}") or {}
     if kinds:

@@ -15,15 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from airflow_batch_provider.testing.azurite import free_port, start_server_process, stop_process
-from airflow_batch_provider.testing.lifecycle import StartStop
+from airflow_batch_provider.testing.lifecycle import StartStop, free_port, start_server_process, stop_process
 
 
 class _DelayedPipe:
@@ -127,6 +124,9 @@ class DelayedLink(StartStop):
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 30.0) -> DelayedLink:
+        # Imported here, not at the top: the relay process itself (``main``) has no use for the bench stack.
+        from bench.environment import child_environment
+
         self.port = self.port or free_port(self.host)
         command = [
             sys.executable,
@@ -141,11 +141,8 @@ class DelayedLink(StartStop):
             "--round-trip-ms",
             str(self.round_trip * 1000),
         ]
-        env = dict(os.environ)
-        repo_root = str(Path(__file__).resolve().parents[1])  # ``bench`` is not an installed package
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo_root, env.get("PYTHONPATH")]))
         self._process = start_server_process(
-            command, self.host, self.port, what="the delayed link", timeout=timeout, env=env
+            command, self.host, self.port, what="the delayed link", timeout=timeout, env=child_environment()
         )
         return self
 

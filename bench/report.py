@@ -90,6 +90,12 @@ def build_result(
     }
 
 
+def target_tally(results: list[dict[str, Any]]) -> tuple[int, int]:
+    """How many targets ``results`` (records from :func:`build_result`) have, and how many were met."""
+    targets = [target for result in results for target in result["targets"]]
+    return len(targets), sum(1 for target in targets if target["met"])
+
+
 _PLACEHOLDER = re.compile(r"\{(\w+)\.(\w+)\}")
 
 
@@ -169,8 +175,7 @@ def markdown(
 ) -> str:
     """The generated ``docs/benchmarks.md``."""
     met = sum(1 for result in results if result["met"])
-    target_count = sum(len(result["targets"]) for result in results)
-    targets_met = sum(1 for result in results for target in result["targets"] if target["met"])
+    target_count, targets_met = target_tally(results)
     out = [
         "# Benchmarks",
         "",

@@ -90,6 +90,11 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
         return job_id
 
     tasks = trivial_tasks(count)
+    api_minimum = math.ceil(count / API_MAX_TASKS_PER_REQUEST)
+
+    def task_models(items: list[dict[str, Any]]) -> list[batch_models.BatchTaskCreateOptions]:
+        return [batch_models.BatchTaskCreateOptions(id=t["id"], command_line=t["commandLine"]) for t in items]
+
     ours: list[Usage] = []
     hook_only: list[float] = []
     raw: list[Usage] = []
@@ -101,9 +106,7 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
     per_task_counter = RequestCounter()
     per_task_client = env.raw_batch_client(per_task_counter)
     job_id = new_job("per-task")
-    sample_models = [
-        batch_models.BatchTaskCreateOptions(id=t["id"], command_line=t["commandLine"]) for t in tasks[:sample]
-    ]
+    sample_models = task_models(tasks[:sample])
     with usage(env.emulator_pid) as per_task:
         for model in sample_models:
             per_task_client.create_task(job_id, model)
@@ -113,9 +116,7 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
 
     def run_raw() -> None:
         # The task models are built before the clock starts (the strictest comparison).
-        models = [
-            batch_models.BatchTaskCreateOptions(id=t["id"], command_line=t["commandLine"]) for t in tasks
-        ]
+        models = task_models(tasks)
         job_id = new_job("raw")
         raw_client = env.raw_batch_client(raw_counter)  # a new client each run, as ours gets a new hook
         raw_counter.reset()
@@ -189,14 +190,14 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
             "ours_hook": hook_counter.requests,
             "raw_sdk_create_tasks": raw_counter.requests,
             "per_task_baseline": per_task_counter.requests,
-            "api_minimum": math.ceil(count / API_MAX_TASKS_PER_REQUEST),
+            "api_minimum": api_minimum,
         },
         ratios={
             "speedup_vs_per_task": ratio(per_task_seconds, ours_s),
             "raw_sdk_speedup_vs_per_task": ratio(per_task_seconds, raw_s),
             "time_vs_raw_sdk": ratio(ours_s, raw_s),
             "hook_time_vs_raw_sdk": ratio(hook_s, raw_s),
-            "add_requests_vs_api_minimum": ratio(add_requests, math.ceil(count / API_MAX_TASKS_PER_REQUEST)),
+            "add_requests_vs_api_minimum": ratio(add_requests, api_minimum),
         },
         metrics={
             "ours_operator_runs_s": [u.seconds for u in ours],

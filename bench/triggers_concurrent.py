@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bench.batch_setup import create_job, ensure_idle_pool, trivial_tasks
+from bench.batch_setup import create_job, delete_jobs, ensure_idle_pool, trivial_tasks
+from bench.files import MIB
 from bench.harness import Benchmark, Measurement, Target, median, percentile
 
 if TYPE_CHECKING:
@@ -158,11 +159,9 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
     env.emulator.clear_log()
     memory = asyncio.run(_run_triggers(job_ids, warmup_job, interval, sizes.memory_run_s, trace_memory=True))
     memory_polls = _lateness(_without_job(env.emulator.request_log(), warmup_job), interval)
-    for job_id in [*job_ids, warmup_job]:
-        admin.delete_job(job_id)
+    delete_jobs(admin, [*job_ids, warmup_job])
 
     lateness = polls["lateness"]
-    mib = 1024 * 1024
     return Measurement(
         sizes={"triggers": count, "poll_interval_s": interval, "run_s": sizes.lateness_run_s},
         seconds={
@@ -178,9 +177,9 @@ def run(env: BenchEnvironment, smoke: bool) -> Measurement:
             "per_poll_min": min(polls["requests_per_poll"], default=0),
         },
         metrics={
-            "memory_per_trigger_mib": memory["traced_bytes"] / count / mib,
-            "memory_peak_per_trigger_mib": memory["traced_peak_bytes"] / count / mib,
-            "rss_per_trigger_mib": (timing["rss_bytes"] / count / mib)
+            "memory_per_trigger_mib": memory["traced_bytes"] / count / MIB,
+            "memory_peak_per_trigger_mib": memory["traced_peak_bytes"] / count / MIB,
+            "rss_per_trigger_mib": (timing["rss_bytes"] / count / MIB)
             if timing["rss_bytes"] is not None
             else None,
             "polls_measured": len(lateness),

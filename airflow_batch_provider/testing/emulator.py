@@ -137,10 +137,7 @@ class BatchEmulatorServer(StartStop):
         """
         from airflow_batch_provider.emulator.faults import FaultPlan
 
-        if plan is not None and fields:
-            raise TypeError("pass a FaultPlan or its fields, not both")
-        plan = plan if plan is not None else FaultPlan(**fields)
-        return self._control("PUT", plan.model_dump_json().encode("utf-8"))
+        return self._control("PUT", FaultPlan.of(plan, **fields).model_dump_json().encode("utf-8"))
 
     def clear_faults(self) -> dict[str, Any]:
         """Stop injecting faults; returns the status of the plan that was active."""

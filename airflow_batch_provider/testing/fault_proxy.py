@@ -101,12 +101,9 @@ class StorageFaultProxy(StartStop):
 
     def set_faults(self, plan: FaultPlan | None = None, **fields: Any) -> dict[str, Any]:
         """Start injecting faults (a plan, or its fields; ``kinds`` defaults to :data:`STORAGE_KINDS`)."""
-        if plan is not None and fields:
-            raise TypeError("pass a FaultPlan or its fields, not both")
         if plan is None:
             fields.setdefault("kinds", STORAGE_KINDS)
-            plan = FaultPlan(**fields)
-        self.injector.set_plan(plan)
+        self.injector.set_plan(FaultPlan.of(plan, **fields))
         return self.injector.status()
 
     def clear_faults(self) -> dict[str, Any]:

@@ -86,12 +86,13 @@ class LocalAzureStack(StartStop):
         """
         from airflow_batch_provider.config import USER_AGENT
         from airflow_batch_provider.emulator.faults import FaultPlan
+        from airflow_batch_provider.testing.fault_proxy import STORAGE_KINDS
 
-        plan = plan if plan is not None else FaultPlan(**fields)
+        plan = FaultPlan.of(plan, **fields)
         self.batch.set_faults(plan)
         if self.storage_proxy is not None:
             update: dict[str, Any] = {
-                "kinds": tuple(kind for kind in plan.kinds if kind != "429") or ("500",)
+                "kinds": tuple(kind for kind in plan.kinds if kind in STORAGE_KINDS) or ("500",)
             }
             if not nodes_too and plan.user_agent_pattern is None:
                 update["user_agent_pattern"] = re.escape(USER_AGENT.split("/", 1)[0])

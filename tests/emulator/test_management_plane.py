@@ -29,7 +29,8 @@ from airflow_batch_provider.emulator.management.app import create_management_app
 from airflow_batch_provider.emulator.management.models import ApplicationBackend, PackageReferenceError
 from airflow_batch_provider.emulator.management.server import management_config, tls_files
 from airflow_batch_provider.emulator.management.tls import ensure_tls_files
-from airflow_batch_provider.testing.azurite import AzuriteServer, free_port
+from airflow_batch_provider.testing.azurite import AzuriteServer
+from airflow_batch_provider.testing.lifecycle import free_port
 
 ACCOUNT = "devbatchaccount1"
 RG = "rg"

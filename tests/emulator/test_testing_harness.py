@@ -17,8 +17,8 @@ from azure.storage.blob import BlobServiceClient
 
 from airflow_batch_provider.emulator.cli import is_loopback
 from airflow_batch_provider.emulator.models.account import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
-from airflow_batch_provider.testing.azurite import free_port, wait_for_port
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
+from airflow_batch_provider.testing.lifecycle import free_port, wait_for_port
 from airflow_batch_provider.testing.stack import LocalAzureStack
 from tests.emulator.conftest import pool_options, sh, unique, wait_for, wait_for_idle_nodes, wait_for_task
 from tests.emulator.runner.test_process import wait_gone
