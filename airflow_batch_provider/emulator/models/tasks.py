@@ -123,23 +123,6 @@ class Task(Resource):
     def task_dir(self, node: Node) -> Path:
         return node.root / self.relative_dir
 
-    def dependency_ids(self) -> list[str]:
-        depends_on = self.properties.get("dependsOn") or {}
-        ids = [str(task_id) for task_id in depends_on.get("taskIds") or []]
-        for id_range in depends_on.get("taskIdRanges") or []:
-            ids.extend(str(number) for number in range(int(id_range["start"]), int(id_range["end"]) + 1))
-        return ids
-
-    def dependencies(self) -> str:
-        """``ready`` when every dependency completed and satisfies it, else ``waiting`` or ``blocked``."""
-        for task_id in self.dependency_ids():
-            dependency = self.job.tasks.get(task_id.lower())
-            if dependency is None or dependency.state != "completed":
-                return "waiting"
-            if (dependency.exit_options or {}).get("dependencyAction") == "block":
-                return "blocked"
-        return "ready"
-
     def constraints(self) -> dict[str, Any]:
         return {
             "maxWallClockTime": format_duration(self.max_wall_clock or UNBOUNDED),

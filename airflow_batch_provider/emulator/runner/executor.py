@@ -146,7 +146,8 @@ class TaskExecutor:
                     return result(
                         None, failures.wall_clock_failure(spec.max_wall_clock_seconds), timed_out=True
                     )
-            argv = split_command_line(spec.command_line)
+            # Splitting is linear and bounded, but a 1 MB command line still takes a while: off the loop.
+            argv = await self.blocking.call(split_command_line, spec.command_line)
             env = task_environment(spec, layout)
             # 2. The process.
             process: ProcessOutcome = await run_process(
