@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_batch_provider.emulator.runner import failures
+from airflow_batch_provider.emulator.runner.containment import ProcessContainer
 from airflow_batch_provider.emulator.runner.failures import TaskFailure
 from airflow_batch_provider.emulator.runner.launcher import BlockingWork, watch_exit
 
@@ -124,23 +125,33 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 def start_process(
-    argv: list[str], *, cwd: Path, env: dict[str, str], stdout_path: Path, stderr_path: Path
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    stdout_path: Path,
+    stderr_path: Path,
+    container: ProcessContainer,
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a session of its own, output straight to the two files.
+    """Start ``argv`` in a session of its own and in ``container``, output straight to the two files.
 
     Blocking (it forks and execs): the runner calls it on a worker thread, never on the event loop.
     """
+    pid: int | None = None
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         try:
-            return subprocess.Popen(
+            process = subprocess.Popen(
                 argv,
                 cwd=cwd,
-                env=env,
+                env=container.environment(env),
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
+                preexec_fn=container.preexec(),  # it only writes to a descriptor: safe with threads
             )
+            pid = process.pid
+            return process
         except FileNotFoundError as err:
             raise TaskFailure(
                 failures.COMMAND_PROGRAM_NOT_FOUND,
@@ -153,26 +164,33 @@ def start_process(
                 f"The command line could not be launched: {err.strerror or err}",
                 {"Program": argv[0]},
             ) from err
+        finally:
+            container.started(pid)
 
 
 async def kill_tree(
-    process: subprocess.Popen[bytes], exited: asyncio.Future[int], grace_seconds: float
+    process: subprocess.Popen[bytes],
+    exited: asyncio.Future[int],
+    grace_seconds: float,
+    container: ProcessContainer,
 ) -> int:
-    """SIGTERM the process group, give it ``grace_seconds``, then SIGKILL whatever is left of it.
+    """SIGTERM every process of the run, give it ``grace_seconds``, then SIGKILL whatever is left.
 
     ``exited`` is the process's :func:`watch_exit` future; the return code is returned.
     """
     pgid = process.pid  # the process leads its own session, so its group id is its pid
     _signal_group(pgid, signal.SIGTERM)
+    await asyncio.to_thread(container.signal, signal.SIGTERM)
     if not exited.done():
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(asyncio.shield(exited), grace_seconds)
     _signal_group(pgid, signal.SIGKILL)
+    await asyncio.to_thread(container.end)
     return await exited
 
 
 async def _started(
-    launch: asyncio.Future[subprocess.Popen[bytes]], kill_grace_seconds: float
+    launch: asyncio.Future[subprocess.Popen[bytes]], kill_grace_seconds: float, container: ProcessContainer
 ) -> subprocess.Popen[bytes]:
     """Await a start under way on a worker thread; if cancelled meanwhile, stop what it starts."""
     try:
@@ -181,7 +199,7 @@ async def _started(
         # The thread cannot be interrupted: let it finish, then kill the process tree it started.
         with contextlib.suppress(Exception):
             process = await launch
-            await kill_tree(process, watch_exit(process), kill_grace_seconds)
+            await kill_tree(process, watch_exit(process), kill_grace_seconds, container)
         raise
 
 
@@ -196,32 +214,53 @@ async def run_process(
     deadline: float | None,
     kill_grace_seconds: float,
     blocking: BlockingWork,
+    containers: set[ProcessContainer] | None = None,
+    use_cgroup: bool = True,
 ) -> ProcessOutcome:
     """Run ``argv`` to completion, or until ``deadline`` (event-loop time) or ``cancel``.
 
     Output goes straight to the two files, so the runner never waits on pipes kept open by
-    background grandchildren. On timeout or cancel the whole process group is killed. The process
-    is started on one of ``blocking``'s threads, and its exit awaited without blocking the loop.
+    background grandchildren. Every process the run starts, ``setsid`` ones included, is in one
+    :class:`ProcessContainer`: all are ended when the process exits (as a node ends a task's
+    background children), times out or is cancelled. The container is in ``containers`` while the
+    run lasts. The process is started on one of ``blocking``'s threads, and its exit awaited
+    without blocking the loop.
     """
     loop = asyncio.get_running_loop()
-    launch = asyncio.ensure_future(
-        blocking.call(start_process, argv, cwd=cwd, env=env, stdout_path=stdout_path, stderr_path=stderr_path)
-    )
-    process = await _started(launch, kill_grace_seconds)
-    exited = watch_exit(process)
-    cancelled = asyncio.ensure_future(cancel.wait())
-    waiters: set[asyncio.Future[Any]] = {exited, cancelled}
+    container = await asyncio.to_thread(ProcessContainer, use_cgroup=use_cgroup)
+    live = containers if containers is not None else set()
+    live.add(container)
     try:
-        timeout = None if deadline is None else max(0.0, deadline - loop.time())
-        done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        await asyncio.shield(kill_tree(process, exited, kill_grace_seconds))
-        raise
+        launch = asyncio.ensure_future(
+            blocking.call(
+                start_process,
+                argv,
+                cwd=cwd,
+                env=env,
+                stdout_path=stdout_path,
+                stderr_path=stderr_path,
+                container=container,
+            )
+        )
+        process = await _started(launch, kill_grace_seconds, container)
+        exited = watch_exit(process)
+        cancelled = asyncio.ensure_future(cancel.wait())
+        waiters: set[asyncio.Future[Any]] = {exited, cancelled}
+        try:
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
+            done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            await asyncio.shield(kill_tree(process, exited, kill_grace_seconds, container))
+            raise
+        finally:
+            cancelled.cancel()
+        if exited in done:
+            return ProcessOutcome(exited.result())
+        code = await kill_tree(process, exited, kill_grace_seconds, container)
+        if cancel.is_set():
+            return ProcessOutcome(code, cancelled=True)
+        return ProcessOutcome(code, timed_out=True)
     finally:
-        cancelled.cancel()
-    if exited in done:
-        return ProcessOutcome(exited.result())
-    code = await kill_tree(process, exited, kill_grace_seconds)
-    if cancel.is_set():
-        return ProcessOutcome(code, cancelled=True)
-    return ProcessOutcome(code, timed_out=True)
+        # What the task left running (background children, daemons) ends with it.
+        await asyncio.shield(asyncio.to_thread(container.end))
+        live.discard(container)
