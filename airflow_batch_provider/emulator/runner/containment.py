@@ -1,14 +1,14 @@
 """Every process a task starts is found and ended with it, as a node's job object or cgroup does.
 
 A task's background children, daemons and ``setsid`` descendants leave its process group, so
-stopping the group is not enough. A :class:`ProcessContainer` per run finds all of them, with the
-strongest means the machine offers:
+stopping the group is not enough. A :class:`ProcessContainer` per run finds all of them by two
+means:
 
-- a **cgroup v2** of its own, where the emulator may create one: the kernel keeps every descendant
-  in it, whatever it does, and ``cgroup.kill`` ends them all at once;
-- otherwise an **environment marker** every descendant inherits, looked up with ``psutil`` among the
-  emulator's descendants: the emulator is a **child subreaper**, so orphans re-parent to it rather
-  than to init (without one, among all processes of the emulator's user).
+- an **environment marker** every descendant inherits, looked up with ``psutil`` among the
+  emulator's children and their descendants: the emulator is a **child subreaper**, so orphans
+  re-parent to it rather than to init (if it cannot be one, among all processes);
+- a **cgroup v2** of the run's own, where the emulator may create one: the kernel keeps every
+  descendant in it, even one that clears its environment, and ``cgroup.kill`` ends them at once.
 
 The emulator reaps the orphans it adopted and ends, so none is left as a zombie either.
 """
@@ -23,7 +23,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -33,6 +32,9 @@ log = logging.getLogger(__name__)
 #: The variable that marks every process of one run (its value is the run's token).
 MARKER = "AZ_BATCH_EMULATOR_RUN"
 _PR_SET_CHILD_SUBREAPER = 36
+#: Joins the cgroup whose ``cgroup.procs`` is ``$0`` (quietly: the marker still tracks it if it
+#: cannot), then becomes the task's program; the pid stays the same.
+_JOIN_AND_EXEC = '{ echo 0 > "$0"; } 2>/dev/null; exec "$@"'
 
 
 @functools.cache
@@ -92,6 +94,23 @@ def remove_cgroup_parent() -> None:
             parent.rmdir()
 
 
+def _children_of_this_process() -> list[psutil.Process]:
+    """This process's children, read cheaply from ``/proc/self/task/*/children`` where it exists."""
+    try:
+        pids = {
+            int(pid)
+            for task in Path("/proc/self/task").iterdir()
+            for pid in (task / "children").read_text().split()
+        }
+    except (OSError, ValueError):
+        return psutil.Process().children()
+    children = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            children.append(psutil.Process(pid))
+    return children
+
+
 class ProcessContainer:
     """The processes of one run: started inside it, found while they live, ended all together.
 
@@ -104,13 +123,11 @@ class ProcessContainer:
         self.leader: int | None = None
         parent = cgroup_parent() if use_cgroup else None
         self.cgroup: Path | None = None
-        self._procs_fd: int | None = None
         if parent is not None:
             try:
                 parent.mkdir(exist_ok=True)  # made again if an executor closed meanwhile removed it
                 cgroup = parent / self.token
                 cgroup.mkdir()
-                self._procs_fd = os.open(cgroup / "cgroup.procs", os.O_WRONLY)
                 self.cgroup = cgroup
             except OSError as err:
                 log.warning("no cgroup for a task run (%s): tracking it by environment marker", err)
@@ -119,32 +136,29 @@ class ProcessContainer:
         """``env`` with the run's marker, which every descendant inherits."""
         return {**env, MARKER: self.token}
 
-    def preexec(self) -> Callable[[], None] | None:
-        """What the child runs between fork and exec: join the run's cgroup (None without one)."""
-        fd = self._procs_fd
-        if fd is None:
-            return None
+    def command(self, argv: list[str]) -> list[str]:
+        """What to execute for ``argv``: with a cgroup, a shell that joins it, then execs ``argv``.
 
-        def join_cgroup() -> None:
-            with contextlib.suppress(OSError):  # still tracked by marker
-                os.write(fd, b"0")
-
-        return join_cgroup
+        The process joins before it runs anything, so nothing it forks can start outside. (A
+        ``preexec_fn`` would do the same, but makes every start a full ``fork`` rather than a
+        ``vfork``.) The caller checks that ``argv[0]`` can be executed.
+        """
+        if self.cgroup is None:
+            return argv
+        return ["/bin/sh", "-c", _JOIN_AND_EXEC, str(self.cgroup / "cgroup.procs"), *argv]
 
     def started(self, pid: int | None) -> None:
         """The run's first process has started (``pid``) or failed to (None)."""
         self.leader = pid
-        if self._procs_fd is not None:
-            os.close(self._procs_fd)
-            self._procs_fd = None
 
     # ---- finding
 
     def members(self) -> list[psutil.Process]:
         """The run's live processes, the leader included."""
+        found = {process.pid: process for process in self._marked_members()}
         if self.cgroup is not None:
-            return self._cgroup_members()
-        return self._marked_members()
+            found.update((process.pid, process) for process in self._cgroup_members())
+        return list(found.values())
 
     def _cgroup_members(self) -> list[psutil.Process]:
         assert self.cgroup is not None
@@ -159,16 +173,25 @@ class ProcessContainer:
         return found
 
     def _marked_members(self) -> list[psutil.Process]:
-        me = psutil.Process()
-        candidates = me.children(recursive=True) if become_subreaper() else psutil.process_iter()
+        if not become_subreaper():
+            return [process for process in psutil.process_iter() if self._marked(process)]
+        # Every live process of the run descends, through processes that carry the marker, from a
+        # child of the emulator: the task process itself, or an orphan the emulator adopted.
         found = []
-        for process in candidates:
-            if process.pid == me.pid:
-                continue
-            with contextlib.suppress(psutil.Error):
-                if process.environ().get(MARKER) == self.token:
-                    found.append(process)
+        for child in _children_of_this_process():
+            if self._marked(child):
+                found.append(child)
+                with contextlib.suppress(psutil.Error):
+                    found.extend(p for p in child.children(recursive=True) if self._marked(p))
         return found
+
+    def _marked(self, process: psutil.Process) -> bool:
+        if process.pid == os.getpid():
+            return False
+        try:
+            return bool(process.environ().get(MARKER) == self.token)
+        except psutil.Error:
+            return False
 
     # ---- ending
 
@@ -214,9 +237,6 @@ class ProcessContainer:
 
     def close(self) -> None:
         """Release the run's cgroup (empty by then)."""
-        if self._procs_fd is not None:
-            os.close(self._procs_fd)
-            self._procs_fd = None
         if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 self.cgroup.rmdir()

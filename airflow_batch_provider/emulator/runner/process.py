@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import re
 import signal
@@ -124,6 +125,20 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+def _check_executable(program: str, cwd: Path, env: dict[str, str]) -> None:
+    """Raise what starting ``program`` directly would raise (``Popen``'s lookup: ``PATH`` of ``env``)."""
+    if "/" in program:
+        candidates = [cwd / program]
+    else:
+        candidates = [cwd / directory / program for directory in os.get_exec_path(env)]
+    for candidate in candidates:
+        if candidate.is_file():
+            if os.access(candidate, os.X_OK):
+                return
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(candidate))
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), program)
+
+
 def start_process(
     argv: list[str],
     *,
@@ -138,17 +153,19 @@ def start_process(
     Blocking (it forks and execs): the runner calls it on a worker thread, never on the event loop.
     """
     pid: int | None = None
+    command = container.command(argv)
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         try:
+            if command is not argv:  # a launcher execs the program: check first that it can
+                _check_executable(argv[0], cwd, env)
             process = subprocess.Popen(
-                argv,
+                command,
                 cwd=cwd,
                 env=container.environment(env),
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
-                preexec_fn=container.preexec(),  # it only writes to a descriptor: safe with threads
             )
             pid = process.pid
             return process

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shlex
 from collections.abc import Iterator
 
 import pytest
@@ -74,3 +75,15 @@ def test_run_cgroups_are_removed(node: Node) -> None:
     finally:
         executor.close()
     assert not parent.exists() or [path for path in parent.iterdir() if path.is_dir()] == []
+
+
+@pytest.mark.skipif(cgroup_parent() is None, reason="no cgroup v2 here")
+async def test_the_cgroup_ends_descendants_that_clear_their_environment(node: Node, escapes: Escapes) -> None:
+    script = f"env -i sleep {escapes.background} & env -i setsid sleep {escapes.detached} & sleep 0.5"
+    executor = TaskExecutor()
+    try:
+        result = await executor.run(node.spec(f"/bin/sh -c {shlex.quote(script)}"), asyncio.Event())
+    finally:
+        executor.close()
+    assert result.exit_code == 0
+    assert await asyncio.to_thread(escapes.wait_gone) == []
