@@ -6,8 +6,10 @@ import threading
 from collections.abc import Iterator
 
 import psutil
+import pytest
 from azure.batch import BatchClient
 from azure.batch import models as m
+from azure.core.exceptions import HttpResponseError
 
 from tests.emulator.conftest import sh, unique, wait_for_task
 
@@ -90,3 +92,24 @@ def test_a_large_stdout_downloads_with_flat_memory_and_exact_ranges(
     assert memory.growth < SIZE // 4
     properties = client.get_node_file_properties(pool_id, node_id, node_path)
     assert properties.content_length == SIZE
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("bytes=" + "9" * 5000 + "-", 400),
+        ("bytes=-" + "9" * 5000, 400),
+        ("bytes=100-200", 416),
+        ("bytes=3-1", 416),
+    ],
+    ids=["5000-digit-start", "5000-digit-suffix", "past-the-end", "end-before-start"],
+)
+def test_a_range_that_cannot_be_served_is_refused(
+    client: BatchClient, job_on_shared_pool: str, header: str, status: int
+) -> None:
+    task_id = unique("small")
+    client.create_task(job_on_shared_pool, m.BatchTaskCreateOptions(id=task_id, command_line="echo hello"))
+    wait_for_task(client, job_on_shared_pool, task_id)
+    with pytest.raises(HttpResponseError) as excinfo:
+        b"".join(client.download_task_file(job_on_shared_pool, task_id, "stdout.txt", ocp_range=header))
+    assert excinfo.value.status_code == status
