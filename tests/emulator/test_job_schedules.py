@@ -18,6 +18,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 from tests.emulator.conftest import (
     POLL,
+    UBUNTU,
     error_of,
     pool_options,
     sh,
@@ -364,3 +365,38 @@ async def test_async_client_terminates_and_deletes(aio_client: AsyncBatchClient)
     await poller.result()
     with pytest.raises(ResourceNotFoundError):
         await aio_client.get_job_schedule(schedule_id)
+
+
+def test_jobs_share_the_schedules_auto_pool(fast_client: BatchClient) -> None:
+    """``poolLifetimeOption: jobschedule``: one auto pool for every job, deleted with the schedule."""
+    schedule_id = unique("sched")
+    auto_pool = m.BatchAutoPoolSpecification(
+        pool_lifetime_option="jobschedule",
+        auto_pool_id_prefix="nightly",
+        pool=m.BatchPoolSpecification(
+            vm_size="standard_d2s_v3", virtual_machine_configuration=UBUNTU, target_dedicated_nodes=1
+        ),
+    )
+    spec = m.BatchJobSpecification(
+        pool_info=m.BatchPoolInfo(auto_pool_specification=auto_pool), all_tasks_complete_mode="terminatejob"
+    )
+    fast_client.create_job_schedule(_schedule(schedule_id, spec, recurrence_interval=timedelta(minutes=1)))
+
+    wait_for(lambda: len(_job_ids(fast_client, schedule_id)) >= 2, timeout=10 * INTERVAL + 5)
+    pools = {
+        fast_client.get_job(job_id).execution_info.pool_id for job_id in _job_ids(fast_client, schedule_id)
+    }
+    assert len(pools) == 1
+    pool_id = pools.pop()
+    assert pool_id.startswith("nightly_")
+    assert fast_client.get_pool(pool_id).state == "active"
+
+    fast_client.begin_terminate_job_schedule(schedule_id, polling_interval=POLL).result()
+
+    def pool_is_going() -> bool:
+        try:
+            return fast_client.get_pool(pool_id).state == "deleting"
+        except ResourceNotFoundError:
+            return True
+
+    wait_for(pool_is_going)

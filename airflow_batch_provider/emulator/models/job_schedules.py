@@ -143,6 +143,8 @@ class JobSchedule(Resource):
         #: The run time of the last run handled (a job created, or a run missed).
         self.last_run: datetime | None = None
         self.recent_job_id: str | None = None
+        #: The auto pool shared by the schedule's jobs (``poolLifetimeOption: jobschedule``).
+        self.auto_pool_id: str | None = None
         self.end_time: datetime | None = None
         self.wake = asyncio.Event()
         self.timer: asyncio.Task[None] | None = None
@@ -319,6 +321,11 @@ class JobSchedule(Resource):
         return document
 
 
+def _auto_pool_specification(job_specification: dict[str, Any]) -> dict[str, Any] | None:
+    spec = (job_specification.get("poolInfo") or {}).get("autoPoolSpecification")
+    return spec if isinstance(spec, dict) else None
+
+
 class JobScheduleBackend:
     """Job schedule operations of the account, and the timers that create their jobs."""
 
@@ -459,6 +466,7 @@ class JobScheduleBackend:
         if schedule.state == "terminating":
             schedule.end_time = utcnow()
             schedule.set_state("completed")
+        self._release_auto_pool(schedule)
 
     def delete(self, schedule_id: str) -> JobSchedule:
         """``deleting`` while its jobs are deleted, then gone."""
@@ -477,6 +485,7 @@ class JobScheduleBackend:
             await self._wait(schedule, None)
         await self.account.step()
         self._schedules.pop(schedule.id.lower(), None)
+        self._release_auto_pool(schedule)
 
     def job_ended(self, job: Job) -> None:
         """A job completed or was deleted: its schedule may run the next one (or finish)."""
@@ -513,12 +522,30 @@ class JobScheduleBackend:
         job_id = f"{schedule.id}:job-{schedule.jobs_created}"
         body = {**schedule.job_specification, "id": job_id}
         try:
-            self.account.jobs.create(body, job_schedule_id=schedule.id)
+            auto_pool_id = self._schedule_auto_pool(schedule)
+            self.account.jobs.create(body, job_schedule_id=schedule.id, auto_pool_id=auto_pool_id)
         except BatchError:
             # The specification was valid when set; what changed since (a quota, an application
             # package) costs this run, as a failed job creation does on the service.
             return
         schedule.recent_job_id = job_id
+
+    def _schedule_auto_pool(self, schedule: JobSchedule) -> str | None:
+        """The auto pool all the schedule's jobs share (lifetime ``jobschedule``), made at the first run."""
+        spec = _auto_pool_specification(schedule.job_specification)
+        if spec is None or str(spec.get("poolLifetimeOption")).lower() != "jobschedule":
+            return None
+        pool = self.account.pools.find(schedule.auto_pool_id) if schedule.auto_pool_id else None
+        if pool is None or pool.state == "deleting":
+            schedule.auto_pool_id = self.account.jobs.create_auto_pool(schedule.id, spec)
+        return schedule.auto_pool_id
+
+    def _release_auto_pool(self, schedule: JobSchedule) -> None:
+        """Delete the schedule's auto pool when its lifetime ends, unless ``keepAlive`` asks otherwise."""
+        spec = _auto_pool_specification(schedule.job_specification) or {}
+        pool = self.account.pools.find(schedule.auto_pool_id) if schedule.auto_pool_id else None
+        if pool is not None and pool.state != "deleting" and not spec.get("keepAlive"):
+            self.account.pools.delete(pool.id)
 
     @staticmethod
     async def _wait(schedule: JobSchedule, seconds: float | None) -> None:

@@ -270,11 +270,14 @@ class JobBackend:
 
     # ---- create / update
 
-    def create(self, body: dict[str, Any], *, job_schedule_id: str | None = None) -> Job:
+    def create(
+        self, body: dict[str, Any], *, job_schedule_id: str | None = None, auto_pool_id: str | None = None
+    ) -> Job:
         """Validate ``body`` and add the job; start its job manager task and timers.
 
         ``job_schedule_id`` marks a job its schedule creates: the id (``<schedule>:job-<n>``) is the
         service's own, and the schedule already counts towards the active job and schedule quota.
+        ``auto_pool_id`` is the schedule's auto pool (lifetime ``jobschedule``), used instead of a new one.
         """
         if job_schedule_id is None:
             job_id = validate_id(body.get("id"))
@@ -291,8 +294,10 @@ class JobBackend:
             job_id = str(body["id"])
         job, manager_task = self.build(job_id, body)
         job.job_schedule_id = job_schedule_id
-        if "autoPoolSpecification" in job.pool_info:
-            job.auto_pool_id = self._create_auto_pool(job, job.pool_info["autoPoolSpecification"])
+        if auto_pool_id is not None:
+            job.auto_pool_id = auto_pool_id
+        elif "autoPoolSpecification" in job.pool_info:
+            job.auto_pool_id = self.create_auto_pool(job.id, job.pool_info["autoPoolSpecification"])
         job.execution_info["poolId"] = job.pool_id
         self._jobs[job_id.lower()] = job
         if manager_task is not None:
@@ -357,11 +362,12 @@ class JobBackend:
                 raise missing_property("poolInfo/autoPoolSpecification/pool")
         return dict(pool_info)
 
-    def _create_auto_pool(self, job: Job, spec: dict[str, Any]) -> str:
+    def create_auto_pool(self, owner_id: str, spec: dict[str, Any]) -> str:
+        """Create the auto pool of ``spec`` for the job (or job schedule) ``owner_id``; its id."""
         prefix = str(spec.get("autoPoolIdPrefix") or "")
         pool_id = f"{prefix}_{uuid.uuid4()}" if prefix else str(uuid.uuid4()).upper()
         pool_body = {**spec["pool"], "id": pool_id}
-        self.account.pools.create(pool_body, auto_pool_job_id=job.id)
+        self.account.pools.create(pool_body, auto_pool_job_id=owner_id)
         return pool_id
 
     def update(self, job_id: str, body: dict[str, Any]) -> Job:
