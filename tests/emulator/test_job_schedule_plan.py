@@ -92,3 +92,8 @@ def test_invalid_recurrence_names_the_property(body: dict[str, str], name: str) 
     with pytest.raises(BatchError) as excinfo:
         Recurrence.parse(body)
     assert (excinfo.value.code, excinfo.value.values["PropertyName"]) == ("InvalidPropertyValue", name)
+
+
+def test_a_scale_that_would_stop_the_clock_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="schedule_interval_scale must be positive"):
+        BatchAccount(EmulatorSettings(state_dir=tmp_path, schedule_interval_scale=0))

@@ -146,8 +146,8 @@ class JobSchedule(Resource):
         #: The auto pool shared by the schedule's jobs (``poolLifetimeOption: jobschedule``).
         self.auto_pool_id: str | None = None
         self.end_time: datetime | None = None
+        #: Set when something the timer waits for changes (the schedule, or the end of one of its jobs).
         self.wake = asyncio.Event()
-        self.timer: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -330,6 +330,11 @@ class JobScheduleBackend:
     """Job schedule operations of the account, and the timers that create their jobs."""
 
     def __init__(self, account: BatchAccount) -> None:
+        if account.settings.schedule_interval_scale <= 0:
+            raise ValueError(
+                f"schedule_interval_scale must be positive (got {account.settings.schedule_interval_scale}); "
+                "use e.g. 0.01 to run a PT1M recurrence every 0.6 seconds"
+            )
         self.account = account
         self._schedules: dict[str, JobSchedule] = {}
 
@@ -372,7 +377,7 @@ class JobScheduleBackend:
         # The first run is due at once unless doNotRunUntil says otherwise: create it before answering,
         # as the service does, so the schedule's first job is listed right after creation.
         self._advance(schedule, utcnow())
-        schedule.timer = self.account.spawn(self._run(schedule))
+        self.account.spawn(self._run(schedule))
         return schedule
 
     def _apply(self, schedule: JobSchedule, body: dict[str, Any], *, replace: bool) -> None:
