@@ -400,3 +400,19 @@ def test_jobs_share_the_schedules_auto_pool(fast_client: BatchClient) -> None:
             return True
 
     wait_for(pool_is_going)
+
+
+def test_a_job_cannot_use_the_schedule_lifetime(client: BatchClient) -> None:
+    auto_pool = m.BatchAutoPoolSpecification(
+        pool_lifetime_option="jobschedule",
+        pool=m.BatchPoolSpecification(vm_size="standard_d2s_v3", virtual_machine_configuration=UBUNTU),
+    )
+    job_id = unique("job")
+    with pytest.raises(HttpResponseError) as excinfo:
+        client.create_job(
+            m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(auto_pool_specification=auto_pool))
+        )
+    assert error_of(excinfo) == (400, "InvalidPropertyValue")
+    assert _property_name(excinfo) == "poolInfo/autoPoolSpecification/poolLifetimeOption"
+    with pytest.raises(ResourceNotFoundError):
+        client.get_job(job_id)

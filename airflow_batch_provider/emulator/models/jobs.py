@@ -293,6 +293,13 @@ class JobBackend:
         else:
             job_id = str(body["id"])
         job, manager_task = self.build(job_id, body)
+        auto_pool = job.pool_info.get("autoPoolSpecification") or {}
+        if job_schedule_id is None and str(auto_pool.get("poolLifetimeOption")).lower() == "jobschedule":
+            raise invalid_property(
+                "poolInfo/autoPoolSpecification/poolLifetimeOption",
+                auto_pool["poolLifetimeOption"],
+                "The jobschedule lifetime applies only to job schedules; use job for a job's auto pool.",
+            )
         job.job_schedule_id = job_schedule_id
         if auto_pool_id is not None:
             job.auto_pool_id = auto_pool_id
