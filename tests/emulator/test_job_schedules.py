@@ -416,3 +416,17 @@ def test_a_job_cannot_use_the_schedule_lifetime(client: BatchClient) -> None:
     assert _property_name(excinfo) == "poolInfo/autoPoolSpecification/poolLifetimeOption"
     with pytest.raises(ResourceNotFoundError):
         client.get_job(job_id)
+
+
+def test_schedules_count_towards_the_active_job_and_schedule_quota() -> None:
+    with BatchEmulatorServer(step_delay=0.005, active_job_quota=2) as server:
+        client = BatchClient(
+            server.endpoint, AzureNamedKeyCredential(server.account_name, server.account_key)
+        )
+        client.create_job_schedule(_schedule("first"))  # the schedule and its active job: 2
+        with pytest.raises(ResourceExistsError) as excinfo:
+            client.create_job_schedule(_schedule("second"))
+        assert error_of(excinfo) == (409, "ActiveJobAndScheduleQuotaReached")
+        with pytest.raises(ResourceExistsError) as excinfo:
+            client.create_job(m.BatchJobCreateOptions(id="plain", pool_info=m.BatchPoolInfo(pool_id="p")))
+        assert error_of(excinfo) == (409, "ActiveJobAndScheduleQuotaReached")
