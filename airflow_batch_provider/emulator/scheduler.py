@@ -248,6 +248,10 @@ class Scheduler:
             else:
                 task.set_state("running")
                 result = await self._run_task(task, node, cancel)
+        except Exception as err:  # e.g. a job preparation task that cannot even be set up
+            log.warning("task %s/%s cannot start: %r", job.id, task.id, err)
+            now = utcnow()
+            result = TaskRunResult(now, now, None, failures.invalid_task_failure(err))
         finally:
             node.running.pop(id(task), None)
             node.refresh_state()

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from azure.batch import BatchClient
 from azure.batch import models as m
+from azure.core.exceptions import HttpResponseError
 
 from airflow_batch_provider.emulator.models.account import BatchAccount
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
@@ -106,8 +107,9 @@ def test_dependency_ranges_are_met_blocked_and_waited_on_without_expanding_them(
             depends_on=m.BatchTaskDependencies(task_id_ranges=[m.BatchTaskIdRange(start=start, end=end)]),
         )
 
-    # A range far too large to list: the scheduler would stall or run out of memory expanding it.
-    client.create_task(job_id, depends("after-a-quadrillion", 1, 10**15))
+    # The largest range there is (ids are int32): expanded, it would take the scheduler minutes and
+    # hundreds of gigabytes on every pass.
+    client.create_task(job_id, depends("after-two-billion", 0, 2**31 - 1))
     client.create_task(job_id, depends("after-two-and-three", 2, 3))
     client.create_task(job_id, depends("after-four", 4, 4))
     client.create_tasks(
@@ -124,13 +126,13 @@ def test_dependency_ranges_are_met_blocked_and_waited_on_without_expanding_them(
         wait_for_task(client, job_id, task_id)
     time.sleep(0.3)  # a few scheduling passes
     assert client.get_task(job_id, "after-four").state == "active"  # blocked: task 4 failed
-    assert client.get_task(job_id, "after-a-quadrillion").state == "active"  # waiting
+    assert client.get_task(job_id, "after-two-billion").state == "active"  # waiting
 
 
 def test_a_command_line_over_the_service_limit_is_refused(client: BatchClient, shared_pool: str) -> None:
     job_id = _job(client, shared_pool)
     command_line = "true " + "a" * (1024 * 1024)
-    with pytest.raises(Exception) as excinfo:
+    with pytest.raises(HttpResponseError) as excinfo:
         client.create_task(job_id, m.BatchTaskCreateOptions(id="huge", command_line=command_line))
     assert error_of(excinfo)[0] == 413
 
@@ -160,3 +162,29 @@ def test_a_long_command_line_starts_without_stalling_requests(client: BatchClien
         poller.join()
     assert task.execution_info.result == "success"
     assert wait_for(lambda: latencies) and max(latencies) < 1.0, f"slowest get-task: {max(latencies):.2f}s"
+
+
+def _dependent(task_id: str, depends_on: m.BatchTaskDependencies) -> m.BatchTaskCreateOptions:
+    return m.BatchTaskCreateOptions(id=task_id, command_line="true", depends_on=depends_on)
+
+
+def test_dependencies_beyond_the_service_limits_are_refused(client: BatchClient, shared_pool: str) -> None:
+    job_id = _job(client, shared_pool, uses_task_dependencies=True)
+    too_far = m.BatchTaskDependencies(task_id_ranges=[m.BatchTaskIdRange(start=1, end=2**31)])
+    with pytest.raises(HttpResponseError) as excinfo:
+        client.create_task(job_id, _dependent("far", too_far))
+    assert error_of(excinfo)[0] == 400
+    too_many = m.BatchTaskDependencies(task_ids=[f"{index:09d}" for index in range(7200)])  # 64,800 chars
+    with pytest.raises(HttpResponseError) as excinfo:
+        client.create_task(job_id, _dependent("many", too_many))
+    assert error_of(excinfo) == (400, "TaskDependencyListTooLong")
+
+
+def test_a_job_preparation_task_that_cannot_start_fails_the_tasks_instead_of_hanging(
+    client: BatchClient, emulator: BatchEmulatorServer, shared_pool: str
+) -> None:
+    preparation = m.BatchJobPreparationTask(command_line="true")
+    job_id = _job(client, shared_pool, job_preparation_task=preparation)
+    emulator.call(lambda account: account.jobs.get(job_id).preparation_task.update(environmentSettings=["x"]))
+    client.create_task(job_id, m.BatchTaskCreateOptions(id="t", command_line="true"))
+    _assert_failed_as_user_error(emulator, job_id, "t")
