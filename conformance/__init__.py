@@ -1,1 +1,1 @@
-"""Conformance suites: clients the project did not write, run against the emulator (see ``make conformance``)."""
+"""Conformance suites: clients the project did not write, run against the emulator (``make conformance``)."""

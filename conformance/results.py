@@ -24,7 +24,9 @@ RESULTS_DIR = Path("build") / "conformance"
 
 #: How the emulator's 501 answer shows up in an SDK exception's text.
 _NOT_IMPLEMENTED = re.compile(r"(?:Code: |\(|\")NotImplemented\b")
-_NOT_IMPLEMENTED_MESSAGE = re.compile(r"([A-Z][\w ]+? (?:are|is) not supported by the local Batch emulator\.)")
+_NOT_IMPLEMENTED_MESSAGE = re.compile(
+    r"([A-Z][\w ]+? (?:are|is) not supported by the local Batch emulator\.)"
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,11 @@ class ClientResults:
 
     def write(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        document = {"client": self.client, "version": self.version, "results": [asdict(r) for r in self.results]}
+        document = {
+            "client": self.client,
+            "version": self.version,
+            "results": [asdict(r) for r in self.results],
+        }
         path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
 
     @classmethod

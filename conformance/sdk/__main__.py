@@ -12,8 +12,12 @@ from conformance.sdk.suite import SuiteError, main
 
 def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.sdk", description=__doc__)
-    parser.add_argument("--results", type=Path, default=RESULTS_DIR / "sdk.json", help="results file to write")
-    parser.add_argument("--work", type=Path, default=Path(".conformance"), help="download cache and extracted sdist")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS_DIR / "sdk.json", help="results file to write"
+    )
+    parser.add_argument(
+        "--work", type=Path, default=Path(".conformance"), help="download cache and extracted sdist"
+    )
     options, pytest_args = parser.parse_known_args(argv)
     try:
         return main(options.work, options.results, pytest_args)

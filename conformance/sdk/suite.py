@@ -50,8 +50,19 @@ def download(version: str, cache: Path) -> Path:
     if not archive.exists():
         cache.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-             f"azure-batch=={version}", "--dest", str(cache)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"azure-batch=={version}",
+                "--dest",
+                str(cache),
+            ],
             check=True,
         )
     actual = hashlib.sha256(archive.read_bytes()).hexdigest()
@@ -95,10 +106,19 @@ def lay_shims(tests: Path) -> None:
 def run(tests: Path, junit: Path, pytest_args: list[str]) -> int:
     """Run the service tests live; returns pytest's exit code."""
     junit.parent.mkdir(parents=True, exist_ok=True)
+    selected = [arg for arg in pytest_args if arg.startswith(f"{SERVICE_TESTS}::")]
     command = [
-        sys.executable, "-m", "pytest", SERVICE_TESTS,
-        "--rootdir", str(tests), "-c", str(PYTEST_INI),
-        f"--junitxml={junit.resolve()}", "-q", *pytest_args,
+        sys.executable,
+        "-m",
+        "pytest",
+        *([] if selected else [SERVICE_TESTS]),
+        "--rootdir",
+        str(tests),
+        "-c",
+        str(PYTEST_INI),
+        f"--junitxml={junit.resolve()}",
+        "-q",
+        *pytest_args,
     ]
     return subprocess.run(command, cwd=tests).returncode
 

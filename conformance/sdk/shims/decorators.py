@@ -27,7 +27,7 @@ def recorded_by_proxy_async(test_func: Callable[..., Awaitable[Any]]) -> Callabl
 def client_setup(test_func: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """Call the test with a client of the given class (sync or async) for the prepared account."""
 
-    async def wrapper(self: Any, BatchClient: type, **kwargs: Any) -> None:  # noqa: N803 - the parameter pytest sets
+    async def wrapper(self: Any, BatchClient: type, **kwargs: Any) -> None:
         account = kwargs["batch_account"]
         client = BatchClient(credential=kwargs["credential"], endpoint=account.account_endpoint)
         try:

@@ -6,6 +6,7 @@ account, emptied between tests (:func:`empty_account`) the way deleting the acco
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def empty_account(timeout: float = 60.0) -> None:
         for pool in client.list_pools():
             _ignore_missing(client.begin_delete_pool, pool.id)
         deadline = time.monotonic() + timeout
-        while list(client.list_jobs()) or list(client.list_pools()):
+        while any(True for _ in client.list_jobs()) or any(True for _ in client.list_pools()):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the emulated account still holds jobs or pools after {timeout:.0f}s")
             time.sleep(0.1)
@@ -105,7 +106,5 @@ def empty_account(timeout: float = 60.0) -> None:
 
 def _ignore_missing(delete: Callable[[str], object], resource_id: str) -> None:
     """Start a delete; something already gone is fine (the poller is left unawaited: we list instead)."""
-    try:
+    with contextlib.suppress(ResourceNotFoundError):
         delete(resource_id)
-    except ResourceNotFoundError:
-        pass

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import emulated_account
-
 from devtools_testutils.resource_testcase import RESOURCE_GROUP_PARAM
 
 __all__ = [
@@ -133,7 +132,9 @@ class ResourceGroupPreparer(AzureMgmtPreparer):
         self.parameter_name = parameter_name
 
     def create_resource(self, name: str, **kwargs: Any) -> dict[str, Any]:
-        group = FakeResource(name=name, id=f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/{name}")
+        group = FakeResource(
+            name=name, id=f"/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/{name}"
+        )
         return {self.parameter_name: group, f"{self.parameter_name}_location": self.location}
 
 
@@ -167,7 +168,9 @@ class StorageAccountPreparer(AzureMgmtPreparer):
 class EnvironmentVariableLoader(AzureMgmtPreparer):
     """Pass each named setting from ``<DIRECTORY>_<NAME>`` in the environment, else the given default."""
 
-    def __init__(self, directory: str, name_prefix: str = "", preparer_class: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, directory: str, name_prefix: str = "", preparer_class: Any = None, **kwargs: Any
+    ) -> None:
         super().__init__(name_prefix, 24)
         self.directory = directory
         self.defaults = {key: value for key, value in kwargs.items() if isinstance(value, str)}
