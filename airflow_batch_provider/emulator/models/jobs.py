@@ -18,6 +18,7 @@ from airflow_batch_provider.emulator.errors import (
     resource_exists,
     resource_not_found,
 )
+from airflow_batch_provider.emulator.models import defaults
 from airflow_batch_provider.emulator.models.base import (
     Resource,
     get_bool,
@@ -132,7 +133,7 @@ class Job(Resource):
     def to_dict(self) -> dict[str, Any]:
         document = self.common_properties(self.url)
         document.update(self.properties)
-        pool_info = dict(self.pool_info)
+        pool_info = defaults.pool_info(self.pool_info)
         document.update(
             {
                 "usesTaskDependencies": self.uses_task_dependencies,
@@ -155,10 +156,12 @@ class Job(Resource):
             document["previousState"] = self.previous_state
             if self.previous_state_transition_time is not None:
                 document["previousStateTransitionTime"] = format_datetime(self.previous_state_transition_time)
-        if self.preparation_task is not None:
-            document["jobPreparationTask"] = self.preparation_task
-        if self.release_task is not None:
-            document["jobReleaseTask"] = self.release_task
+        for name, task in (
+            ("jobPreparationTask", self.preparation_task),
+            ("jobReleaseTask", self.release_task),
+        ):
+            if task is not None:
+                document[name] = {**task, "userIdentity": defaults.user_identity(task.get("userIdentity"))}
         if self.metadata:
             document["metadata"] = self.metadata
         return document

@@ -15,6 +15,7 @@ from airflow_batch_provider.emulator.errors import (
     resource_exists,
     resource_not_found,
 )
+from airflow_batch_provider.emulator.models import defaults
 from airflow_batch_provider.emulator.models.autoscale import FormulaError, FormulaResult, evaluate_formula
 from airflow_batch_provider.emulator.models.base import (
     Resource,
@@ -95,7 +96,8 @@ class Pool(Resource):
 
     @property
     def image_reference(self) -> dict[str, Any]:
-        return dict((self.properties.get("virtualMachineConfiguration") or {}).get("imageReference") or {})
+        reference = (self.properties.get("virtualMachineConfiguration") or {}).get("imageReference") or {}
+        return defaults.image_reference(reference)
 
     @property
     def node_fill_type(self) -> str:
@@ -113,6 +115,10 @@ class Pool(Resource):
     def to_dict(self) -> dict[str, Any]:
         document = self.common_properties(self.url)
         document.update(self.properties)
+        if "virtualMachineConfiguration" in self.properties:
+            document["virtualMachineConfiguration"] = defaults.virtual_machine_configuration(
+                self.properties["virtualMachineConfiguration"]
+            )
         document.update(
             {
                 "state": self.state,

@@ -18,6 +18,7 @@ from airflow_batch_provider.emulator.errors import (
     resource_exists,
     resource_not_found,
 )
+from airflow_batch_provider.emulator.models import defaults
 from airflow_batch_provider.emulator.models.base import (
     Resource,
     get_duration,
@@ -56,6 +57,7 @@ _PASSTHROUGH = (
     "exitConditions",
     "dependsOn",
     "applicationPackageReferences",
+    "containerSettings",
 )
 _JOB_ACTIONS = ("none", "disable", "terminate")
 _DEPENDENCY_ACTIONS = ("satisfy", "block")
@@ -147,9 +149,18 @@ class Task(Resource):
             "maxTaskRetryCount": self.max_retries,
         }
 
+    def set_state(self, state: str) -> None:
+        """Change state; a task's ETag and Last-Modified change only with the client's updates."""
+        etag, last_modified = self.etag, self.last_modified
+        super().set_state(state)
+        self.etag, self.last_modified = etag, last_modified
+
     def to_dict(self) -> dict[str, Any]:
         document = self.common_properties(self.url)
         document.update(self.properties)
+        document["userIdentity"] = defaults.user_identity(self.properties.get("userIdentity"))
+        if "containerSettings" in self.properties:
+            document["containerSettings"] = defaults.container_settings(self.properties["containerSettings"])
         document.update(
             {
                 "state": self.state,
@@ -275,7 +286,7 @@ class TaskBackend:
         if not isinstance(body, dict):
             raise invalid_property("task", body, "The value must be a JSON object.")
         task_id = validate_id(body.get("id"))
-        validate_command_task(body)
+        validate_command_task(body, containers=True)
         if body.get("multiInstanceSettings") is not None:
             raise invalid_property(
                 "multiInstanceSettings",
