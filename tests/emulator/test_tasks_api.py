@@ -331,3 +331,21 @@ def test_unmodelled_features_say_so(client: BatchClient, shared_pool: str) -> No
         list(client.list_job_schedules())
     assert error_of(excinfo) == (501, "NotImplemented")
     assert "not supported by the local Batch emulator" in str(excinfo.value)
+
+
+def test_terminating_a_task_takes_no_job_action(client: BatchClient) -> None:
+    """Exit options answer to how a task's process ended, not to a client ending it."""
+    job_id = unique("exitjob")
+    client.create_job(
+        m.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=m.BatchPoolInfo(pool_id=unique("nopool")),
+            task_failure_mode=m.BatchTaskFailureMode.PERFORM_EXIT_OPTIONS_JOB_ACTION,
+        )
+    )
+    client.create_task(job_id, _task("ended"))
+    client.terminate_task(job_id, "ended")
+    assert client.get_task(job_id, "ended").state == "completed"
+    assert client.get_job(job_id).state == "active"
+    client.reactivate_task(job_id, "ended")
+    assert client.get_task(job_id, "ended").state == "active"

@@ -18,7 +18,7 @@ from airflow_batch_provider.emulator.errors import (
     resource_exists,
     resource_not_found,
 )
-from airflow_batch_provider.emulator.models import defaults
+from airflow_batch_provider.emulator.models import defaults as service_defaults
 from airflow_batch_provider.emulator.models.base import (
     Resource,
     get_bool,
@@ -133,7 +133,7 @@ class Job(Resource):
     def to_dict(self) -> dict[str, Any]:
         document = self.common_properties(self.url)
         document.update(self.properties)
-        pool_info = defaults.pool_info(self.pool_info)
+        pool_info = service_defaults.pool_info(self.pool_info)
         document.update(
             {
                 "usesTaskDependencies": self.uses_task_dependencies,
@@ -161,7 +161,10 @@ class Job(Resource):
             ("jobReleaseTask", self.release_task),
         ):
             if task is not None:
-                document[name] = {**task, "userIdentity": defaults.user_identity(task.get("userIdentity"))}
+                document[name] = {
+                    **task,
+                    "userIdentity": service_defaults.user_identity(task.get("userIdentity")),
+                }
         if self.metadata:
             document["metadata"] = self.metadata
         return document

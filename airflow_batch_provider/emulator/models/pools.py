@@ -15,7 +15,7 @@ from airflow_batch_provider.emulator.errors import (
     resource_exists,
     resource_not_found,
 )
-from airflow_batch_provider.emulator.models import defaults
+from airflow_batch_provider.emulator.models import defaults as service_defaults
 from airflow_batch_provider.emulator.models.autoscale import FormulaError, FormulaResult, evaluate_formula
 from airflow_batch_provider.emulator.models.base import (
     Resource,
@@ -97,7 +97,7 @@ class Pool(Resource):
     @property
     def image_reference(self) -> dict[str, Any]:
         reference = (self.properties.get("virtualMachineConfiguration") or {}).get("imageReference") or {}
-        return defaults.image_reference(reference)
+        return service_defaults.image_reference(reference)
 
     @property
     def node_fill_type(self) -> str:
@@ -116,7 +116,7 @@ class Pool(Resource):
         document = self.common_properties(self.url)
         document.update(self.properties)
         if "virtualMachineConfiguration" in self.properties:
-            document["virtualMachineConfiguration"] = defaults.virtual_machine_configuration(
+            document["virtualMachineConfiguration"] = service_defaults.virtual_machine_configuration(
                 self.properties["virtualMachineConfiguration"]
             )
         document.update(
