@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from airflow_batch_provider.emulator.errors import invalid_property, missing_property
@@ -48,6 +49,14 @@ def vm_cores(vm_size: str, path: str = "vmSize") -> int:
     return size.cores
 
 
+#: A custom image's Resource Manager ID: a Compute Gallery image (optionally one version) or a managed image.
+_IMAGE_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/"
+    r"(?:galleries/[^/]+/images/[^/]+(?:/versions/[^/]+)?|images/[^/]+)$",
+    re.IGNORECASE,
+)
+
+
 def validate_image(configuration: dict[str, Any], path: str = "virtualMachineConfiguration") -> None:
     agent = configuration.get("nodeAgentSKUId")
     if not agent:
@@ -59,3 +68,13 @@ def validate_image(configuration: dict[str, Any], path: str = "virtualMachineCon
     reference = configuration.get("imageReference")
     if not isinstance(reference, dict):
         raise missing_property(f"{path}/imageReference")
+    image_id = reference.get("virtualMachineImageId")
+    if image_id is not None and not (isinstance(image_id, str) and _IMAGE_ID.match(image_id)):
+        raise invalid_property(
+            f"{path}/imageReference/virtualMachineImageId",
+            image_id,
+            "Not the Resource Manager ID of an image: use /subscriptions/{subscription}"
+            "/resourceGroups/{group}/providers/Microsoft.Compute/galleries/{gallery}/images/{image}"
+            "[/versions/{version}] "
+            "or .../providers/Microsoft.Compute/images/{image}.",
+        )
