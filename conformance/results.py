@@ -85,9 +85,15 @@ def _failure(name: str, text: str) -> Result:
     return Result(name, "failed", _summary(text))
 
 
+_NOISE = ("RequestId:", "Time:", "Code:", "Message:", "Exception Details:")
+
+
 def _summary(text: str, limit: int = 400) -> str:
     """The error line of a failure (pytest's ``E ...`` lines), short enough for a table cell."""
     lines = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    # Drop the request bookkeeping azure-core repeats in every error (ids and times change each run).
+    lines = [line for line in lines if line and not line.startswith(_NOISE)]
+    lines = list(dict.fromkeys(lines))
     summary = " ".join(lines) if lines else text.strip().splitlines()[0] if text.strip() else "failed"
     summary = re.sub(r"\s+", " ", summary)
     return summary if len(summary) <= limit else summary[: limit - 1] + "…"
