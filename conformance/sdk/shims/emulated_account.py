@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from azure.batch import BatchClient
 from azure.core.credentials import AzureNamedKeyCredential
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 
 from airflow_batch_provider.testing.azurite import AzuriteServer
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
@@ -85,23 +85,28 @@ def stop() -> None:
 
 
 def empty_account(timeout: float = 60.0) -> None:
-    """Delete every job schedule, job and pool, and wait until they are gone (as deleting an account does)."""
+    """Delete every job schedule, job and pool; wait until they are gone (as deleting an account does)."""
     with current().client() as client:
-        try:
-            for schedule in client.list_job_schedules():
-                _ignore_missing(client.begin_delete_job_schedule, schedule.id)
-        except HttpResponseError as err:
-            if err.status_code != 501:  # job schedules may not be emulated yet
-                raise
+        for schedule in client.list_job_schedules():
+            _ignore_missing(client.begin_delete_job_schedule, schedule.id)
         for job in client.list_jobs():
             _ignore_missing(client.begin_delete_job, job.id)
         for pool in client.list_pools():
             _ignore_missing(client.begin_delete_pool, pool.id)
         deadline = time.monotonic() + timeout
-        while any(True for _ in client.list_jobs()) or any(True for _ in client.list_pools()):
+        while _holds_anything(client):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the emulated account still holds jobs or pools after {timeout:.0f}s")
+                raise TimeoutError(f"the emulated account still holds resources after {timeout:.0f}s")
             time.sleep(0.1)
+
+
+def _holds_anything(client: BatchClient) -> bool:
+    listings: tuple[Iterable[object], ...] = (
+        client.list_job_schedules(),
+        client.list_jobs(),
+        client.list_pools(),
+    )
+    return any(any(True for _ in listing) for listing in listings)
 
 
 def _ignore_missing(delete: Callable[[str], object], resource_id: str) -> None:
