@@ -126,3 +126,33 @@ def test_an_auto_pool_specification_reads_back_the_pool_defaults(client: BatchCl
     assert (pool.enable_auto_scale, pool.enable_inter_node_communication) == (False, False)
     assert pool.virtual_machine_configuration.image_reference.version == "latest"
     client.begin_delete_job(job_id, polling_interval=POLL).result()
+
+
+def test_start_and_job_manager_tasks_read_back_their_defaults(client: BatchClient) -> None:
+    pool_id, job_id = unique("startdef"), unique("jmdef")
+    client.create_pool(
+        pool_options(pool_id, target_dedicated_nodes=0, start_task=m.BatchStartTask(command_line="true"))
+    )
+    start = client.get_pool(pool_id).start_task
+    assert (start.user_identity.auto_user.scope, start.user_identity.auto_user.elevation_level) == (
+        "pool",
+        "nonadmin",
+    )
+    assert (start.wait_for_success, start.max_task_retry_count) == (True, 0)
+    manager = m.BatchJobManagerTask(id="manager", command_line="true")
+    client.create_job(
+        m.BatchJobCreateOptions(
+            id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id), job_manager_task=manager
+        )
+    )
+    read = client.get_job(job_id).job_manager_task
+    assert (read.kill_job_on_completion, read.run_exclusive, read.allow_low_priority_node) == (
+        True,
+        True,
+        True,
+    )
+    assert read.required_slots == 1
+    assert read.user_identity.auto_user.elevation_level == "nonadmin"
+    assert read.constraints.retention_time.days == 7
+    client.begin_delete_job(job_id, polling_interval=POLL).result()
+    client.begin_delete_pool(pool_id, polling_interval=POLL).result()

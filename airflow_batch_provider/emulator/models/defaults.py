@@ -3,8 +3,9 @@
 Stored resources keep what the client sent; these functions give the read view. The values come from
 the REST specification and recordings of the live service (azure-sdk-for-python's azure-batch tests):
 
-* a task, job preparation or job release task without ``userIdentity`` runs as the pool-scoped,
-  non-admin auto user, and reads back saying so;
+* a task, start task, job manager, preparation or release task without ``userIdentity`` runs as the
+  pool-scoped, non-admin auto user, and reads back saying so; a job manager task reads back its
+  documented defaults (kills the job on completion, runs exclusive, may use Spot nodes, one slot);
 * an image reference without ``version`` (and not a gallery image) reads back ``version: latest``;
 * an auto pool specification reads back ``keepAlive: false`` and its pool with the pool defaults;
 * a container registry's password is write-only: reads never echo it.
@@ -18,6 +19,9 @@ from typing import Any
 #: The auto user a task runs as when the client names none.
 DEFAULT_AUTO_USER = {"scope": "pool", "elevationLevel": "nonadmin"}
 DEFAULT_RESIZE_TIMEOUT = "PT15M"
+DEFAULT_RETENTION = "P7D"
+#: The service's "unbounded" duration (TimeSpan.MaxValue).
+UNBOUNDED_DURATION = "P10675199DT2H48M5.4775807S"
 
 
 def user_identity(identity: dict[str, Any] | None) -> dict[str, Any]:
@@ -27,6 +31,25 @@ def user_identity(identity: dict[str, Any] | None) -> dict[str, Any]:
     if identity.get("username") or identity.get("userName"):
         return dict(identity)
     return {**identity, "autoUser": {**DEFAULT_AUTO_USER, **(identity.get("autoUser") or {})}}
+
+
+def with_user_identity(task: dict[str, Any]) -> dict[str, Any]:
+    """A start, job preparation or job release task as read back: with its ``userIdentity``."""
+    return {**task, "userIdentity": user_identity(task.get("userIdentity"))}
+
+
+def job_manager_task(task: dict[str, Any]) -> dict[str, Any]:
+    """A job manager task as read back, with the service's defaults for what the client left out."""
+    task = with_user_identity(task)
+    for name in ("killJobOnCompletion", "runExclusive", "allowLowPriorityNode"):
+        task.setdefault(name, True)
+    task.setdefault("requiredSlots", 1)
+    constraints = dict(task.get("constraints") or {})
+    constraints.setdefault("maxWallClockTime", UNBOUNDED_DURATION)
+    constraints.setdefault("retentionTime", DEFAULT_RETENTION)
+    constraints.setdefault("maxTaskRetryCount", 0)
+    task["constraints"] = constraints
+    return task
 
 
 def image_reference(reference: dict[str, Any]) -> dict[str, Any]:

@@ -158,15 +158,14 @@ class Job(Resource):
             document["previousState"] = self.previous_state
             if self.previous_state_transition_time is not None:
                 document["previousStateTransitionTime"] = format_datetime(self.previous_state_transition_time)
+        if "jobManagerTask" in self.properties:
+            document["jobManagerTask"] = service_defaults.job_manager_task(self.properties["jobManagerTask"])
         for name, task in (
             ("jobPreparationTask", self.preparation_task),
             ("jobReleaseTask", self.release_task),
         ):
             if task is not None:
-                document[name] = {
-                    **task,
-                    "userIdentity": service_defaults.user_identity(task.get("userIdentity")),
-                }
+                document[name] = service_defaults.with_user_identity(task)
         if self.metadata:
             document["metadata"] = self.metadata
         return document

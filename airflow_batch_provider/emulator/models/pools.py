@@ -148,7 +148,7 @@ class Pool(Resource):
         if self.resize_errors:
             document["resizeErrors"] = self.resize_errors
         if self.start_task is not None:
-            document["startTask"] = self.start_task
+            document["startTask"] = service_defaults.with_user_identity(self.start_task)
         if self.metadata:
             document["metadata"] = self.metadata
         return document
