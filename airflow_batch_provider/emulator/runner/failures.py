@@ -33,6 +33,8 @@ FILE_UPLOAD_MISC_ERROR = "FileUploadMiscError"
 APPLICATION_PACKAGE_ERROR = "ApplicationPackageError"
 # The task's own properties cannot be scheduled or run (shapes no request validation let through).
 INVALID_TASK_SPECIFICATION = "InvalidTaskSpecification"
+# A container task: the emulator runs processes on the host, never a task meant for a container.
+CONTAINERS_NOT_EMULATED = "ContainerTasksNotEmulated"
 # Anything else (a fault of the emulator itself).
 UNKNOWN = "Unknown"
 
@@ -95,4 +97,15 @@ def invalid_task_failure(error: Exception) -> dict[str, Any]:
         INVALID_TASK_SPECIFICATION,
         "The task could not be scheduled or started: a property of the task or its job is invalid",
         {"Message": f"{type(error).__name__}: {error}"[:1024]},
+    )
+
+
+def container_failure(image: str) -> dict[str, Any]:
+    """The failure of a task with ``containerSettings``: containers are not emulated, it never runs."""
+    return failure_info(
+        USER_ERROR,
+        CONTAINERS_NOT_EMULATED,
+        "Container tasks are not supported by the local Batch emulator, so the task did not run; "
+        "run it against a real Batch account, or remove containerSettings to run it as a process",
+        {"ContainerImage": image},
     )
