@@ -282,7 +282,7 @@ class TaskBackend:
         if not isinstance(body, dict):
             raise invalid_property("task", body, "The value must be a JSON object.")
         task_id = validate_id(body.get("id"))
-        validate_command_task(body, containers=True)
+        validate_command_task(body)
         if body.get("multiInstanceSettings") is not None:
             raise invalid_property(
                 "multiInstanceSettings",

@@ -33,8 +33,10 @@ FILE_UPLOAD_MISC_ERROR = "FileUploadMiscError"
 APPLICATION_PACKAGE_ERROR = "ApplicationPackageError"
 # The task's own properties cannot be scheduled or run (shapes no request validation let through).
 INVALID_TASK_SPECIFICATION = "InvalidTaskSpecification"
-# A container task: the emulator runs processes on the host, never a task meant for a container.
-CONTAINERS_NOT_EMULATED = "ContainerTasksNotEmulated"
+# Container tasks: an image that cannot be pulled, settings the pool cannot run, anything else.
+CONTAINER_INVALID_IMAGE = "ContainerInvalidImage"
+CONTAINER_INVALID_SETTINGS = "ContainerInvalidSettings"
+CONTAINER_MISC_ERROR = "ContainerMiscError"
 # Anything else (a fault of the emulator itself).
 UNKNOWN = "Unknown"
 
@@ -100,12 +102,6 @@ def invalid_task_failure(error: Exception) -> dict[str, Any]:
     )
 
 
-def container_failure(image: str) -> dict[str, Any]:
-    """The failure of a task with ``containerSettings``: containers are not emulated, it never runs."""
-    return failure_info(
-        USER_ERROR,
-        CONTAINERS_NOT_EMULATED,
-        "Container tasks are not supported by the local Batch emulator, so the task did not run; "
-        "run it against a real Batch account, or remove containerSettings to run it as a process",
-        {"ContainerImage": image},
-    )
+def container_failure(code: str, message: str, **details: str) -> dict[str, Any]:
+    """The failure of a container task that could not start (a ``Container*`` code of the service)."""
+    return failure_info(USER_ERROR, code, message, details)
