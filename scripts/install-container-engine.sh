@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
-# Installs podman (with runc) where no container engine is present, and writes a containers.conf that
-# works on hosts whose cgroups are in hybrid mode (crun refuses them) and whose open-files limit is
-# lower than podman's default for containers. Needs root for the install; a no-op when podman is there.
+# Installs what the container tests need where it is missing: podman with runc (the engine),
+# mmdebstrap (builds the offline test image from Debian packages) and docker-registry (a local
+# registry the tests start). Writes a containers.conf for hosts whose cgroups are in hybrid mode
+# (crun refuses them: "cgroups in hybrid mode not supported") and whose open-files limit is below
+# podman's default for containers. Needs root and apt-get; elsewhere it only says what is missing.
 set -euo pipefail
 
-if ! command -v podman >/dev/null 2>&1; then
+packages=(podman runc mmdebstrap docker-registry)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "container engine: podman not found and cannot be installed here (needs root and apt-get);" \
-            "the container tests will be skipped" >&2
+        echo "container tests: missing ${missing[*]} (install them as root with apt-get);" \
+            "tests that need them will be skipped" >&2
         exit 0
     fi
-    echo "container engine: installing podman and runc"
+    echo "container tests: installing ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc mmdebstrap >/dev/null
-fi
-
-if [ "$(id -u)" -eq 0 ] && command -v mmdebstrap >/dev/null 2>&1 || [ "$(id -u)" -ne 0 ]; then
-    :
-elif command -v apt-get >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 conf=/etc/containers/containers.conf
@@ -34,6 +36,6 @@ default_ulimits = []
 # crun fails with "cgroups in hybrid mode not supported"; runc handles them.
 runtime = "runc"
 CONF
-    echo "container engine: wrote $conf (runtime runc, no default ulimits)"
+    echo "container tests: wrote $conf (runtime runc, no default ulimits)"
 fi
-podman --version
+echo "container tests: $(podman --version 2>/dev/null || echo 'no podman')"

@@ -105,3 +105,23 @@ def containers_named(engine_path: str, fragment: str) -> list[str]:
         [engine_path, "ps", "--all", "--format", "{{.Names}}"], capture_output=True, text=True, check=True
     )
     return [name for name in listed.stdout.split() if fragment in name]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say plainly whether the container tests ran, and through which engine."""
+    reports = [
+        report
+        for status in ("passed", "failed", "skipped", "error")
+        for report in terminalreporter.stats.get(status, [])
+        if "tests/containers/" in getattr(report, "nodeid", "") and report.when in ("call", "setup")
+    ]
+    if not reports:
+        return
+    ran = [report for report in reports if report.when == "call"]
+    skipped = [report for report in reports if report.skipped]
+    if ran:
+        line = f"container tests: {len(ran)} ran through {engine() or 'an engine'}"
+    else:
+        reason = skipped[0].longrepr[-1] if skipped and isinstance(skipped[0].longrepr, tuple) else ""
+        line = f"container tests: none ran ({len(skipped)} skipped: {reason})"
+    terminalreporter.write_sep("-", line)
