@@ -25,6 +25,11 @@ from airflow_batch_provider.utils.batch_specs import (
     to_rest,
 )
 from airflow_batch_provider.utils.batch_status import prefix_filter
+from airflow_batch_provider.utils.containers import (
+    check_container_tasks,
+    connection_credentials,
+    container_settings,
+)
 from airflow_batch_provider.utils.ids import make_batch_id
 from airflow_batch_provider.utils.local_files import has_glob
 from airflow_batch_provider.utils.task_factories import TaskBuildContext
@@ -303,10 +308,11 @@ class BatchAddTasksOperator(BaseOperator):
                 ("exitConditions", self.exit_conditions),
                 ("applicationPackageReferences", self.application_package_references),
                 ("userIdentity", self.user_identity),
-                ("containerSettings", self.container_settings),
             )
             if value is not None and value != ""
         }
+        if self.container_settings:
+            extras["containerSettings"] = container_settings(self.container_settings, connection_credentials)
         return _CommonSettings(
             defaults=to_rest(dict(self.task_defaults or {})),
             resource_files=common_files,
@@ -341,12 +347,16 @@ class BatchAddTasksOperator(BaseOperator):
         accepts_tasks = state in ("active", "disabled", "disabling", "enabling", "")
         pool_id = (job.get("poolInfo") or {}).get("poolId")
         slots: int | None = None
+        pool: dict[str, Any] | None = None
         if pool_id:
-            pool = self.hook.get_pool(pool_id, select=["id", "taskSlotsPerNode"])
+            pool = self.hook.get_pool(
+                pool_id, select=["id", "taskSlotsPerNode", "virtualMachineConfiguration"]
+            )
             slots = int((pool or {}).get("taskSlotsPerNode") or 1) if pool else None
         else:
             auto = ((job.get("poolInfo") or {}).get("autoPoolSpecification") or {}).get("pool") or {}
             slots = int(auto.get("taskSlotsPerNode") or 1) if auto else None
+            pool = {"id": f"the auto pool of job {job_id}", **auto} if auto else None
 
         lifetime, why = self._needed_sas_lifetime(job)
         ttl = _seconds(self.sas_ttl)
@@ -374,6 +384,11 @@ class BatchAddTasksOperator(BaseOperator):
                 task["id"] = full if len(full) <= 64 else make_batch_id(full)
             else:
                 task["id"] = local
+            own_settings = task.pop("container_settings", None) or task.get("containerSettings")
+            if own_settings:
+                task["containerSettings"] = container_settings(
+                    own_settings, connection_credentials, f"task {local!r} container_settings"
+                )
             planned.append(task)
 
         if not accepts_tasks:
@@ -412,6 +427,7 @@ class BatchAddTasksOperator(BaseOperator):
             final.append(body)
         # Everything is checked here, once, before anything is created or sent.
         validate_task_collection(final, task_slots_per_node=slots, pool_id=pool_id)
+        check_container_tasks(final, pool)
         validate_sas_lifetime(
             (url for task in final for url in sas_urls_in_task(task)), needed_until=needed_until, reason=why
         )
