@@ -1,0 +1,175 @@
+"""The Batch REST api-versions the emulator serves, and how a response differs between them.
+
+The emulator keeps every resource in the shape of the newest version (:data:`LATEST`) and shapes a
+response for the version a request names: properties a version does not have are left out, and
+properties that moved are put back where that version has them. The facts come from the service's
+versioning notes and the stable REST specifications (``Batch/stable/<version>`` and
+``Azure.Batch/stable/2025-06-01`` in azure-rest-api-specs); only the properties the emulator can
+return are listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+#: Every version the emulator accepts, oldest first: those the service still serves.
+SUPPORTED_VERSIONS = (
+    "2023-05-01.17.0",
+    "2023-11-01.18.0",
+    "2024-02-01.19.0",
+    "2024-07-01.20.0",
+    "2025-06-01",
+)
+#: The version the emulator's resources are stored in (the one azure-batch 15.x sends).
+LATEST = SUPPORTED_VERSIONS[-1]
+
+_ORDER = {version: index for index, version in enumerate(SUPPORTED_VERSIONS)}
+
+
+def is_supported(version: str) -> bool:
+    return version in _ORDER
+
+
+def _before(version: str, since: str) -> bool:
+    return _ORDER[version] < _ORDER[since]
+
+
+@dataclass(frozen=True)
+class Added:
+    """A property first returned by ``since``: left out for older versions.
+
+    ``path`` is the end of the property's path (list items skipped), so ``("osDisk", "caching")``
+    matches an OS disk's caching wherever an OS disk appears (a pool, an auto-pool specification).
+    """
+
+    since: str
+    path: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A property that ``since`` moved from ``old`` to ``new``, both relative to objects at ``parent``."""
+
+    since: str
+    parent: tuple[str, ...]
+    new: tuple[str, ...]
+    old: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AsString:
+    """An int64 that ``since`` sends as a JSON string (``"1813"``); older versions get a number."""
+
+    since: str
+    path: tuple[str, ...]
+
+
+Change = Added | Moved | AsString
+
+CHANGES: tuple[Change, ...] = (
+    # 2023-11-01.18.0: OS disk options, security profiles, service artifacts.
+    Added("2023-11-01.18.0", ("osDisk", "caching")),
+    Added("2023-11-01.18.0", ("osDisk", "diskSizeGB")),
+    Added("2023-11-01.18.0", ("osDisk", "managedDisk")),
+    Added("2023-11-01.18.0", ("osDisk", "writeAcceleratorEnabled")),
+    Added("2023-11-01.18.0", ("virtualMachineConfiguration", "securityProfile")),
+    Added("2023-11-01.18.0", ("virtualMachineConfiguration", "serviceArtifactReference")),
+    Added("2023-11-01.18.0", ("virtualMachineInfo", "scaleSetVmResourceId")),
+    # 2024-02-01.19.0: pool upgrade policies.
+    Added("2024-02-01.19.0", ("upgradePolicy",)),
+    Added("2024-02-01.19.0", ("upgradingOS",)),
+    # 2024-07-01.20.0: node deallocation, gallery images, confidential disks, container bind mounts.
+    Added("2024-07-01.20.0", ("deallocated",)),
+    Added("2024-07-01.20.0", ("deallocating",)),
+    Added("2024-07-01.20.0", ("imageReference", "communityGalleryImageId")),
+    Added("2024-07-01.20.0", ("imageReference", "sharedGalleryImageId")),
+    Added("2024-07-01.20.0", ("managedDisk", "securityProfile")),
+    Added("2024-07-01.20.0", ("containerSettings", "containerHostBatchBindMounts")),
+    # 2025-06-01: IPv6, IP tags, job-level FIFO, customer-managed keys, metadata security protocol.
+    Added("2025-06-01", ("ipv6Address",)),
+    Added("2025-06-01", ("ipv6RemoteLoginIPAddress",)),
+    Added("2025-06-01", ("ipv6RemoteLoginPort",)),
+    Added("2025-06-01", ("publicIPAddressConfiguration", "ipFamilies")),
+    Added("2025-06-01", ("publicIPAddressConfiguration", "ipTags")),
+    Added("2025-06-01", ("taskSchedulingPolicy", "jobDefaultOrder")),
+    Added("2025-06-01", ("diskEncryptionConfiguration", "customerManagedKey")),
+    Added("2025-06-01", ("managedDisk", "diskEncryptionSet")),
+    Added("2025-06-01", ("securityProfile", "proxyAgentSettings")),
+    Added("2025-06-01", ("networkConfiguration", "skipWithdrawFromVNet")),
+    AsString("2025-06-01", ("properties", "contentLength")),
+    Moved(
+        "2025-06-01",
+        parent=("dataDisks",),
+        new=("managedDisk", "storageAccountType"),
+        old=("storageAccountType",),
+    ),
+)
+
+
+def shape(document: dict[str, Any], version: str) -> dict[str, Any]:
+    """``document`` (in the :data:`LATEST` shape) as ``version`` names it; the input is not changed."""
+    if version == LATEST or not is_supported(version):
+        return document
+    shaped: dict[str, Any] = _copy(document)
+    for change in CHANGES:
+        if not _before(version, change.since):
+            continue
+        if isinstance(change, Added):
+            for parent in _objects_at(shaped, change.path[:-1]):
+                parent.pop(change.path[-1], None)
+        elif isinstance(change, AsString):
+            for parent in _objects_at(shaped, change.path[:-1]):
+                value = parent.get(change.path[-1])
+                if isinstance(value, str) and value.isdigit():
+                    parent[change.path[-1]] = int(value)
+        else:
+            for parent in _objects_at(shaped, change.parent):
+                _move(parent, change.new, change.old)
+    return shaped
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
+def _objects_at(document: Any, suffix: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """Every object in ``document`` whose path (list items skipped) ends with ``suffix``."""
+    yield from _walk(document, (), suffix)
+
+
+def _walk(value: Any, path: tuple[str, ...], suffix: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _walk(item, path, suffix)
+        return
+    if not isinstance(value, dict):
+        return
+    if path[len(path) - len(suffix) :] == suffix:
+        yield value
+    for key, item in list(value.items()):
+        yield from _walk(item, (*path, key), suffix)
+
+
+def _move(parent: dict[str, Any], new: tuple[str, ...], old: tuple[str, ...]) -> None:
+    holders = [parent]
+    for key in new[:-1]:
+        child = holders[-1].get(key)
+        if not isinstance(child, dict):
+            return
+        holders.append(child)
+    if new[-1] not in holders[-1]:
+        return
+    value = holders[-1].pop(new[-1])
+    for holder, key in zip(reversed(holders[:-1]), reversed(new[:-1]), strict=True):
+        if not holder[key]:
+            del holder[key]
+    target = parent
+    for key in old[:-1]:
+        target = target.setdefault(key, {})
+    target.setdefault(old[-1], value)
