@@ -1,8 +1,9 @@
 """The Batch REST api-versions the emulator serves, and how a response differs between them.
 
 The emulator keeps every resource in the shape of the newest version (:data:`LATEST`) and shapes a
-response for the version a request names: properties a version does not have are left out, and
-properties that moved are put back where that version has them. The facts come from the service's
+response for the version a request names: properties a version does not have are left out (newer
+ones, and ones the newest version dropped), and properties that moved or changed type are put back as
+that version has them. The facts come from the service's
 versioning notes and the stable REST specifications (``Batch/stable/<version>`` and
 ``Azure.Batch/stable/2025-06-01`` in azure-rest-api-specs); only the properties the emulator can
 return are listed.
@@ -66,7 +67,15 @@ class AsString:
     path: tuple[str, ...]
 
 
-Change = Added | Moved | AsString
+@dataclass(frozen=True)
+class Removed:
+    """A resource's top-level property that ``since`` dropped: only older versions get it back."""
+
+    since: str
+    name: str
+
+
+Change = Added | Moved | AsString | Removed
 
 CHANGES: tuple[Change, ...] = (
     # 2023-11-01.18.0: OS disk options, security profiles, service artifacts.
@@ -77,6 +86,7 @@ CHANGES: tuple[Change, ...] = (
     Added("2023-11-01.18.0", ("virtualMachineConfiguration", "securityProfile")),
     Added("2023-11-01.18.0", ("virtualMachineConfiguration", "serviceArtifactReference")),
     Added("2023-11-01.18.0", ("virtualMachineInfo", "scaleSetVmResourceId")),
+    Added("2023-11-01.18.0", ("resourceTags",)),
     # 2024-02-01.19.0: pool upgrade policies.
     Added("2024-02-01.19.0", ("upgradePolicy",)),
     Added("2024-02-01.19.0", ("upgradingOS",)),
@@ -99,6 +109,8 @@ CHANGES: tuple[Change, ...] = (
     Added("2025-06-01", ("securityProfile", "proxyAgentSettings")),
     Added("2025-06-01", ("networkConfiguration", "skipWithdrawFromVNet")),
     AsString("2025-06-01", ("properties", "contentLength")),
+    Removed("2025-06-01", "resourceTags"),
+    Removed("2025-06-01", "targetNodeCommunicationMode"),
     Moved(
         "2025-06-01",
         parent=("dataDisks",),
@@ -108,13 +120,22 @@ CHANGES: tuple[Change, ...] = (
 )
 
 
+_REMOVED = tuple(change for change in CHANGES if isinstance(change, Removed))
+
+
 def shape(document: dict[str, Any], version: str) -> dict[str, Any]:
     """``document`` (in the :data:`LATEST` shape) as ``version`` names it; the input is not changed."""
-    if version == LATEST or not is_supported(version):
+    if not is_supported(version):
         return document
-    shaped: dict[str, Any] = _copy(document)
+    dropped = {change.name for change in _REMOVED if not _before(version, change.since)}
+    if version == LATEST:
+        # Only the dropped properties differ: keep the common case free of copies.
+        if dropped.isdisjoint(document):
+            return document
+        return {key: value for key, value in document.items() if key not in dropped}
+    shaped: dict[str, Any] = {key: _copy(value) for key, value in document.items() if key not in dropped}
     for change in CHANGES:
-        if not _before(version, change.since):
+        if isinstance(change, Removed) or not _before(version, change.since):
             continue
         if isinstance(change, Added):
             for parent in _objects_at(shaped, change.path[:-1]):

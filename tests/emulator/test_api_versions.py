@@ -172,3 +172,29 @@ def test_shaping_leaves_the_stored_document_alone() -> None:
     document = {"upgradePolicy": {"mode": "manual"}, "id": "p"}
     assert shape(document, OLDEST) == {"id": "p"}
     assert document == {"upgradePolicy": {"mode": "manual"}, "id": "p"}
+
+
+def test_properties_the_newest_version_dropped_are_only_returned_to_older_versions(
+    emulator: BatchEmulatorServer,
+) -> None:
+    pool_id = unique("tagged")
+    body = {
+        "id": pool_id,
+        "vmSize": "standard_d2s_v3",
+        "virtualMachineConfiguration": {
+            "imageReference": {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server"},
+            "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+        },
+        "targetDedicatedNodes": 0,
+        "resourceTags": {"team": "data"},
+        "targetNodeCommunicationMode": "simplified",
+    }
+    created = signed_request(emulator, "POST", "/pools", "2024-07-01.20.0", body)
+    assert created.status_code == 201, created.text
+
+    then = _pool_at(emulator, pool_id, "2024-07-01.20.0")
+    assert then["resourceTags"] == {"team": "data"}
+    assert then["targetNodeCommunicationMode"] == "simplified"
+    now = _pool_at(emulator, pool_id, LATEST)
+    assert "resourceTags" not in now and "targetNodeCommunicationMode" not in now
+    assert "resourceTags" not in _pool_at(emulator, pool_id, OLDEST)  # tags arrived in 2023-11-01.18.0
