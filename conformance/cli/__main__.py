@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             "job": f"cli-job-{suffix}",
             "task": "cli-task",
             "json_task": "cli-json-task",
+            "listed_task": "cli-listed-task",
             "workdir": workdir,
         }
         results = [run_step(cli, step, context) for step in steps(context)]
@@ -74,7 +75,7 @@ def run_step(cli: BatchAccountCli, step: Step, context: Context) -> dict[str, st
                 break
             time.sleep(RETRY_PAUSE)
     outcome = "failed" if failure else "passed"
-    print(f"{outcome:>6}  az {step.name}" + (f"\n        {failure}" if failure else ""), flush=True)
+    print(f"{outcome:>6}  az batch {step.name}" + (f"\n        {failure}" if failure else ""), flush=True)
     return {"name": f"az batch {step.name}", "outcome": outcome, "detail": failure or note}
 
 

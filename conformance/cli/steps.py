@@ -30,7 +30,7 @@ class Step:
     check: Check
     auth: str = "flags"
     #: Written to ``{workdir}/<step>.json`` and passed as ``{json_file}``.
-    json_file: dict[str, Any] | None = None
+    json_file: dict[str, Any] | list[dict[str, Any]] | None = None
     #: Seconds to keep retrying until the check passes (0: run once).
     until: float = 0.0
     #: Values for later steps, read from this step's output.
@@ -72,6 +72,18 @@ def ids(*, present: tuple[str, ...] = (), absent: tuple[str, ...] = ()) -> Check
             assert name.format(**context) in listed, f"{name.format(**context)} missing from {sorted(listed)}"
         for name in absent:
             assert name.format(**context) not in listed, f"{name.format(**context)} still listed"
+
+    return check
+
+
+def all_added(*task_ids: str) -> Check:
+    """``task create`` of a list: one ``success`` result per task."""
+
+    def check(output: Any, context: Context) -> None:
+        assert isinstance(output, list), f"expected one result per task, got {output!r}"
+        results = {item.get("taskId"): item.get("status") for item in output}
+        wanted = {task_id.format(**context): "success" for task_id in task_ids}
+        assert results == wanted, f"results {results}, expected {wanted}"
 
     return check
 
@@ -244,7 +256,8 @@ def steps(context: Context) -> list[Step]:
         Step("job show (enabled)", "batch job show --job-id {job}", fields(state="active"), until=30),
         Step(
             "task create",
-            "batch task create --job-id {job} --task-id {task} --command-line {shell}",
+            "batch task create --job-id {job} --task-id {task} --command-line {shell}"
+            " --max-task-retry-count 1 --max-wall-clock-time PT10M",
             fields(id="{task}"),
         ),
         Step(
@@ -259,6 +272,19 @@ def steps(context: Context) -> list[Step]:
             },
         ),
         Step(
+            "task create (--json-file, a list of tasks)",
+            "batch task create --job-id {job} --json-file {json_file}",
+            all_added("{listed_task}-1", "{listed_task}-2"),
+            json_file=[
+                {"id": "{listed_task}-1", "commandLine": "/bin/true"},
+                {
+                    "id": "{listed_task}-2",
+                    "commandLine": "/bin/true",
+                    "constraints": {"maxTaskRetryCount": 2},
+                },
+            ],
+        ),
+        Step(
             "task show",
             "batch task show --job-id {job} --task-id {task}",
             fields(
@@ -268,6 +294,8 @@ def steps(context: Context) -> list[Step]:
                 executionInfo__exitCode=0,
                 executionInfo__result="success",
                 nodeInfo__poolId="{pool}",
+                constraints__maxTaskRetryCount=1,
+                constraints__maxWallClockTime="PT10M",
             ),
             until=60,
         ),
@@ -277,13 +305,17 @@ def steps(context: Context) -> list[Step]:
             fields(state="completed", executionInfo__exitCode=0),
             until=60,
         ),
-        Step("task list", "batch task list --job-id {job}", ids(present=("{task}", "{json_task}"))),
+        Step(
+            "task list",
+            "batch task list --job-id {job}",
+            ids(present=("{task}", "{json_task}", "{listed_task}-1", "{listed_task}-2")),
+        ),
         Step(
             "job task-counts show",
             "batch job task-counts show --job-id {job}",
             fields(
-                taskCounts__completed=2,
-                taskCounts__succeeded=2,
+                taskCounts__completed=4,
+                taskCounts__succeeded=4,
                 taskCounts__failed=0,
                 taskCounts__active=0,
                 taskCounts__running=0,
