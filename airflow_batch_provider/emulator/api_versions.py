@@ -151,6 +151,21 @@ def shape(document: dict[str, Any], version: str) -> dict[str, Any]:
     return shaped
 
 
+def upgrade(body: dict[str, Any], version: str) -> dict[str, Any]:
+    """A request ``body`` sent with ``version``, with moved properties where :data:`LATEST` has them.
+
+    The models only know the newest shape; this keeps what an older client sends readable by newer
+    clients (a data disk's ``storageAccountType``, say). ``body`` itself is changed and returned.
+    """
+    if not is_supported(version):
+        return body
+    for change in CHANGES:
+        if isinstance(change, Moved) and _before(version, change.since):
+            for parent in _objects_at(body, change.parent):
+                _move(parent, change.old, change.new)
+    return body
+
+
 def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: _copy(item) for key, item in value.items()}
@@ -177,20 +192,24 @@ def _walk(value: Any, path: tuple[str, ...], suffix: tuple[str, ...]) -> Iterato
         yield from _walk(item, (*path, key), suffix)
 
 
-def _move(parent: dict[str, Any], new: tuple[str, ...], old: tuple[str, ...]) -> None:
+def _move(parent: dict[str, Any], source: tuple[str, ...], target: tuple[str, ...]) -> None:
+    """Move ``parent``'s value at ``source`` to ``target``, dropping objects the move leaves empty."""
     holders = [parent]
-    for key in new[:-1]:
+    for key in source[:-1]:
         child = holders[-1].get(key)
         if not isinstance(child, dict):
             return
         holders.append(child)
-    if new[-1] not in holders[-1]:
+    if source[-1] not in holders[-1]:
         return
-    value = holders[-1].pop(new[-1])
-    for holder, key in zip(reversed(holders[:-1]), reversed(new[:-1]), strict=True):
+    value = holders[-1].pop(source[-1])
+    for holder, key in zip(reversed(holders[:-1]), reversed(source[:-1]), strict=True):
         if not holder[key]:
             del holder[key]
-    target = parent
-    for key in old[:-1]:
-        target = target.setdefault(key, {})
-    target.setdefault(old[-1], value)
+    destination = parent
+    for key in target[:-1]:
+        child = destination.setdefault(key, {})
+        if not isinstance(child, dict):
+            return
+        destination = child
+    destination.setdefault(target[-1], value)

@@ -198,3 +198,26 @@ def test_properties_the_newest_version_dropped_are_only_returned_to_older_versio
     now = _pool_at(emulator, pool_id, LATEST)
     assert "resourceTags" not in now and "targetNodeCommunicationMode" not in now
     assert "resourceTags" not in _pool_at(emulator, pool_id, OLDEST)  # tags arrived in 2023-11-01.18.0
+
+
+def test_a_data_disk_sent_in_an_older_shape_reads_back_in_each_versions_shape(
+    emulator: BatchEmulatorServer,
+) -> None:
+    pool_id = unique("old-disks")
+    body = {
+        "id": pool_id,
+        "vmSize": "standard_d2s_v3",
+        "virtualMachineConfiguration": {
+            "imageReference": {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server"},
+            "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+            "dataDisks": [{"lun": 1, "diskSizeGB": 16, "storageAccountType": "standard_lrs"}],
+        },
+        "targetDedicatedNodes": 0,
+    }
+    created = signed_request(emulator, "POST", "/pools", OLDEST, body)
+    assert created.status_code == 201, created.text
+
+    old_disk = _pool_at(emulator, pool_id, OLDEST)["virtualMachineConfiguration"]["dataDisks"][0]
+    assert old_disk == {"lun": 1, "diskSizeGB": 16, "storageAccountType": "standard_lrs"}
+    new_disk = _pool_at(emulator, pool_id, LATEST)["virtualMachineConfiguration"]["dataDisks"][0]
+    assert new_disk == {"lun": 1, "diskSizeGB": 16, "managedDisk": {"storageAccountType": "standard_lrs"}}

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from airflow_batch_provider.emulator.api_versions import LATEST, shape
+from airflow_batch_provider.emulator.api_versions import LATEST, shape, upgrade
 from airflow_batch_provider.emulator.errors import BatchError, invalid_body
 from airflow_batch_provider.emulator.models.account import BatchAccount
 from airflow_batch_provider.emulator.models.base import Resource
@@ -32,7 +32,7 @@ def query(request: Request) -> dict[str, str]:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object; 400 ``InvalidRequestBody`` when it is not one."""
+    """The request body as a JSON object, in the newest api-version's shape; 400 when it is not one."""
     raw = await request.body()
     if not raw:
         return {}
@@ -42,7 +42,7 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise invalid_body(f"The body is not valid JSON: {err}") from err
     if not isinstance(body, dict):
         raise invalid_body("The body must be a JSON object.")
-    return body
+    return upgrade(body, api_version(request))
 
 
 def api_version(request: Request) -> str:
