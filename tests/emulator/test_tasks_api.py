@@ -304,7 +304,9 @@ def test_job_manager_task_runs_and_ends_the_job(client: BatchClient, shared_pool
 
 def test_unmodelled_features_say_so(client: BatchClient, shared_pool: str) -> None:
     assert list(client.list_applications()) == []
+    node_id = next(iter(client.list_nodes(shared_pool))).id
+    # Job schedules are emulated now (tests/emulator/test_job_schedules.py); VM extensions are not.
     with pytest.raises(HttpResponseError) as excinfo:
-        list(client.list_job_schedules())
+        list(client.list_node_extensions(shared_pool, node_id))
     assert error_of(excinfo) == (501, "NotImplemented")
     assert "not supported by the local Batch emulator" in str(excinfo.value)

@@ -24,12 +24,6 @@ async def list_pool_usage_metrics(request: Request) -> Response:
     return json_response({"odata.metadata": metadata_url(request, "poolusagemetrics"), "value": []})
 
 
-@router.api_route("/jobschedules", methods=["GET", "POST"])
-@router.api_route("/jobschedules/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
-async def job_schedules(request: Request) -> Response:
-    raise not_supported("Job schedules")
-
-
 @router.api_route("/pools/{pool_id}/nodes/{node_id}/users", methods=["POST"])
 @router.api_route("/pools/{pool_id}/nodes/{node_id}/users/{user}", methods=["PUT", "DELETE"])
 async def node_users(request: Request) -> Response:
