@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             "pool": f"cli-pool-{suffix}",
             "json_pool": f"cli-json-pool-{suffix}",
             "job": f"cli-job-{suffix}",
+            "schedule": f"cli-schedule-{suffix}",
             "task": "cli-task",
             "json_task": "cli-json-task",
             "listed_task": "cli-listed-task",

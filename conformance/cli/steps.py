@@ -349,6 +349,48 @@ def steps(context: Context) -> list[Step]:
         ),
         Step("job delete", "batch job delete --job-id {job} --yes", nothing),
         Step("job list (after delete)", "batch job list", ids(absent=("{job}",)), until=30),
+        Step(
+            "job-schedule create",
+            "batch job-schedule create --id {schedule} --pool-id {pool} --recurrence-interval PT5M"
+            " --priority 5 --max-parallel-tasks 2",
+            nothing,
+        ),
+        Step(
+            "job-schedule show",
+            "batch job-schedule show --job-schedule-id {schedule}",
+            fields(
+                id="{schedule}",
+                state="active",
+                schedule__recurrenceInterval="PT5M",
+                jobSpecification__poolInfo__poolId="{pool}",
+                jobSpecification__priority=5,
+                jobSpecification__maxParallelTasks=2,
+                executionInfo__recentJob__id="{schedule}:job-1",
+            ),
+            auth="env",
+        ),
+        Step("job-schedule list", "batch job-schedule list", ids(present=("{schedule}",))),
+        Step("job-schedule disable", "batch job-schedule disable --job-schedule-id {schedule}", nothing),
+        Step(
+            "job-schedule show (disabled)",
+            "batch job-schedule show --job-schedule-id {schedule}",
+            fields(state="disabled"),
+        ),
+        Step("job-schedule enable", "batch job-schedule enable --job-schedule-id {schedule}", nothing),
+        Step("job-schedule stop", "batch job-schedule stop --job-schedule-id {schedule}", nothing),
+        Step(
+            "job-schedule show (stopped)",
+            "batch job-schedule show --job-schedule-id {schedule}",
+            fields(state="completed"),
+            until=30,
+        ),
+        Step("job-schedule delete", "batch job-schedule delete --job-schedule-id {schedule} --yes", nothing),
+        Step(
+            "job-schedule list (after delete)",
+            "batch job-schedule list",
+            ids(absent=("{schedule}",)),
+            until=30,
+        ),
         Step("pool delete", "batch pool delete --pool-id {pool} --yes", nothing),
         Step(
             "pool delete (env variables)",
