@@ -3,14 +3,16 @@
 The emulator keeps every resource in the shape of the newest version (:data:`LATEST`) and shapes a
 response for the version a request names: properties a version does not have are left out (newer
 ones, and ones the newest version dropped), and properties that moved or changed type are put back as
-that version has them. The facts come from the service's
-versioning notes and the stable REST specifications (``Batch/stable/<version>`` and
-``Azure.Batch/stable/2025-06-01`` in azure-rest-api-specs); only the properties the emulator can
-return are listed.
+that version has them. Request bodies from older versions are read into the newest shape
+(:func:`upgrade`). The facts come from the service's versioning notes and the stable REST
+specifications (``Batch/stable/<version>`` and ``Azure.Batch/stable/2025-06-01`` in
+azure-rest-api-specs); only properties the emulator can return are listed. Versions before
+2023-05-01.17.0 (cloud service pools, lifetime statistics) are not emulated.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -133,7 +135,7 @@ def shape(document: dict[str, Any], version: str) -> dict[str, Any]:
         if dropped.isdisjoint(document):
             return document
         return {key: value for key, value in document.items() if key not in dropped}
-    shaped: dict[str, Any] = {key: _copy(value) for key, value in document.items() if key not in dropped}
+    shaped = {key: copy.deepcopy(value) for key, value in document.items() if key not in dropped}
     for change in CHANGES:
         if isinstance(change, Removed) or not _before(version, change.since):
             continue
@@ -164,14 +166,6 @@ def upgrade(body: dict[str, Any], version: str) -> dict[str, Any]:
             for parent in _objects_at(body, change.parent):
                 _move(parent, change.old, change.new)
     return body
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy(item) for item in value]
-    return value
 
 
 def _objects_at(document: Any, suffix: tuple[str, ...]) -> Iterator[dict[str, Any]]:
