@@ -41,4 +41,4 @@ conformance-cli: setup
 	$(BIN)/python -m conformance.cli --results build/conformance/cli.json
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo .conformance
