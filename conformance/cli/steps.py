@@ -161,6 +161,17 @@ def answered_ok(method: str) -> Check:
     return check
 
 
+def autoscale_result(assignment: str) -> Check:
+    """``pool autoscale evaluate`` reports the formula's assignments without applying them."""
+
+    def check(output: Any, context: Context) -> None:
+        results = str(value_at(output, "results") or "")
+        assert assignment in results.split(";"), f"results {results!r} lack {assignment!r}"
+        assert value_at(output, "error") is None, f"evaluation error {value_at(output, 'error')}"
+
+    return check
+
+
 def first_node(output: Any) -> Context:
     return {"node": output[0]["id"]} if output else {}
 
@@ -236,6 +247,31 @@ def steps(context: Context) -> list[Step]:
             node_counts_of("{json_pool}", 2),
             until=30,
         ),
+        Step("pool set (metadata)", "batch pool set --pool-id {json_pool} --metadata owner=cli", nothing),
+        Step(
+            "pool show (metadata)",
+            "batch pool show --pool-id {json_pool}",
+            fields(metadata=[{"name": "owner", "value": "cli"}], targetDedicatedNodes=2),
+        ),
+        Step(
+            "pool autoscale enable",
+            "batch pool autoscale enable --pool-id {json_pool} --auto-scale-formula '$TargetDedicatedNodes=2'"
+            " --auto-scale-evaluation-interval PT5M",
+            nothing,
+        ),
+        Step(
+            "pool show (autoscale)",
+            "batch pool show --pool-id {json_pool}",
+            fields(enableAutoScale=True, autoScaleFormula="$TargetDedicatedNodes=2", targetDedicatedNodes=2),
+            until=30,
+        ),
+        Step(
+            "pool autoscale evaluate",
+            "batch pool autoscale evaluate --pool-id {json_pool}"
+            " --auto-scale-formula '$TargetDedicatedNodes=3'",
+            autoscale_result("$TargetDedicatedNodes=3"),
+        ),
+        Step("pool autoscale disable", "batch pool autoscale disable --pool-id {json_pool}", nothing),
         Step("node list", "batch node list --pool-id {pool}", idle_nodes(1), until=60, save=first_node),
         Step(
             "node show",
@@ -254,6 +290,8 @@ def steps(context: Context) -> list[Step]:
         Step("job show (disabled)", "batch job show --job-id {job}", fields(state="disabled"), until=30),
         Step("job enable", "batch job enable --job-id {job}", nothing),
         Step("job show (enabled)", "batch job show --job-id {job}", fields(state="active"), until=30),
+        Step("job set (priority)", "batch job set --job-id {job} --priority 7", nothing),
+        Step("job show (priority)", "batch job show --job-id {job}", fields(priority=7, state="active")),
         Step(
             "task create",
             "batch task create --job-id {job} --task-id {task} --command-line {shell}"
