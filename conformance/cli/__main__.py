@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
 
     az = ensure_cli(options.venv, options.cli_version)
     with LocalAzureStack() as stack, tempfile.TemporaryDirectory(prefix="cli-conformance-") as workdir:
-        cli = BatchAccountCli(az, stack.batch.endpoint, stack.batch.account_name, stack.batch.account_key)
+        batch = stack.batch
+        config_dir = Path(workdir) / "az-config"
+        cli = BatchAccountCli(az, batch.endpoint, batch.account_name, batch.account_key, config_dir)
         suffix = uuid.uuid4().hex[:8]
         context: Context = {
             "pool": f"cli-pool-{suffix}",

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +80,8 @@ class BatchAccountCli:
     endpoint: str
     account_name: str
     account_key: str = field(repr=False)
-    config_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="az-config-")))
+    #: ``az``'s private configuration directory (created on first use).
+    config_dir: Path = field(default=Path(".conformance/az-config"))
 
     def run(self, args: list[str], *, auth: str = "flags", timeout: float = 120.0) -> Any:
         """Run ``az <args> --output json``; the parsed JSON output (``None`` when it prints nothing)."""
