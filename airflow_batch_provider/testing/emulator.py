@@ -57,6 +57,8 @@ class BatchEmulatorServer(StartStop):
     active_job_quota: int = 300
     #: Multiplies autoscale evaluation intervals (minimum PT5M); 0.001 makes PT5M 0.3 s.
     autoscale_interval_scale: float = 1.0
+    #: Subnet resource ids pools may name in ``networkConfiguration.subnetId``.
+    known_subnets: tuple[str, ...] = ()
     executor: Executor | None = field(default=None, repr=False)
     #: Fault plan active from the start (change it later with :meth:`set_faults`).
     faults: FaultPlan | None = None
@@ -213,6 +215,7 @@ class BatchEmulatorServer(StartStop):
             pool_quota=self.pool_quota,
             active_job_quota=self.active_job_quota,
             autoscale_interval_scale=self.autoscale_interval_scale,
+            known_subnets=tuple(self.known_subnets),
         )
         companion = self._management_companion() if self.management else None
         applications = self._management_app.state.applications if companion is not None else None

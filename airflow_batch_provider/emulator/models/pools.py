@@ -30,6 +30,7 @@ from airflow_batch_provider.emulator.models.base import (
     validate_id,
 )
 from airflow_batch_provider.emulator.models.images import validate_image, vm_cores
+from airflow_batch_provider.emulator.models.network import PublicAddresses, check_capacity, validate_network
 from airflow_batch_provider.emulator.models.nodes import EVICTION_OPTIONS, Node
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 from airflow_batch_provider.utils.durations import format_duration
@@ -96,6 +97,21 @@ class Pool(Resource):
     @property
     def image_reference(self) -> dict[str, Any]:
         return dict((self.properties.get("virtualMachineConfiguration") or {}).get("imageReference") or {})
+
+    @property
+    def network(self) -> dict[str, Any] | None:
+        return self.properties.get("networkConfiguration")
+
+    @property
+    def windows(self) -> bool:
+        """Whether the pool's nodes run Windows (by their node agent SKU)."""
+        configuration = self.properties.get("virtualMachineConfiguration") or {}
+        return str(configuration.get("nodeAgentSKUId", "")).lower().startswith("batch.node.windows")
+
+    @property
+    def public_addresses(self) -> PublicAddresses | None:
+        """Where the pool's nodes are reached from outside; ``None`` without public IP addresses."""
+        return PublicAddresses.of_pool(self.account.name, self.id, self.network)
 
     @property
     def node_fill_type(self) -> str:
@@ -272,6 +288,11 @@ class PoolBackend:
                 raise missing_property("targetDedicatedNodes")
             pool.target_dedicated = get_int(body, "targetDedicatedNodes", 0, 0, 10000)
             pool.target_low_priority = get_int(body, "targetLowPriorityNodes", 0, 0, 10000)
+        validate_network(
+            body.get("networkConfiguration"),
+            self.account.settings.known_subnets,
+            pool.target_dedicated + pool.target_low_priority,
+        )
         return pool
 
     def update(self, pool_id: str, body: dict[str, Any]) -> Pool:
@@ -313,6 +334,8 @@ class PoolBackend:
         if "virtualMachineConfiguration" in body:
             validate_image(body["virtualMachineConfiguration"])
             pool.properties["virtualMachineConfiguration"] = body["virtualMachineConfiguration"]
+        if "networkConfiguration" in body:
+            validate_network(body["networkConfiguration"], self.account.settings.known_subnets, 0)
         if "taskSlotsPerNode" in body:
             pool.task_slots_per_node = get_int(body, "taskSlotsPerNode", 1, 1, MAX_TASK_SLOTS_PER_NODE)
         if "taskSchedulingPolicy" in body:
@@ -383,6 +406,7 @@ class PoolBackend:
             or DEFAULT_RESIZE_TIMEOUT
         )
         option = get_enum(body, "nodeDeallocationOption", EVICTION_OPTIONS, "requeue") or "requeue"
+        check_capacity(pool.network, dedicated + low_priority)
         pool.target_dedicated, pool.target_low_priority = dedicated, low_priority
         pool.touch()
         self._start_resize(pool, option)
