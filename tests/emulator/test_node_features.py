@@ -318,6 +318,13 @@ def test_known_subnet_is_accepted_and_others_are_refused(emulator_with_subnet: B
     assert "VNet does not exist" in values["Reason"]
 
 
+def test_cli_subnet_option_reaches_the_settings() -> None:
+    from airflow_batch_provider.emulator.cli import build_parser
+
+    args = build_parser().parse_args(["--subnet", SUBNET, "--subnet", SUBNET.replace("batch", "other")])
+    assert args.subnet == [SUBNET, SUBNET.replace("batch", "other")]
+
+
 def test_any_subnet_is_refused_by_an_emulator_that_knows_none(client: BatchClient) -> None:
     status, code, values = refused(
         client.create_pool, pool_options(unique("pool"), network_configuration=network(subnet_id=SUBNET))
@@ -520,6 +527,39 @@ def test_node_extensions_list_the_pools_and_the_agents(client: BatchClient) -> N
         "CustomScript",
     )
     assert refused(client.get_node_extension, pool_id, node_id, "missing")[:2] == (404, "ExtensionNotFound")
+
+
+def _with_extensions(*extensions: m.VMExtension) -> m.VirtualMachineConfiguration:
+    return m.VirtualMachineConfiguration(
+        image_reference=m.BatchVmImageReference(
+            publisher="canonical", offer="ubuntu-24_04-lts", sku="server"
+        ),
+        node_agent_sku_id="batch.node.ubuntu 24.04",
+        extensions=list(extensions),
+    )
+
+
+@pytest.mark.parametrize(
+    ("extensions", "prop"),
+    [
+        ([{"name": "x", "type": "CustomScript"}], "virtualMachineConfiguration/extensions[0]/publisher"),
+        (
+            [
+                m.VMExtension(name="a", publisher="p", type="t"),
+                m.VMExtension(name="A", publisher="p", type="t"),
+            ],
+            "virtualMachineConfiguration/extensions[1]/name",
+        ),
+        (
+            [m.VMExtension(name="a", publisher="p", type="t", provision_after_extensions=["missing"])],
+            "virtualMachineConfiguration/extensions[0]/provisionAfterExtensions",
+        ),
+    ],
+)
+def test_pool_extensions_are_validated(client: BatchClient, extensions: list[Any], prop: str) -> None:
+    body = pool_options(unique("pool"), virtual_machine_configuration=_with_extensions(*extensions))
+    status, _, values = refused(client.create_pool, body)
+    assert (status, values["PropertyName"]) == (400, prop)
 
 
 # ---- service logs

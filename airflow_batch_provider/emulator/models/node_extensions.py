@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_batch_provider.emulator.errors import resource_not_found
+from airflow_batch_provider.emulator.errors import invalid_property, missing_property, resource_not_found
+from airflow_batch_provider.emulator.models.base import get_list, get_str
 from airflow_batch_provider.emulator.serialization import format_datetime
 
 if TYPE_CHECKING:
@@ -32,6 +33,35 @@ _AGENT_EXTENSION = {
         "autoUpgradeMinorVersion": True,
     },
 }
+
+
+def validate_extensions(configuration: dict[str, Any], path: str = "virtualMachineConfiguration") -> None:
+    """400 for extensions the service refuses: missing name/publisher/type, duplicate names, or a
+    ``provisionAfterExtensions`` entry naming no other extension of the pool."""
+    extensions = get_list(configuration, "extensions", f"{path}/extensions") or []
+    names: list[str] = []
+    for index, extension in enumerate(extensions):
+        item = f"{path}/extensions[{index}]"
+        if not isinstance(extension, dict):
+            raise invalid_property(item, extension, "The value must be a JSON object.")
+        for required in ("name", "publisher", "type"):
+            if not get_str(extension, required, f"{item}/{required}"):
+                raise missing_property(f"{item}/{required}")
+        name = str(extension["name"])
+        if name.lower() in names:
+            raise invalid_property(f"{item}/name", name, "Extension names must be unique in a pool.")
+        names.append(name.lower())
+    for index, extension in enumerate(extensions):
+        after = get_list(
+            extension, "provisionAfterExtensions", f"{path}/extensions[{index}]/provisionAfterExtensions"
+        )
+        for other in after or []:
+            if str(other).lower() not in names or str(other).lower() == str(extension["name"]).lower():
+                raise invalid_property(
+                    f"{path}/extensions[{index}]/provisionAfterExtensions",
+                    other,
+                    "Each entry must name another extension of the pool.",
+                )
 
 
 def node_extensions(node: Node) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from airflow_batch_provider.emulator.models.base import (
 )
 from airflow_batch_provider.emulator.models.images import validate_image, vm_cores
 from airflow_batch_provider.emulator.models.network import PublicAddresses, check_capacity, validate_network
+from airflow_batch_provider.emulator.models.node_extensions import validate_extensions
 from airflow_batch_provider.emulator.models.nodes import EVICTION_OPTIONS, Node
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 from airflow_batch_provider.utils.durations import format_duration
@@ -263,6 +264,7 @@ class PoolBackend:
                 )
             raise missing_property("virtualMachineConfiguration")
         validate_image(configuration)
+        validate_extensions(configuration)
         self.account.applications.validate(body.get("applicationPackageReferences"))
         pool = Pool(self.account, pool_id, body)
         pool.start_task = _validate_start_task(body)
@@ -333,6 +335,7 @@ class PoolBackend:
             pool.vm_size = str(body["vmSize"])
         if "virtualMachineConfiguration" in body:
             validate_image(body["virtualMachineConfiguration"])
+            validate_extensions(body["virtualMachineConfiguration"])
             pool.properties["virtualMachineConfiguration"] = body["virtualMachineConfiguration"]
         if "networkConfiguration" in body:
             validate_network(body["networkConfiguration"], self.account.settings.known_subnets, 0)
