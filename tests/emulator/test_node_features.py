@@ -292,6 +292,56 @@ def test_no_public_ip_addresses_means_no_endpoints_and_no_remote_login(
     )
 
 
+def _public_ip(resource: str) -> str:
+    return (
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/"
+        f"Microsoft.Network/publicIPAddresses/{resource}"
+    )
+
+
+def test_user_managed_public_ips_front_the_nodes(emulator_with_subnet: BatchClient) -> None:
+    client = emulator_with_subnet
+
+    def user_managed(*resources: str) -> m.NetworkConfiguration:
+        return network(
+            subnet_id=SUBNET,
+            public_ip_address_configuration=m.BatchPublicIpAddressConfiguration(
+                ip_address_provisioning_type="usermanaged", ip_address_ids=[_public_ip(r) for r in resources]
+            ),
+        )
+
+    addresses = []
+    for resources in (("ip-a", "ip-b"), ("ip-a",), ("ip-c",)):
+        _, nodes = idle_pool(client, network_configuration=user_managed(*resources))
+        (ssh,) = nodes[0].endpoint_configuration.inbound_endpoints
+        addresses.append(ssh.public_ip_address)
+    assert addresses[0] == addresses[1] != addresses[2]  # the first node sits behind the first address
+    status, _, values = refused(
+        client.create_pool,
+        pool_options(unique("pool"), target_dedicated_nodes=101, network_configuration=user_managed("ip-a")),
+    )
+    assert (status, values["PropertyName"]) == (
+        400,
+        "networkConfiguration/publicIPAddressConfiguration/ipAddressIds",
+    )
+
+
+@pytest.mark.parametrize("provision", ["usermanaged", "nopublicipaddresses"])
+def test_pools_without_batch_managed_ips_need_a_subnet(
+    emulator_with_subnet: BatchClient, provision: str
+) -> None:
+    config = network(
+        public_ip_address_configuration=m.BatchPublicIpAddressConfiguration(
+            ip_address_provisioning_type=provision,
+            ip_address_ids=[_public_ip("ip-a")] if provision == "usermanaged" else None,
+        )
+    )
+    status, _, values = refused(
+        emulator_with_subnet.create_pool, pool_options(unique("pool"), network_configuration=config)
+    )
+    assert (status, values["PropertyName"]) == (400, "networkConfiguration/subnetId")
+
+
 # ---- network configuration validation
 
 

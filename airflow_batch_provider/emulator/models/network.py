@@ -71,6 +71,13 @@ def validate_network(network: Any, known_subnets: Iterable[str], target_nodes: i
     public_ip = get_object(network, "publicIPAddressConfiguration", f"{_PATH}/publicIPAddressConfiguration")
     if public_ip is not None:
         _validate_public_ip(public_ip, target_nodes)
+        provision = provisioning(network)
+        if provision != "batchmanaged" and not network.get("subnetId"):
+            raise invalid_property(
+                f"{_PATH}/subnetId",
+                None,
+                f"A pool with provision: {provision} must be in a virtual network: set subnetId.",
+            )
 
 
 def check_capacity(network: dict[str, Any] | None, target_nodes: int) -> None:
@@ -329,19 +336,31 @@ class PublicAddresses:
     fqdn: str
 
     @classmethod
-    def of_pool(
-        cls, account_name: str, pool_id: str, network: dict[str, Any] | None
+    def of_node(
+        cls, account_name: str, pool_id: str, network: dict[str, Any] | None, node_index: int
     ) -> PublicAddresses | None:
-        """The pool's public addresses; ``None`` with ``provision: nopublicipaddresses``."""
-        if provisioning(network) == "nopublicipaddresses":
+        """Node ``node_index``'s public addresses; ``None`` with ``provision: nopublicipaddresses``.
+
+        Batch-managed: one address per pool. User-managed: the pool's ``ipAddressIds`` in turn, each
+        in front of up to 100 nodes.
+        """
+        provision = provisioning(network)
+        if provision == "nopublicipaddresses":
             return None
-        digest = _digest(f"{account_name}/{pool_id.lower()}")
+        source = f"{account_name}/{pool_id.lower()}"
+        if provision == "usermanaged":
+            address_ids = ((network or {}).get("publicIPAddressConfiguration") or {}).get(
+                "ipAddressIds"
+            ) or []
+            if address_ids:
+                source = str(
+                    address_ids[min(node_index // NODES_PER_PUBLIC_IP, len(address_ids) - 1)]
+                ).lower()
+        digest = _digest(source)
         ipv4 = str(ipaddress.IPv4Address("203.0.113.0") + 1 + digest[0] % 254)
-        ipv6 = (
-            str(ipaddress.IPv6Address("2001:db8::") + int.from_bytes(digest[1:9], "big"))
-            if dual_stack(network)
-            else None
-        )
+        ipv6 = None
+        if dual_stack(network):
+            ipv6 = str(ipaddress.IPv6Address("2001:db8::") + int.from_bytes(digest[1:9], "big"))
         return cls(ipv4, ipv6, f"dns{digest.hex()[:24]}.{account_name}.batch-emulator.invalid")
 
 

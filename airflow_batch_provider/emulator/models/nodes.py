@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from airflow_batch_provider.emulator.errors import BatchError, conflict, resource_not_found
 from airflow_batch_provider.emulator.models.base import environment_dict, get_enum
-from airflow_batch_provider.emulator.models.network import inbound_endpoints, private_ipv6
+from airflow_batch_provider.emulator.models.network import PublicAddresses, inbound_endpoints, private_ipv6
 from airflow_batch_provider.emulator.runner import failures
 from airflow_batch_provider.emulator.runner.layout import NODE_DIRECTORIES, STARTUP_DIR
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
@@ -80,6 +80,11 @@ class Node:
     def url(self) -> str:
         return f"{self.pool.account.base_url}/pools/{quote(self.pool.id)}/nodes/{quote(self.id)}"
 
+    @property
+    def public_addresses(self) -> PublicAddresses | None:
+        """Where the node is reached from outside; ``None`` in a pool without public IP addresses."""
+        return PublicAddresses.of_node(self.pool.account.name, self.pool.id, self.pool.network, self.index)
+
     def set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
@@ -94,6 +99,7 @@ class Node:
                 self.set_state("offline" if self.scheduling_state == "disabled" else "idle")
 
     def to_dict(self) -> dict[str, Any]:
+        addresses = self.public_addresses
         document: dict[str, Any] = {
             "id": self.id,
             "url": self.url,
@@ -113,11 +119,11 @@ class Node:
             "virtualMachineInfo": {"imageReference": self.pool.image_reference},
             "endpointConfiguration": {
                 "inboundEndpoints": inbound_endpoints(
-                    self.pool.public_addresses, self.pool.network, self.pool.windows, self.index
+                    addresses, self.pool.network, self.pool.windows, self.index
                 )
             },
         }
-        if self.pool.public_addresses is not None and self.pool.public_addresses.ipv6 is not None:
+        if addresses is not None and addresses.ipv6 is not None:
             document["ipv6Address"] = self.ipv6_address
         if self.last_boot_time is not None:
             document["lastBootTime"] = format_datetime(self.last_boot_time)

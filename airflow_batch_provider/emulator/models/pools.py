@@ -30,7 +30,7 @@ from airflow_batch_provider.emulator.models.base import (
     validate_id,
 )
 from airflow_batch_provider.emulator.models.images import validate_image, vm_cores
-from airflow_batch_provider.emulator.models.network import PublicAddresses, check_capacity, validate_network
+from airflow_batch_provider.emulator.models.network import check_capacity, validate_network
 from airflow_batch_provider.emulator.models.node_extensions import validate_extensions
 from airflow_batch_provider.emulator.models.nodes import EVICTION_OPTIONS, Node
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
@@ -108,11 +108,6 @@ class Pool(Resource):
         """Whether the pool's nodes run Windows (by their node agent SKU)."""
         configuration = self.properties.get("virtualMachineConfiguration") or {}
         return str(configuration.get("nodeAgentSKUId", "")).lower().startswith("batch.node.windows")
-
-    @property
-    def public_addresses(self) -> PublicAddresses | None:
-        """Where the pool's nodes are reached from outside; ``None`` without public IP addresses."""
-        return PublicAddresses.of_pool(self.account.name, self.id, self.network)
 
     @property
     def node_fill_type(self) -> str:

@@ -56,9 +56,7 @@ async def delete_node_user(request: Request, pool_id: str, node_id: str, user_na
 @router.get("/pools/{pool_id}/nodes/{node_id}/remoteloginsettings")
 async def get_remote_login_settings(request: Request, pool_id: str, node_id: str) -> Response:
     node = get_account(request).nodes.get(pool_id, node_id)
-    settings = remote_login_settings(
-        node.pool.public_addresses, node.pool.network, node.pool.windows, node.index
-    )
+    settings = remote_login_settings(node.public_addresses, node.pool.network, node.pool.windows, node.index)
     return json_response(
         {
             "odata.metadata": metadata_url(
