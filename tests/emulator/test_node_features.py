@@ -635,7 +635,7 @@ def test_upload_node_logs_to_azurite(
     client: BatchClient, azurite: AzuriteServer, logs_container: tuple[str, str]
 ) -> None:
     container, container_url = logs_container
-    pool_id, nodes = idle_pool(client)
+    pool_id, nodes = idle_pool(client, start_task=m.BatchStartTask(command_line=sh("exit 0")))
     job_id = unique("job")
     client.create_job(m.BatchJobCreateOptions(id=job_id, pool_info=m.BatchPoolInfo(pool_id=pool_id)))
     client.create_task(job_id, m.BatchTaskCreateOptions(id="logged", command_line=sh("exit 0")))
@@ -656,6 +656,7 @@ def test_upload_node_logs_to_azurite(
     text = blobs.download_blob(names[0]).readall().decode()
     assert f"node {nodes[0].id} allocated to pool {pool_id}" in text
     assert f"task {job_id}/logged placed on the node" in text
+    assert "start task success, exit code 0" in text
 
 
 def test_upload_node_logs_outside_the_time_range_uploads_nothing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
@@ -21,6 +22,12 @@ from airflow_batch_provider.emulator.routes.common import (
 from airflow_batch_provider.emulator.runner import service_logs
 
 router = APIRouter()
+
+
+def _entity(request: Request, entity: str, body: dict[str, Any]) -> Response:
+    """200 with a result object, under the service's OData metadata type."""
+    fragment = f"Microsoft.Azure.Batch.Protocol.Entities.{entity}"
+    return json_response({"odata.metadata": metadata_url(request, fragment), **body})
 
 
 def _ready_node(request: Request, pool_id: str, node_id: str) -> Node:
@@ -57,14 +64,7 @@ async def delete_node_user(request: Request, pool_id: str, node_id: str, user_na
 async def get_remote_login_settings(request: Request, pool_id: str, node_id: str) -> Response:
     node = get_account(request).nodes.get(pool_id, node_id)
     settings = remote_login_settings(node.public_addresses, node.pool.network, node.pool.windows, node.index)
-    return json_response(
-        {
-            "odata.metadata": metadata_url(
-                request, "Microsoft.Azure.Batch.Protocol.Entities.ComputeNodeGetRemoteLoginSettingsResult"
-            ),
-            **settings,
-        }
-    )
+    return _entity(request, "ComputeNodeGetRemoteLoginSettingsResult", settings)
 
 
 @router.get("/pools/{pool_id}/nodes/{node_id}/extensions")
@@ -86,11 +86,4 @@ async def upload_batch_service_logs(request: Request, pool_id: str, node_id: str
     node = account.nodes.get(pool_id, node_id)
     plan = service_logs.plan_upload(node, await read_json(request))
     account.spawn(service_logs.upload(plan))
-    return json_response(
-        {
-            "odata.metadata": metadata_url(
-                request, "Microsoft.Azure.Batch.Protocol.Entities.UploadBatchServiceLogsResult"
-            ),
-            **plan.result(),
-        }
-    )
+    return _entity(request, "UploadBatchServiceLogsResult", plan.result())

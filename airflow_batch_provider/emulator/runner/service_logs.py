@@ -1,11 +1,12 @@
 """``uploadbatchservicelogs``: a node's agent log, uploaded to a blob container as the service does.
 
 Each node keeps an agent log (``batch-agent.log``, beside the node's files, not among them) with a
-timestamped line for its allocation, each boot, its start task and each task placed on it, written
-from the node's state when logs are requested. A log file is uploaded when one of its lines falls in
-the requested time range, to ``<poolId>/<nodeId>/<unique id>/<file>`` in the container. As on the
-service the call answers at once with that directory and the number of files, and the upload runs in
-the background: a container that cannot be written is logged (without its SAS), not returned.
+timestamped line for its allocation, its boot, its start task and the tasks placed on it, brought
+up to date from the node's state whenever logs are requested (earlier lines are kept). A log file is
+uploaded when one of its lines falls in the requested time range, to
+``<poolId>/<nodeId>/<unique id>/<file>`` in the container. As on the service the call answers at
+once with that directory and the number of files, and the upload runs in the background: a
+container that cannot be written is logged (without its SAS), not returned.
 """
 
 from __future__ import annotations
