@@ -67,10 +67,10 @@ def validate_network(network: Any, known_subnets: Iterable[str], target_nodes: i
     _validate_subnet(network, known_subnets)
     endpoints = get_object(network, "endpointConfiguration", f"{_PATH}/endpointConfiguration")
     if endpoints is not None:
-        _validate_nat_pools(endpoints, target_nodes)
+        _validate_nat_pools(endpoints)
     public_ip = get_object(network, "publicIPAddressConfiguration", f"{_PATH}/publicIPAddressConfiguration")
     if public_ip is not None:
-        _validate_public_ip(public_ip, target_nodes)
+        _validate_public_ip(public_ip)
         provision = provisioning(network)
         if provision != "batchmanaged" and not network.get("subnetId"):
             raise invalid_property(
@@ -78,10 +78,11 @@ def validate_network(network: Any, known_subnets: Iterable[str], target_nodes: i
                 None,
                 f"A pool with provision: {provision} must be in a virtual network: set subnetId.",
             )
+    check_capacity(network, target_nodes)
 
 
 def check_capacity(network: dict[str, Any] | None, target_nodes: int) -> None:
-    """400 when a resize asks for more nodes than a NAT pool's frontend range or the public IPs hold."""
+    """400 when more nodes are asked for than a NAT pool's frontend range or the public IPs hold."""
     if not network:
         return
     for index, nat_pool in enumerate(nat_pools(network)):
@@ -130,7 +131,7 @@ def _validate_subnet(network: dict[str, Any], known_subnets: Iterable[str]) -> N
         )
 
 
-def _validate_nat_pools(endpoints: dict[str, Any], target_nodes: int) -> None:
+def _validate_nat_pools(endpoints: dict[str, Any]) -> None:
     pools = get_list(endpoints, "inboundNATPools", _NAT_PATH)
     if pools is None:
         raise missing_property(_NAT_PATH)
@@ -163,7 +164,7 @@ def _validate_nat_pools(endpoints: dict[str, Any], target_nodes: int) -> None:
         backend_ports.add(backend)
         start = _required_int(nat_pool, "frontendPortRangeStart", 1, 65534, path)
         end = _required_int(nat_pool, "frontendPortRangeEnd", 1, 65534, path)
-        _validate_frontend_range(start, end, ranges, target_nodes, path)
+        _validate_frontend_range(start, end, ranges, path)
         ranges.append((start, end))
         rules = get_list(nat_pool, "networkSecurityGroupRules", f"{path}/networkSecurityGroupRules") or []
         rule_count += len(rules)
@@ -197,9 +198,7 @@ def _required_int(body: dict[str, Any], name: str, minimum: int, maximum: int, p
     return get_int(body, name, 0, minimum, maximum, f"{path}/{name}")
 
 
-def _validate_frontend_range(
-    start: int, end: int, others: list[tuple[int, int]], target_nodes: int, path: str
-) -> None:
+def _validate_frontend_range(start: int, end: int, others: list[tuple[int, int]], path: str) -> None:
     low, high = RESERVED_FRONTEND_PORTS
     for name, port in (("frontendPortRangeStart", start), ("frontendPortRangeEnd", end)):
         if low <= port <= high:
@@ -223,13 +222,6 @@ def _validate_frontend_range(
                 start,
                 f"The range {start}-{end} overlaps {other_start}-{other_end}; ranges must not overlap.",
             )
-    if target_nodes > end - start + 1:
-        raise invalid_property(
-            f"{path}/frontendPortRangeEnd",
-            end,
-            f"The frontend port range holds {end - start + 1} ports, fewer than the {target_nodes} nodes "
-            "requested: each node needs its own frontend port.",
-        )
 
 
 def _validate_rule(rule: Any, path: str, priorities: set[int]) -> None:
@@ -281,7 +273,7 @@ def _port_range(entry: Any, path: str) -> tuple[int, int]:
     raise invalid_property(path, entry, "Use *, a port (22) or a range (100-200) within 0-65535.")
 
 
-def _validate_public_ip(public_ip: dict[str, Any], target_nodes: int) -> None:
+def _validate_public_ip(public_ip: dict[str, Any]) -> None:
     path = f"{_PATH}/publicIPAddressConfiguration"
     provision = get_enum(public_ip, "provision", PROVISIONING_TYPES, "batchmanaged", f"{path}/provision")
     address_ids = get_list(public_ip, "ipAddressIds", f"{path}/ipAddressIds") or []
@@ -301,7 +293,6 @@ def _validate_public_ip(public_ip: dict[str, Any], target_nodes: int) -> None:
         raise invalid_property(
             f"{path}/ipFamilies", ",".join(families), "IPv4 is required: use [IPv4] or [IPv4, IPv6]."
         )
-    _check_public_ip_capacity(public_ip, target_nodes)
 
 
 def nat_pools(network: dict[str, Any] | None) -> list[dict[str, Any]]:
