@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds each simulated transition takes, e.g. node creating -> starting (default: %(default)s)",
     )
     parser.add_argument(
+        "--schedule-interval-scale",
+        type=float,
+        default=1.0,
+        help="multiplies job schedules' recurrenceInterval and startWindow, e.g. 0.01 runs a PT1M "
+        "recurrence every 0.6 s (default: %(default)s)",
+    )
+    parser.add_argument(
         "--core-quota", type=int, default=500, help="dedicated vCPU quota (default: %(default)s)"
     )
     parser.add_argument(
@@ -162,6 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool_quota=args.pool_quota,
         active_job_quota=args.active_job_quota,
         known_subnets=tuple(args.subnet),
+        schedule_interval_scale=args.schedule_interval_scale,
     )
     try:
         fault_plan = plan_from_options(

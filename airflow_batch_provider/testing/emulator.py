@@ -59,6 +59,8 @@ class BatchEmulatorServer(StartStop):
     autoscale_interval_scale: float = 1.0
     #: Subnet resource ids pools may name in ``networkConfiguration.subnetId``.
     known_subnets: tuple[str, ...] = ()
+    #: Multiplies job schedules' recurrenceInterval and startWindow (minimum PT1M); 0.01 makes PT1M 0.6 s.
+    schedule_interval_scale: float = 1.0
     executor: Executor | None = field(default=None, repr=False)
     #: Fault plan active from the start (change it later with :meth:`set_faults`).
     faults: FaultPlan | None = None
@@ -216,6 +218,7 @@ class BatchEmulatorServer(StartStop):
             active_job_quota=self.active_job_quota,
             autoscale_interval_scale=self.autoscale_interval_scale,
             known_subnets=tuple(self.known_subnets),
+            schedule_interval_scale=self.schedule_interval_scale,
         )
         companion = self._management_companion() if self.management else None
         applications = self._management_app.state.applications if companion is not None else None

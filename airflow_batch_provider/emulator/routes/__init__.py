@@ -2,6 +2,7 @@
 
 from airflow_batch_provider.emulator.routes import (
     account,
+    job_schedules,
     jobs,
     node_access,
     nodes,
@@ -17,6 +18,7 @@ ROUTERS = (
     node_access.router,
     jobs.router,
     tasks.router,
+    job_schedules.router,
     unsupported.router,
 )
 

@@ -22,9 +22,3 @@ def not_supported(feature: str) -> BatchError:
 @router.get("/poolusagemetrics")
 async def list_pool_usage_metrics(request: Request) -> Response:
     return json_response({"odata.metadata": metadata_url(request, "poolusagemetrics"), "value": []})
-
-
-@router.api_route("/jobschedules", methods=["GET", "POST"])
-@router.api_route("/jobschedules/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
-async def job_schedules(request: Request) -> Response:
-    raise not_supported("Job schedules")
