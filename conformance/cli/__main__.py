@@ -36,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
 
     az = ensure_cli(options.venv, options.cli_version)
-    with LocalAzureStack() as stack, tempfile.TemporaryDirectory(prefix="cli-conformance-") as workdir:
+    # ``az`` may still be writing its logs as the directory goes: tolerate that at cleanup.
+    scratch = tempfile.TemporaryDirectory(prefix="cli-conformance-", ignore_cleanup_errors=True)
+    with LocalAzureStack() as stack, scratch as workdir:
         batch = stack.batch
         config_dir = Path(workdir) / "az-config"
         cli = BatchAccountCli(az, batch.endpoint, batch.account_name, batch.account_key, config_dir)

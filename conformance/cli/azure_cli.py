@@ -102,15 +102,7 @@ class BatchAccountCli:
         return CliRun(completed.returncode, requests, self._redact("\n".join(errors)))
 
     def _invoke(self, args: list[str], auth: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        environment = {
-            **os.environ,
-            "AZURE_CONFIG_DIR": str(self.config_dir),
-            "AZURE_CORE_COLLECT_TELEMETRY": "false",
-            "AZURE_CORE_NO_COLOR": "true",
-            "AZURE_CORE_ONLY_SHOW_ERRORS": "true",
-        }
-        for name in ("AZURE_BATCH_ENDPOINT", "AZURE_BATCH_ACCOUNT", "AZURE_BATCH_ACCESS_KEY"):
-            environment.pop(name, None)
+        environment = self._environment()
         command = [str(self.az), *args]
         if auth == "flags":
             command += ["--account-endpoint", self.endpoint, "--account-name", self.account_name]
@@ -125,6 +117,20 @@ class BatchAccountCli:
             raise ValueError(f"auth must be 'flags' or 'env', not {auth!r}")
         return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=timeout)
 
+    def _environment(self) -> dict[str, str]:
+        """The caller's environment, with ``az`` kept private, quiet and free of telemetry."""
+        environment = {
+            **os.environ,
+            "AZURE_CONFIG_DIR": str(self.config_dir),
+            "AZURE_CORE_COLLECT_TELEMETRY": "false",
+            "AZURE_CORE_NO_COLOR": "true",
+            "AZURE_CORE_ONLY_SHOW_ERRORS": "true",
+            "AZURE_LOGGING_ENABLE_LOG_FILE": "false",
+        }
+        for name in ("AZURE_BATCH_ENDPOINT", "AZURE_BATCH_ACCOUNT", "AZURE_BATCH_ACCESS_KEY"):
+            environment.pop(name, None)
+        return environment
+
     def _redact(self, text: str) -> str:
         return _SIGNATURE.sub(r"\1***", text.replace(self.account_key, "***"))
 
@@ -134,7 +140,7 @@ class BatchAccountCli:
             [str(self.az), "version", "--output", "json"],
             capture_output=True,
             text=True,
-            env={**os.environ, "AZURE_CONFIG_DIR": str(self.config_dir)},
+            env=self._environment(),
         )
         if completed.returncode != 0:
             return "unknown"
