@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit soak demo bench clean conformance conformance-sdk conformance-emulator
+.PHONY: setup test lint unit soak demo bench clean conformance conformance-sdk conformance-emulator conformance-cli
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -49,6 +49,10 @@ conformance-sdk: setup
 
 conformance-emulator: setup
 	$(BIN)/python -m conformance.emulator --results build/conformance/emulator.json
+
+# The Azure CLI (installed into .conformance/cli-venv on first use) driven against the emulator.
+conformance-cli: setup
+	$(BIN)/python -m conformance.cli --results build/conformance/cli.json
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo .conformance

@@ -17,16 +17,18 @@ Where the emulator follows the service on purpose (so tests catch what productio
   a pool with that id appears;
 * ``onAllTasksComplete: terminatejob`` on a job with no tasks completes it at once;
 * command lines run without a shell (wrap them in ``/bin/sh -c``), as on a Linux node;
-* only api-version ``2025-06-01`` is accepted (400 ``UnsupportedRequestVersion`` otherwise).
+* api-versions 2023-05-01.17.0 to 2025-06-01 are accepted, responses shaped for each
+  (:mod:`~airflow_batch_provider.emulator.api_versions`); others get 400 ``UnsupportedRequestVersion``.
 
 Where it differs, by design: container task settings and multi-instance tasks are refused at
-creation (400 ``InvalidPropertyValue`` naming the limitation); node users, remote login, log upload
-and VM extensions answer 501 ``NotImplemented``; job schedules' ``recurrenceInterval`` and
-``startWindow`` are multiplied by ``--schedule-interval-scale`` (default 1); pool usage metrics are an empty
-list; application packages come from a pluggable source (by default a local directory,
-``--applications-dir``, laid out as ``<applicationId>/<version>.zip``; or published through the
-HTTPS Resource Manager subset in :mod:`.management`, ``--management-port``); a task whose
-``requiredSlots`` exceeds its pool's ``taskSlotsPerNode`` is refused at creation (the service
-accepts it and never runs it); more than 100 tasks in one ``addtaskcollection`` is 413
+creation (400 ``InvalidPropertyValue`` naming the limitation); node users, remote login, inbound
+endpoints and VM extensions are state with made-up public addresses (:mod:`.models.network`), and a
+``subnetId`` must be one the emulator was started with (``--subnet``); job schedules'
+``recurrenceInterval`` and ``startWindow`` are multiplied by ``--schedule-interval-scale`` (default
+1); pool usage metrics are an empty list; application packages come from a pluggable source (by
+default a local directory, ``--applications-dir``, laid out as ``<applicationId>/<version>.zip``; or
+published through the HTTPS Resource Manager subset in :mod:`.management`, ``--management-port``); a
+task whose ``requiredSlots`` exceeds its pool's ``taskSlotsPerNode`` is refused at creation (the
+service accepts it and never runs it); more than 100 tasks in one ``addtaskcollection`` is 413
 ``RequestBodyTooLarge``, like a body over 1 MB, so the SDK's ``create_tasks`` splits the chunk.
 """
