@@ -6,7 +6,9 @@ The phases, each of which may end the attempt with a documented ``failureInfo``:
    command line never runs and ``exit_code`` is ``None``);
 2. run the command line (not under a shell, see :mod:`.process`) with stdout/stderr in the task
    directory, killing the whole process tree on ``maxWallClockTime`` or on ``cancel``; whatever
-   the process leaves running when it exits is ended too (see :mod:`.containment`);
+   the process leaves running when it exits is ended too (see :mod:`.containment`). A task with
+   ``containerSettings`` runs its command line in its image through the engine (see :mod:`.containers`),
+   the image pulled first if absent; the container is killed and removed with the task;
 3. upload the output files whose ``uploadCondition`` the outcome meets, after the process exited.
 
 ``maxWallClockTime`` counts from the start of the attempt, so it covers downloads and the process.
