@@ -13,6 +13,7 @@ from airflow_batch_provider.emulator.errors import (
     invalid_property,
     missing_property,
 )
+from airflow_batch_provider.emulator.runner.process import MAX_COMMAND_LINE_BYTES, command_line_too_long
 from airflow_batch_provider.emulator.serialization import format_datetime, new_etag, parse_http_date, utcnow
 from airflow_batch_provider.utils.durations import parse_duration
 
@@ -221,6 +222,14 @@ def validate_command_task(body: Mapping[str, Any], path: str = "") -> None:
     require(body, "commandLine", f"{path}commandLine")
     if not isinstance(body["commandLine"], str):
         raise invalid_property(f"{path}commandLine", body["commandLine"], "The value must be a string.")
+    if command_line_too_long(body["commandLine"]):
+        # Only a body over the service's 1 MB limit can carry such a command line: refuse it the same way.
+        raise BatchError(
+            413,
+            "RequestBodyTooLarge",
+            "The request body is too large and exceeds the maximum permissible limit.",
+            {"MaxLimit": str(MAX_COMMAND_LINE_BYTES)},
+        )
     reject_container_settings(body, path)
     for index, setting in enumerate(
         get_list(body, "environmentSettings", f"{path}environmentSettings") or []
