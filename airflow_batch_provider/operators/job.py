@@ -15,7 +15,8 @@ from airflow_batch_provider.hooks._sdk_compat import error_code, error_message
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
 from airflow_batch_provider.utils.batch_specs import build_job_spec, job_differences
-from airflow_batch_provider.utils.ids import make_batch_id
+from airflow_batch_provider.utils.durations import to_iso_duration, to_seconds
+from airflow_batch_provider.utils.ids import to_batch_id
 from airflow_batch_provider.utils.validation import validate_batch_id
 
 if TYPE_CHECKING:
@@ -128,17 +129,9 @@ class BatchCreateJobOperator(BaseOperator):
 
     def build_spec(self) -> dict[str, Any]:
         """The job body this operator sends."""
-        job_id = validate_batch_id(make_batch_id(str(self.job_id)), "job")
-        pool_id = validate_batch_id(make_batch_id(str(self.pool_id)), "pool") if self.pool_id else ""
-        wall_clock = self.max_wall_clock_time
-        if isinstance(wall_clock, str) and wall_clock and not wall_clock.startswith("P"):
-            try:
-                wall_clock = float(wall_clock)
-            except ValueError:
-                raise InvalidInputError(
-                    f"max_wall_clock_time {wall_clock!r} is not a duration. Pass a timedelta, a number of "
-                    "seconds or an ISO 8601 duration such as 'PT2H'."
-                ) from None
+        job_id = validate_batch_id(to_batch_id(self.job_id, "job_id"), "job")
+        pool_id = validate_batch_id(to_batch_id(self.pool_id, "pool_id"), "pool") if self.pool_id else ""
+        wall_clock = to_iso_duration(self.max_wall_clock_time, "max_wall_clock_time")
         return build_job_spec(
             job_id=job_id,
             pool_id=pool_id,
@@ -238,9 +231,13 @@ class BatchTerminateJobOperator(BaseOperator):
         self.azbatch_conn_id = azbatch_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        job_id = make_batch_id(str(self.job_id))
+        job_id = to_batch_id(self.job_id, "job_id")
+        poll_interval = to_seconds(self.poll_interval, "poll_interval")
         outcome = BatchHook(self.azbatch_conn_id).terminate_job(
-            job_id, self.reason, wait=self.wait_for_completion, poll_interval=self.poll_interval
+            job_id,
+            self.reason,
+            wait=self.wait_for_completion,
+            poll_interval=5 if poll_interval is None else poll_interval,
         )
         self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
         return {"job_id": job_id, "outcome": outcome}
@@ -272,9 +269,10 @@ class BatchDeleteJobOperator(BaseOperator):
         self.azbatch_conn_id = azbatch_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        job_id = make_batch_id(str(self.job_id))
+        job_id = to_batch_id(self.job_id, "job_id")
+        poll_interval = to_seconds(self.poll_interval, "poll_interval")
         outcome = BatchHook(self.azbatch_conn_id).delete_job(
-            job_id, wait=self.wait_for_deletion, poll_interval=self.poll_interval
+            job_id, wait=self.wait_for_deletion, poll_interval=5 if poll_interval is None else poll_interval
         )
         self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
         return {"job_id": job_id, "outcome": outcome}

@@ -14,7 +14,7 @@ from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
 from airflow_batch_provider.utils.batch_specs import strip_sas
 from airflow_batch_provider.utils.batch_status import is_failed_task, prefix_filter
-from airflow_batch_provider.utils.ids import make_batch_id
+from airflow_batch_provider.utils.ids import to_batch_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -120,7 +120,7 @@ class BatchCollectTaskOutputOperator(BaseOperator):
         if self.which not in _WHICH:
             raise InvalidInputError(f"which must be one of {', '.join(_WHICH)}, got {self.which!r}.")
         files = [self.files] if isinstance(self.files, str) else list(self.files or [])
-        job_id = make_batch_id(str(self.job_id))
+        job_id = to_batch_id(self.job_id, "job_id")
         try:
             BatchJobLink.persist(context, self.hook.settings, job_id)
         except Exception as err:

@@ -28,7 +28,8 @@ from airflow_batch_provider.utils.batch_status import (
     StartTaskReboots,
     check_pool_blocking,
 )
-from airflow_batch_provider.utils.ids import make_batch_id
+from airflow_batch_provider.utils.durations import to_seconds
+from airflow_batch_provider.utils.ids import to_batch_id
 from airflow_batch_provider.utils.validation import validate_batch_id, validate_start_task_reboots
 
 if TYPE_CHECKING:
@@ -44,19 +45,6 @@ def _opt_int(value: Any, name: str) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise InvalidInputError(f"{name} must be a whole number, got {value!r}.") from None
-
-
-def _as_seconds(value: timedelta | float | str | None, name: str) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"{name} must be a timedelta or a number of seconds, got {value!r}."
-        ) from None
 
 
 class BatchCreatePoolOperator(BaseOperator):
@@ -213,7 +201,7 @@ class BatchCreatePoolOperator(BaseOperator):
     # -- execute ------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        pool_id = validate_batch_id(make_batch_id(str(self.pool_id)), "pool")
+        pool_id = validate_batch_id(to_batch_id(self.pool_id, "pool_id"), "pool")
         if self.if_exists not in _IF_EXISTS:
             raise InvalidInputError(
                 f"if_exists must be one of {', '.join(_IF_EXISTS)}, got {self.if_exists!r}."
@@ -222,8 +210,8 @@ class BatchCreatePoolOperator(BaseOperator):
         if image_needs_lookup(self.image, self.node_agent_sku_id):
             supported = self.hook.list_supported_images()
         spec = self.build_spec(pool_id, supported)
-        wait_timeout = _as_seconds(self.wait_timeout, "wait_timeout") or 1800.0
-        poll_interval = _as_seconds(self.poll_interval, "poll_interval") or 30.0
+        wait_timeout = to_seconds(self.wait_timeout, "wait_timeout") or 1800.0
+        poll_interval = to_seconds(self.poll_interval, "poll_interval") or 30.0
         min_nodes = _opt_int(self.min_usable_nodes, "min_usable_nodes")
         if min_nodes is None:
             min_nodes = requested_node_count(spec)
@@ -401,9 +389,10 @@ class BatchDeletePoolOperator(BaseOperator):
         self.azbatch_conn_id = azbatch_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        pool_id = make_batch_id(str(self.pool_id))
+        pool_id = to_batch_id(self.pool_id, "pool_id")
+        poll_interval = to_seconds(self.poll_interval, "poll_interval")
         outcome = BatchHook(self.azbatch_conn_id).delete_pool(
-            pool_id, wait=self.wait_for_deletion, poll_interval=self.poll_interval
+            pool_id, wait=self.wait_for_deletion, poll_interval=5 if poll_interval is None else poll_interval
         )
         self.log.info("Pool %s: %s", pool_id, outcome.replace("_", " "))
         return {"pool_id": pool_id, "outcome": outcome}

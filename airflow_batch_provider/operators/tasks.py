@@ -19,13 +19,13 @@ from airflow_batch_provider.utils.batch_specs import (
     environment_list,
     normalize_task,
     output_file,
-    parse_iso_duration,
     sas_urls_in_task,
     std_log_output_files,
     to_rest,
 )
 from airflow_batch_provider.utils.batch_status import prefix_filter
-from airflow_batch_provider.utils.ids import make_batch_id
+from airflow_batch_provider.utils.durations import parse_iso_duration, to_timedelta
+from airflow_batch_provider.utils.ids import make_batch_id, to_batch_id
 from airflow_batch_provider.utils.local_files import has_glob
 from airflow_batch_provider.utils.task_factories import TaskBuildContext
 from airflow_batch_provider.utils.validation import (
@@ -41,18 +41,10 @@ if TYPE_CHECKING:
 #: SAS lifetime when neither the job nor the tasks bound their run time.
 DEFAULT_UNBOUNDED_SAS_TTL = timedelta(days=7)
 DEFAULT_QUEUE_MARGIN = timedelta(hours=2)
+#: The longest SAS lifetime and queue margin the operator plans with (ten years).
+MAX_SAS_TTL = timedelta(days=3650)
 #: Longest task id prefix the operator derives itself (leaves room for the local ids).
 DEFAULT_PREFIX_LENGTH = 36
-
-
-def _seconds(value: timedelta | float | str | None) -> timedelta | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str) and value.startswith("P"):
-        return parse_iso_duration(value)
-    return timedelta(seconds=float(value))
 
 
 def default_task_id_prefix(context: Any) -> str:
@@ -238,12 +230,14 @@ class BatchAddTasksOperator(BaseOperator):
         return raw
 
     def _needed_sas_lifetime(self, job: Mapping[str, Any]) -> tuple[timedelta, str]:
-        margin = _seconds(self.queue_margin) or timedelta(0)
+        margin = to_timedelta(self.queue_margin, "queue_margin", maximum=MAX_SAS_TTL) or timedelta(0)
         job_clock = parse_iso_duration((job.get("constraints") or {}).get("maxWallClockTime"))
-        if job_clock is not None:
+        if job_clock is not None and job_clock < MAX_SAS_TTL:
             return job_clock + margin, f"job max wall clock {job_clock} + queue margin {margin}"
-        task_clock = _seconds((to_rest(dict(self.constraints or {}))).get("maxWallClockTime"))
-        if task_clock is not None:
+        task_clock = to_timedelta(
+            (to_rest(dict(self.constraints or {}))).get("maxWallClockTime"), "constraints.maxWallClockTime"
+        )
+        if task_clock is not None and task_clock < MAX_SAS_TTL:
             return task_clock + margin, f"task max wall clock {task_clock} + queue margin {margin}"
         return DEFAULT_UNBOUNDED_SAS_TTL, "no max wall clock on the job or tasks, so a default"
 
@@ -319,9 +313,9 @@ class BatchAddTasksOperator(BaseOperator):
     # -- execute ------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        job_id = make_batch_id(str(self.job_id))
+        job_id = to_batch_id(self.job_id, "job_id")
         prefix = (
-            make_batch_id(str(self.task_id_prefix))
+            to_batch_id(self.task_id_prefix, "task_id_prefix")
             if self.task_id_prefix
             else default_task_id_prefix(context)
         )
@@ -349,7 +343,7 @@ class BatchAddTasksOperator(BaseOperator):
             slots = int(auto.get("taskSlotsPerNode") or 1) if auto else None
 
         lifetime, why = self._needed_sas_lifetime(job)
-        ttl = _seconds(self.sas_ttl)
+        ttl = to_timedelta(self.sas_ttl, "sas_ttl", maximum=MAX_SAS_TTL)
         if ttl is not None and ttl < lifetime:
             raise InvalidInputError(
                 f"sas_ttl {ttl} is shorter than the tasks may need the files ({why}: {lifetime}). Raise "

@@ -13,11 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.durations import (
-    UNBOUNDED,
-    format_duration,
-    parse_duration,
-)
+from airflow_batch_provider.utils.durations import to_iso_duration
 
 #: Keys whose values are free-form user dicts: their own keys must stay as written.
 _FREE_FORM_KEYS = frozenset({"resourceTags", "settings", "protectedSettings", "tags"})
@@ -47,7 +43,7 @@ def to_rest(value: Any) -> Any:
             if name in _FREE_FORM_KEYS:
                 result[name] = copy.deepcopy(item)
             elif name in _DURATION_KEYS and isinstance(item, int | float) and not isinstance(item, bool):
-                result[name] = to_iso_duration(item)
+                result[name] = to_iso_duration(item, name)
             else:
                 result[name] = to_rest(item)
         return result
@@ -58,40 +54,6 @@ def to_rest(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
     return value
-
-
-def to_iso_duration(value: timedelta | float | str | None) -> str | None:
-    """A duration as ISO 8601 (``PT1H30M``) from a ``timedelta``, seconds, or an ISO string."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            parse_duration(text)
-        except ValueError:
-            raise InvalidInputError(
-                f"{value!r} is not an ISO 8601 duration. Use a timedelta, seconds, or e.g. 'PT1H'."
-            ) from None
-        return text
-    if isinstance(value, bool):
-        raise InvalidInputError(f"{value!r} is not a duration; use a timedelta or a number of seconds.")
-    delta = value if isinstance(value, timedelta) else timedelta(seconds=float(value))
-    if delta < timedelta(0):
-        raise InvalidInputError(f"A duration cannot be negative ({value!r}).")
-    return format_duration(delta)
-
-
-def parse_iso_duration(value: str | None, *, allow_unbounded: bool = True) -> timedelta | None:
-    """Parse an ISO 8601 duration; ``None`` for empty, invalid or the service's unbounded value."""
-    if not value:
-        return None
-    try:
-        result = parse_duration(value)
-    except ValueError:
-        return None
-    if result == UNBOUNDED or (allow_unbounded and result >= timedelta(days=10675199)):
-        return None
-    return result
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -318,12 +280,14 @@ def build_pool_spec(
         "taskSchedulingPolicy": {"nodeFillType": str(node_fill_type).lower()} if node_fill_type else None,
         "startTask": to_rest(start_task) if start_task is not None else None,
         "metadata": metadata_list(metadata),
-        "resizeTimeout": to_iso_duration(resize_timeout),
+        "resizeTimeout": to_iso_duration(resize_timeout, "resize_timeout"),
     }
     if auto_scale_formula:
         spec["enableAutoScale"] = True
         spec["autoScaleFormula"] = auto_scale_formula
-        spec["autoScaleEvaluationInterval"] = to_iso_duration(auto_scale_evaluation_interval)
+        spec["autoScaleEvaluationInterval"] = to_iso_duration(
+            auto_scale_evaluation_interval, "auto_scale_evaluation_interval"
+        )
     else:
         spec["enableAutoScale"] = False
         spec["targetDedicatedNodes"] = target_dedicated_nodes or 0
@@ -446,7 +410,10 @@ def build_job_spec(
             f"on_task_failure must be one of {', '.join(_ON_FAILURE)}, got {on_task_failure!r}."
         )
     constraints = drop_none(
-        {"maxWallClockTime": to_iso_duration(max_wall_clock_time), "maxTaskRetryCount": max_task_retry_count}
+        {
+            "maxWallClockTime": to_iso_duration(max_wall_clock_time, "max_wall_clock_time"),
+            "maxTaskRetryCount": max_task_retry_count,
+        }
     )
     spec: dict[str, Any] = {
         "id": job_id,

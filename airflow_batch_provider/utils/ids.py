@@ -18,7 +18,7 @@ MAX_BATCH_ID_LENGTH = 64
 HASH_LENGTH = 8
 
 _INVALID = re.compile(r"[^A-Za-z0-9_-]+")
-_VALID = re.compile(r"^[A-Za-z0-9_-]+$")
+_VALID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def short_hash(value: str, length: int = HASH_LENGTH) -> str:
@@ -28,7 +28,7 @@ def short_hash(value: str, length: int = HASH_LENGTH) -> str:
 
 def is_valid_batch_id(value: str, max_length: int = MAX_BATCH_ID_LENGTH) -> bool:
     """Whether ``value`` is already a valid Batch id of at most ``max_length`` characters."""
-    return bool(value) and len(value) <= max_length and bool(_VALID.match(value))
+    return bool(value) and len(value) <= max_length and bool(_VALID.fullmatch(value))
 
 
 def make_batch_id(value: str, max_length: int = MAX_BATCH_ID_LENGTH) -> str:
@@ -56,6 +56,20 @@ def make_batch_id(value: str, max_length: int = MAX_BATCH_ID_LENGTH) -> str:
     suffix = short_hash(value)
     head = cleaned[: max_length - len(suffix) - 1].rstrip("-")
     return f"{head}-{suffix}" if head else suffix
+
+
+def to_batch_id(value: object, field: str) -> str:
+    """The one conversion of an id argument (pool, job, task prefix): :func:`make_batch_id` of it.
+
+    ``None``, booleans and blank strings raise
+    :class:`~airflow_batch_provider.exceptions.InvalidInputError` naming ``field`` and the fix.
+    """
+    if value is None or isinstance(value, bool) or not str(value).strip():
+        raise InvalidInputError(
+            f"{field} is empty ({value!r}); pass a non-empty id such as 'etl-{{{{ ds_nodash }}}}' "
+            "(any string is made a valid Batch id)."
+        )
+    return make_batch_id(str(value))
 
 
 def task_id_for(prefix: str, local_id: str) -> str:

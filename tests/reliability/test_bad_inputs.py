@@ -326,6 +326,11 @@ CASES: list[Case] = [
     ),
     Case("job: priority out of range", _job(priority=5000), ("priority", "-1000", "1000")),
     Case(
+        "job: max wall clock overflows",
+        _job(max_wall_clock_time="P99999999999999999999D"),
+        ("max_wall_clock_time", "too long"),
+    ),
+    Case(
         "job: max wall clock not a duration",
         _job(max_wall_clock_time="soon"),
         ("max_wall_clock_time", "soon"),
@@ -368,6 +373,21 @@ CASES: list[Case] = [
         "tasks: SAS shorter than the job may run",
         _add([_task()], output_container=CONTAINER, sas_ttl=60),
         ("sas_ttl", "max_wall_clock_time"),
+    ),
+    Case(
+        "tasks: two output patterns to one blob",
+        _add([_task()], output_container=CONTAINER, output_patterns=["a/result.json", "b/result.json"]),
+        ("a/result.json", "b/result.json", "overwrite", "wildcard"),
+    ),
+    Case(
+        "tasks: task id ending in a newline",
+        _add([_task("one\n")], prefix_task_ids=False),
+        ("'one\\n'", "hyphens"),
+    ),
+    Case(
+        "tasks: queue margin not a number",
+        _add([_task()], output_container=CONTAINER, queue_margin=float("nan")),
+        ("queue_margin", "finite"),
     ),
     Case(
         "tasks: invalid output container",

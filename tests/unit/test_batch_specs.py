@@ -13,14 +13,12 @@ from airflow_batch_provider.utils.batch_specs import (
     build_pool_spec,
     job_differences,
     normalize_task,
-    parse_iso_duration,
     pool_differences,
     resolve_image,
     std_log_output_files,
-    to_iso_duration,
     to_rest,
 )
-from airflow_batch_provider.utils.durations import UNBOUNDED_DURATION
+from airflow_batch_provider.utils.durations import UNBOUNDED_DURATION, parse_iso_duration, to_iso_duration
 
 SUPPORTED = [
     {
