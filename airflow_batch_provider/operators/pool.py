@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
 
-from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
-from airflow_batch_provider.sensors.pool import BatchPoolNotReadyError
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
 from airflow_batch_provider.utils.batch_specs import (
     build_pool_spec,

@@ -11,7 +11,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_batch_provider.exceptions import BatchProviderError
+from airflow_batch_provider.exceptions import BatchJobEndedError, BatchProviderError, BatchTaskFailureError
 from airflow_batch_provider.hooks._sdk_compat import TaskCounts
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
@@ -28,14 +28,6 @@ from airflow_batch_provider.utils.batch_status import (
 
 #: Extra time the deferral gets beyond the trigger's own deadline, so the trigger reports the timeout.
 _DEFERRAL_MARGIN = 60.0
-
-
-class BatchTaskFailureError(BatchProviderError):
-    """Batch tasks completed with a failure (non-zero exit code, or a failure info)."""
-
-
-class BatchJobEndedError(BatchProviderError):
-    """The job ended (terminated, deleted) before its tasks completed."""
 
 
 def job_result(event: dict[str, Any], max_ids: int = 20) -> dict[str, Any]:

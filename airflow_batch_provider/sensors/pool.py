@@ -11,7 +11,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
@@ -23,10 +23,6 @@ from airflow_batch_provider.utils.batch_status import (
 from airflow_batch_provider.utils.validation import validate_start_task_reboots
 
 _DEFERRAL_MARGIN = 60.0
-
-
-class BatchPoolNotReadyError(BatchProviderError):
-    """The pool cannot become ready: quota, image or VM size error, start task failure, unusable nodes."""
 
 
 def pool_result(event: dict[str, Any]) -> dict[str, Any]:
