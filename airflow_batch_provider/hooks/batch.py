@@ -23,7 +23,7 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, HTTPPolicy, RetryPolicy
 
-from airflow_batch_provider.config import CONF_SECTION, USER_AGENT, conf_number
+from airflow_batch_provider.config import OPTIONS, USER_AGENT, conf_flag, conf_number
 from airflow_batch_provider.exceptions import (
     AzureAuthenticationError,
     BatchProviderError,
@@ -38,12 +38,16 @@ from airflow_batch_provider.utils.batch_specs import fix_pool_keys, to_rest
 #: The service accepts at most 100 tasks per add-collection request.
 MAX_TASKS_PER_REQUEST = 100
 
+#: The hook's settings that fall back to ``[azure_batch_provider]`` options, with their defaults.
 _DEFAULTS: dict[str, Any] = {
-    "retry_total": 5,
-    "retry_backoff_factor": 0.8,
-    "retry_backoff_max": 60.0,
-    "add_tasks_concurrency": 8,
-    "add_tasks_attempts": 5,
+    key: OPTIONS[key].default
+    for key in (
+        "retry_total",
+        "retry_backoff_factor",
+        "retry_backoff_max",
+        "add_tasks_concurrency",
+        "add_tasks_attempts",
+    )
 }
 
 
@@ -54,19 +58,13 @@ def _quiet_http_logging() -> None:
     """
     name = "azure.core.pipeline.policies.http_logging_policy"
     logger = logging.getLogger(name)
-    try:
-        from airflow.sdk import conf
-
-        wanted = conf.getboolean(CONF_SECTION, "http_logging", fallback=False)
-    except Exception:
-        wanted = False
-    if not wanted and logger.level == logging.NOTSET:
+    if not conf_flag("http_logging") and logger.level == logging.NOTSET:
         logger.setLevel(logging.WARNING)
 
 
 def _setting(key: str, given: float | None) -> float:
     """A hook argument if given, else the ``[azure_batch_provider]`` option, else the default."""
-    return given if given is not None else conf_number(key, _DEFAULTS[key])
+    return given if given is not None else conf_number(key)
 
 
 class _ThrottleAwareMixin:

@@ -1259,17 +1259,17 @@ def _download_big_file(container_client: Any, name: str, target: Path, max_concu
 #: ``blob_retry_total``, ``blob_retry_initial_backoff``, ``blob_retry_increment_base`` and
 #: ``blob_retry_jitter`` (seconds). The SDK retries 5xx, timeouts and dropped connections for every
 #: method; uploads and downloads are idempotent, and "already exists" answers are handled here.
-_BLOB_RETRY_DEFAULTS: dict[str, tuple[str, int | float]] = {
-    "retry_total": ("blob_retry_total", 5),
-    "initial_backoff": ("blob_retry_initial_backoff", 15.0),
-    "increment_base": ("blob_retry_increment_base", 3.0),
-    "random_jitter_range": ("blob_retry_jitter", 3.0),
+_BLOB_RETRY_OPTIONS: dict[str, str] = {
+    "retry_total": "blob_retry_total",
+    "initial_backoff": "blob_retry_initial_backoff",
+    "increment_base": "blob_retry_increment_base",
+    "random_jitter_range": "blob_retry_jitter",
 }
 
 
 def _retry_options() -> dict[str, Any]:
     """Keyword arguments for the storage clients' ``ExponentialRetry``, from the Airflow config."""
-    return {argument: conf_number(key, default) for argument, (key, default) in _BLOB_RETRY_DEFAULTS.items()}
+    return {argument: conf_number(key) for argument, key in _BLOB_RETRY_OPTIONS.items()}
 
 
 def _requests_transport() -> Any:
