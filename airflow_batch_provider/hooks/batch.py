@@ -23,6 +23,10 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, HTTPPolicy, RetryPolicy
 
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
+from airflow_batch_provider.batch.pool_spec import fix_pool_keys
+from airflow_batch_provider.batch.rest import to_rest
+from airflow_batch_provider.batch.service_errors import error_code, error_message, status_code
 from airflow_batch_provider.config import OPTIONS, USER_AGENT, conf_flag, conf_number
 from airflow_batch_provider.exceptions import (
     AzureAuthenticationError,
@@ -30,10 +34,8 @@ from airflow_batch_provider.exceptions import (
     InvalidInputError,
 )
 from airflow_batch_provider.hooks import _sdk_compat as compat
-from airflow_batch_provider.hooks._sdk_compat import TaskCounts
 from airflow_batch_provider.hooks.base import AzureBaseHook
 from airflow_batch_provider.hooks.credentials import AzureConnectionSettings
-from airflow_batch_provider.utils.batch_specs import fix_pool_keys, to_rest
 
 #: The service accepts at most 100 tasks per add-collection request.
 MAX_TASKS_PER_REQUEST = 100
@@ -94,10 +96,10 @@ class AsyncBatchRetryPolicy(_ThrottleAwareMixin, AsyncRetryPolicy):
 
 def _authentication_error(conn_id: str, error: HttpResponseError) -> AzureAuthenticationError | None:
     """A rejected credential (403 ``AuthenticationFailed``...), explained; ``None`` for other errors."""
-    code = compat.error_code(error) or ""
-    if compat.status_code(error) not in (401, 403) or code not in _AUTH_CODES:
+    code = error_code(error) or ""
+    if status_code(error) not in (401, 403) or code not in _AUTH_CODES:
         return None
-    detail = compat.error_message(error).split("\n", 1)[0].split(" (", 1)[0]
+    detail = error_message(error).split("\n", 1)[0].split(" (", 1)[0]
     return AzureAuthenticationError(
         f"Connection {conn_id!r}: Azure Batch rejected its credentials ({code}: {detail}). Check the account "
         "key in the password field (the Batch account's current primary or secondary key; login is the "
@@ -107,13 +109,13 @@ def _authentication_error(conn_id: str, error: HttpResponseError) -> AzureAuthen
 
 def _rejected_input(kind: str, resource_id: Any, error: HttpResponseError) -> InvalidInputError | None:
     """A 400 about the request's content, with the property and value the service named."""
-    if compat.status_code(error) != 400:
+    if status_code(error) != 400:
         return None
     values = {
         str(getattr(item, "code", "")): str(getattr(item, "message", ""))
         for item in (getattr(getattr(error, "error", None), "details", None) or [])
     }
-    message = compat.error_message(error).split(" (", 1)[0]
+    message = error_message(error).split(" (", 1)[0]
     name = values.get("PropertyName") or values.get("QueryParameterName")
     if name:
         reason = f" ({values['Reason']})" if values.get("Reason") else ""
@@ -122,7 +124,7 @@ def _rejected_input(kind: str, resource_id: Any, error: HttpResponseError) -> In
     else:
         where, fix = "", f"Check the {kind} specification."
     return InvalidInputError(
-        f"Azure Batch rejected {kind} {resource_id!r} ({compat.error_code(error)}): {message}"
+        f"Azure Batch rejected {kind} {resource_id!r} ({error_code(error)}): {message}"
         + (f" The service names {where}." if where else "")
         + f" {fix}"
     )
@@ -368,7 +370,7 @@ class BatchHook(AzureBaseHook):
         try:
             next(iter(self.client.list_pools(max_results=1, select=["id"])), None)
         except Exception as err:
-            return False, f"{type(err).__name__}: {compat.error_message(err)}"
+            return False, f"{type(err).__name__}: {error_message(err)}"
         return True, "Connection to the Batch account works."
 
     # -- pools --------------------------------------------------------------------------------------
@@ -415,7 +417,7 @@ class BatchHook(AzureBaseHook):
                 if rejected is None:
                     raise
                 raise rejected from err
-            if compat.error_code(err) not in (None, exists_code):
+            if error_code(err) not in (None, exists_code):
                 raise
             if attempts > 1:
                 self.log.info(
@@ -454,7 +456,7 @@ class BatchHook(AzureBaseHook):
         except ResourceNotFoundError:
             return "not_found"
         except ResourceExistsError as err:
-            if compat.error_code(err) != being_deleted_code:
+            if error_code(err) != being_deleted_code:
                 raise
             if wait:
                 self._wait_gone(getter, poll_interval)
@@ -527,9 +529,9 @@ class BatchHook(AzureBaseHook):
         except ResourceNotFoundError:
             return "not_found"
         except ResourceExistsError as err:
-            if compat.error_code(err) in ("JobCompleted", "JobTerminating", "JobBeingTerminated"):
+            if error_code(err) in ("JobCompleted", "JobTerminating", "JobBeingTerminated"):
                 return "already_completed"
-            if compat.error_code(err) == "JobBeingDeleted":
+            if error_code(err) == "JobBeingDeleted":
                 return "not_found"
             raise
         if wait:
@@ -629,7 +631,7 @@ class BatchHook(AzureBaseHook):
                 time.sleep(min(self.retry_backoff_max, self.retry_backoff_factor * 2**attempt))
                 continue
             except HttpResponseError as err:
-                if compat.error_code(err) == "RequestBodyTooLarge" and len(pending) > 1:
+                if error_code(err) == "RequestBodyTooLarge" and len(pending) > 1:
                     middle = len(pending) // 2
                     outcome.merge(self._add_chunk(job_id, pending[:middle]))
                     outcome.merge(self._add_chunk(job_id, pending[middle:]))

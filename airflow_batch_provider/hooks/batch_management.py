@@ -29,6 +29,7 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.batch import BatchManagementClient
 from azure.mgmt.batch import models as mgmt_models
 
+from airflow_batch_provider.batch.application_packages import PackageFile, package_reference
 from airflow_batch_provider.config import USER_AGENT
 from airflow_batch_provider.exceptions import (
     ApplicationPackageConflictError,
@@ -36,7 +37,6 @@ from airflow_batch_provider.exceptions import (
     ConnectionConfigError,
 )
 from airflow_batch_provider.hooks.base import AzureBaseHook
-from airflow_batch_provider.utils.application_packages import PackageFile, package_reference
 from airflow_batch_provider.utils.secrets import mask_sas, strip_query
 
 log = logging.getLogger(__name__)

@@ -39,6 +39,7 @@ from azure.storage.blob import (
 )
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
+from airflow_batch_provider.batch.validation import normalize_blob_prefix, validate_container_name
 from airflow_batch_provider.config import USER_AGENT, conf_number
 from airflow_batch_provider.exceptions import (
     AzureAuthenticationError,
@@ -49,8 +50,8 @@ from airflow_batch_provider.exceptions import (
 from airflow_batch_provider.hooks._blob_listing import LIST_PAGE_SIZE, BlobInfo, aiter_listing_pages
 from airflow_batch_provider.hooks.base import AzureBaseHook
 from airflow_batch_provider.hooks.credentials import AuthMode, parse_connection_string
-from airflow_batch_provider.utils.digest_cache import DigestCache, default_cache_dir
-from airflow_batch_provider.utils.local_files import (
+from airflow_batch_provider.storage.digest_cache import DigestCache, default_cache_dir
+from airflow_batch_provider.storage.local_files import (
     BackgroundHasher,
     LocalFile,
     check_sources,
@@ -62,7 +63,6 @@ from airflow_batch_provider.utils.local_files import (
     source_paths,
 )
 from airflow_batch_provider.utils.secrets import mask_sas, strip_query
-from airflow_batch_provider.utils.validation import normalize_blob_prefix, validate_container_name
 
 T = TypeVar("T")
 
@@ -481,7 +481,7 @@ class BlobStorageHook(AzureBaseHook):
         :param max_concurrency_per_file: Parallel block uploads for each file above 4 MiB.
         :param digest_cache: With ``skip_unchanged``, take the MD5 of a file whose size, times and
             inode are those of the last upload from the :mod:`digest cache
-            <airflow_batch_provider.utils.digest_cache>` instead of reading the file again.
+            <airflow_batch_provider.storage.digest_cache>` instead of reading the file again.
         """
         validate_container_name(container)
         check_sources(sources)

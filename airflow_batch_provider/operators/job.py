@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from azure.core.exceptions import HttpResponseError
 
+from airflow_batch_provider.batch.durations import to_iso_duration, to_seconds
+from airflow_batch_provider.batch.ids import to_batch_id
+from airflow_batch_provider.batch.job_spec import build_job_spec, job_differences
+from airflow_batch_provider.batch.service_errors import error_code, error_message
+from airflow_batch_provider.batch.validation import validate_batch_id
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
-from airflow_batch_provider.hooks._sdk_compat import error_code, error_message
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.utils.batch_specs import build_job_spec, job_differences
-from airflow_batch_provider.utils.durations import to_iso_duration, to_seconds
-from airflow_batch_provider.utils.ids import to_batch_id
-from airflow_batch_provider.utils.validation import validate_batch_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -46,7 +46,7 @@ class BatchCreateJobOperator(BaseOperator):
     """Create a Batch job bound to a pool, or reuse the existing job with that id.
 
     ``job_id`` may be any rendered template (``{{ dag.dag_id }}-{{ run_id }}``); it is turned into a
-    valid Batch id with :func:`~airflow_batch_provider.utils.ids.make_batch_id` (valid ids are kept),
+    valid Batch id with :func:`~airflow_batch_provider.batch.ids.make_batch_id` (valid ids are kept),
     and other Batch operators apply the same function, so they can take the same template.
 
     ``max_wall_clock_time`` (timedelta, seconds or ISO 8601) is the job's kill switch: the service

@@ -9,12 +9,12 @@ from urllib.parse import unquote, urlsplit
 
 from airflow.sdk import BaseOperator
 
+from airflow_batch_provider.batch.ids import to_batch_id
+from airflow_batch_provider.batch.monitor.job import is_failed_task, prefix_filter
+from airflow_batch_provider.batch.task_plan import strip_sas
 from airflow_batch_provider.exceptions import InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.utils.batch_specs import strip_sas
-from airflow_batch_provider.utils.batch_status import is_failed_task, prefix_filter
-from airflow_batch_provider.utils.ids import to_batch_id
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

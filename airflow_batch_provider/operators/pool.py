@@ -10,26 +10,22 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
 
-from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProviderError, InvalidInputError
-from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.links.portal import BatchPoolLink
-from airflow_batch_provider.triggers.pool import BatchPoolTrigger
-from airflow_batch_provider.utils.batch_specs import (
+from airflow_batch_provider.batch.durations import to_seconds
+from airflow_batch_provider.batch.ids import to_batch_id
+from airflow_batch_provider.batch.monitor.pool import PoolVerdict, StartTaskReboots, check_pool_blocking
+from airflow_batch_provider.batch.pool_spec import (
     build_pool_spec,
     image_needs_lookup,
     pool_differences,
     requested_node_count,
     resolve_image,
-    to_rest,
 )
-from airflow_batch_provider.utils.batch_status import (
-    PoolVerdict,
-    StartTaskReboots,
-    check_pool_blocking,
-)
-from airflow_batch_provider.utils.durations import to_seconds
-from airflow_batch_provider.utils.ids import to_batch_id
-from airflow_batch_provider.utils.validation import validate_batch_id, validate_start_task_reboots
+from airflow_batch_provider.batch.rest import to_rest
+from airflow_batch_provider.batch.validation import validate_batch_id, validate_start_task_reboots
+from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProviderError, InvalidInputError
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchPoolLink
+from airflow_batch_provider.triggers.pool import BatchPoolTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_batch_provider.batch.validation import normalize_blob_prefix, validate_container_name
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.blob import (
     DEFAULT_MAX_CONCURRENCY,
@@ -28,7 +29,6 @@ from airflow_batch_provider.hooks.blob import (
     BlobStorageHook,
     TransferResult,
 )
-from airflow_batch_provider.utils.validation import normalize_blob_prefix, validate_container_name
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

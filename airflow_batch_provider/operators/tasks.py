@@ -11,29 +11,27 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
-from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.utils.batch_specs import (
-    deep_merge,
-    environment_list,
+from airflow_batch_provider.batch.durations import parse_iso_duration, to_timedelta
+from airflow_batch_provider.batch.ids import make_batch_id, to_batch_id
+from airflow_batch_provider.batch.monitor.job import prefix_filter
+from airflow_batch_provider.batch.rest import deep_merge, environment_list, to_rest
+from airflow_batch_provider.batch.task_factories import TaskBuildContext
+from airflow_batch_provider.batch.task_plan import (
     normalize_task,
     output_file,
     sas_urls_in_task,
     std_log_output_files,
-    to_rest,
 )
-from airflow_batch_provider.utils.batch_status import prefix_filter
-from airflow_batch_provider.utils.durations import parse_iso_duration, to_timedelta
-from airflow_batch_provider.utils.ids import make_batch_id, to_batch_id
-from airflow_batch_provider.utils.local_files import has_glob
-from airflow_batch_provider.utils.task_factories import TaskBuildContext
-from airflow_batch_provider.utils.validation import (
+from airflow_batch_provider.batch.validation import (
     validate_batch_id,
     validate_container_name,
     validate_sas_lifetime,
     validate_task_collection,
 )
+from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchJobLink
+from airflow_batch_provider.storage.local_files import has_glob
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -94,7 +92,7 @@ class BatchAddTasksOperator(BaseOperator):
     """Add tasks to a Batch job, validated first, in parallel chunks of 100, idempotently.
 
     Tasks come from ``tasks`` (dicts in REST or Python style, or ``BatchTaskCreateOptions``) and/or
-    a ``task_factory`` from :mod:`airflow_batch_provider.utils.task_factories` (one task per blob,
+    a ``task_factory`` from :mod:`airflow_batch_provider.batch.task_factories` (one task per blob,
     parametric sweep, tasks from an upload's XCom). Every task id becomes ``<prefix>-<local id>`` with
     a prefix derived from the DAG run and task (or ``task_id_prefix``), so an Airflow retry re-adds the
     same ids and the service's ``TaskExists`` answers count as already added: nothing runs twice.

@@ -11,20 +11,19 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_batch_provider.exceptions import BatchJobEndedError, BatchProviderError, BatchTaskFailureError
-from airflow_batch_provider.hooks._sdk_compat import TaskCounts
-from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.triggers.job import BatchJobTrigger
-from airflow_batch_provider.utils.batch_status import (
-    SyncBatchIO,
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
+from airflow_batch_provider.batch.monitor.io import SyncBatchIO, run_sync
+from airflow_batch_provider.batch.monitor.job import (
     check_job,
     failure_report,
     is_failed_task,
     job_check_due_by_clock,
     prefix_filter,
-    run_sync,
 )
+from airflow_batch_provider.exceptions import BatchJobEndedError, BatchProviderError, BatchTaskFailureError
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchJobLink
+from airflow_batch_provider.triggers.job import BatchJobTrigger
 
 #: Extra time the deferral gets beyond the trigger's own deadline, so the trigger reports the timeout.
 _DEFERRAL_MARGIN = 60.0

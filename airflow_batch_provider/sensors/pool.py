@@ -11,16 +11,12 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
+from airflow_batch_provider.batch.monitor.pool import PoolVerdict, StartTaskReboots, check_pool_blocking
+from airflow_batch_provider.batch.validation import validate_start_task_reboots
 from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
-from airflow_batch_provider.utils.batch_status import (
-    PoolVerdict,
-    StartTaskReboots,
-    check_pool_blocking,
-)
-from airflow_batch_provider.utils.validation import validate_start_task_reboots
 
 _DEFERRAL_MARGIN = 60.0
 

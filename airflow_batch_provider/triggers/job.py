@@ -9,9 +9,11 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_batch_provider.hooks._sdk_compat import TaskCounts, error_message
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
+from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
+from airflow_batch_provider.batch.monitor.job import check_job
+from airflow_batch_provider.batch.service_errors import error_message
 from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.utils.batch_status import AsyncBatchIO, check_job
 
 
 class BatchJobTrigger(BaseTrigger):

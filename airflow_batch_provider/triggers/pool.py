@@ -9,10 +9,11 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_batch_provider.hooks._sdk_compat import error_message
+from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
+from airflow_batch_provider.batch.monitor.pool import StartTaskReboots, check_pool
+from airflow_batch_provider.batch.service_errors import error_message
+from airflow_batch_provider.batch.validation import validate_start_task_reboots
 from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.utils.batch_status import AsyncBatchIO, StartTaskReboots, check_pool
-from airflow_batch_provider.utils.validation import validate_start_task_reboots
 
 
 class BatchPoolTrigger(BaseTrigger):

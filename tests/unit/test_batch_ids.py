@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from airflow_batch_provider.batch.ids import is_valid_batch_id, make_batch_id, task_id_for, to_batch_id
 from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.ids import is_valid_batch_id, make_batch_id, task_id_for, to_batch_id
 
 VALID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 

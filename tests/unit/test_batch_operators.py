@@ -10,13 +10,14 @@ import pytest
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
+from airflow_batch_provider.batch.task_factories import BlobPrefixTasks, ParametricSweep, TasksFromUpload
 from airflow_batch_provider.exceptions import (
     BatchJobEndedError,
     BatchProviderError,
     BatchTaskFailureError,
     InvalidInputError,
 )
-from airflow_batch_provider.hooks._sdk_compat import TaskCounts
 from airflow_batch_provider.hooks.batch import AddTasksResult
 from airflow_batch_provider.links.portal import BatchJobLink, portal_url
 from airflow_batch_provider.operators.job import BatchCreateJobOperator
@@ -25,7 +26,6 @@ from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.sensors.pool import BatchPoolSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
-from airflow_batch_provider.utils.task_factories import BlobPrefixTasks, ParametricSweep, TasksFromUpload
 
 SUPPORTED = [
     {

@@ -6,8 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.validation import (
+from airflow_batch_provider.batch.validation import (
     sas_expiry_of,
     validate_batch_id,
     validate_non_negative_int,
@@ -16,6 +15,7 @@ from airflow_batch_provider.utils.validation import (
     validate_task_collection,
     validate_unique_batch_ids,
 )
+from airflow_batch_provider.exceptions import InvalidInputError
 
 
 def _task(task_id: str, command: str = "echo hi", **extra: object) -> dict[str, object]:

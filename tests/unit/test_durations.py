@@ -6,14 +6,14 @@ from datetime import timedelta
 
 import pytest
 
-from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.durations import (
+from airflow_batch_provider.batch.durations import (
     UNBOUNDED_DURATION,
     parse_duration,
     to_iso_duration,
     to_seconds,
     to_timedelta,
 )
+from airflow_batch_provider.exceptions import InvalidInputError
 
 
 @pytest.mark.parametrize(

@@ -17,22 +17,21 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.application_packages import validate_application_id, validate_version
-from airflow_batch_provider.utils.durations import (
+from airflow_batch_provider.batch.application_packages import validate_application_id, validate_version
+from airflow_batch_provider.batch.durations import (
     format_duration,
     parse_duration,
     to_iso_duration,
     to_seconds,
     to_timedelta,
 )
-from airflow_batch_provider.utils.ids import (
+from airflow_batch_provider.batch.ids import (
     MAX_BATCH_ID_LENGTH,
     is_valid_batch_id,
     make_batch_id,
     to_batch_id,
 )
-from airflow_batch_provider.utils.validation import (
+from airflow_batch_provider.batch.validation import (
     normalize_blob_prefix,
     validate_batch_id,
     validate_container_name,
@@ -40,6 +39,7 @@ from airflow_batch_provider.utils.validation import (
     validate_output_destinations,
     validate_task_collection,
 )
+from airflow_batch_provider.exceptions import InvalidInputError
 
 #: The service's id rule, written out independently of the code under test.
 BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -14,6 +14,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
+from airflow_batch_provider.batch.task_factories import ParametricSweep, TasksFromUpload
 from airflow_batch_provider.exceptions import (
     BatchJobEndedError,
     BatchProviderError,
@@ -33,7 +34,6 @@ from airflow_batch_provider.operators.storage import UploadDataFilesOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
-from airflow_batch_provider.utils.task_factories import ParametricSweep, TasksFromUpload
 from tests.support.task_context import task_context
 
 pytestmark = pytest.mark.integration
@@ -269,7 +269,7 @@ def test_outputs_and_std_logs_are_uploaded_and_listed(pool_id: str, hook: BatchH
 def test_plain_file_outputs_seconds_constraints_readable_ids_and_a_new_output_container(
     pool_id: str, hook: BatchHook, uid: str
 ) -> None:
-    from airflow_batch_provider.utils.task_factories import BlobPrefixTasks
+    from airflow_batch_provider.batch.task_factories import BlobPrefixTasks
 
     blob = BlobStorageHook()
     blob.create_container("itest-data")
@@ -359,8 +359,8 @@ def test_timeout_terminates_the_tasks_under_the_prefix(pool_id: str, hook: Batch
 def test_application_files_and_one_task_per_blob(
     pool_id: str, hook: BatchHook, uid: str, tmp_path: Path
 ) -> None:
+    from airflow_batch_provider.batch.task_factories import BlobPrefixTasks
     from airflow_batch_provider.operators.storage import UploadApplicationFilesOperator
-    from airflow_batch_provider.utils.task_factories import BlobPrefixTasks
 
     app = tmp_path / "app"
     app.mkdir()

@@ -111,7 +111,7 @@ def validate_start_task_reboots(value: Any) -> int:
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BATCH_ID_HINT = (
     "Batch ids may contain only letters, digits, hyphens and underscores, at most 64 characters. "
-    "airflow_batch_provider.utils.ids.make_batch_id() turns any string into a valid, unique id."
+    "airflow_batch_provider.batch.ids.make_batch_id() turns any string into a valid, unique id."
 )
 
 
