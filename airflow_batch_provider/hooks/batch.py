@@ -24,6 +24,7 @@ from azure.core.exceptions import (
 from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, HTTPPolicy, RetryPolicy
 
 from airflow_batch_provider.batch.monitor.counts import TaskCounts
+from airflow_batch_provider.batch.monitor.polling import PollPolicy, poll_until
 from airflow_batch_provider.batch.pool_spec import fix_pool_keys
 from airflow_batch_provider.batch.rest import to_rest
 from airflow_batch_provider.batch.service_errors import error_code, error_message, status_code
@@ -37,6 +38,8 @@ from airflow_batch_provider.hooks import _sdk_compat as compat
 from airflow_batch_provider.hooks.base import AzureBaseHook
 from airflow_batch_provider.hooks.credentials import AzureConnectionSettings
 
+#: The longest a hook waits for a job to terminate or a resource to be deleted, in seconds.
+WAIT_TIMEOUT = 3600.0
 #: The service accepts at most 100 tasks per add-collection request.
 MAX_TASKS_PER_REQUEST = 100
 
@@ -51,6 +54,13 @@ _DEFAULTS: dict[str, Any] = {
         "add_tasks_attempts",
     )
 }
+
+
+def _wait_for(poller: Any, what: str, timeout: float = WAIT_TIMEOUT) -> None:
+    """Wait for an SDK long-running operation, at most ``timeout`` seconds (its errors propagate)."""
+    poller.result(timeout=timeout)
+    if not poller.done():
+        raise BatchProviderError(f"Gave up waiting for {what} after {timeout:.0f}s.")
 
 
 def _quiet_http_logging() -> None:
@@ -462,15 +472,15 @@ class BatchHook(AzureBaseHook):
                 self._wait_gone(getter, poll_interval)
             return "being_deleted"
         if wait:
-            poller.result()
+            _wait_for(poller, "the resource to be deleted")
         return "deleted"
 
-    def _wait_gone(self, getter: Any, poll_interval: float, timeout: float = 3600) -> None:
-        deadline = time.monotonic() + timeout
-        while getter() is not None:
-            if time.monotonic() > deadline:
-                raise BatchProviderError(f"The resource was still being deleted after {timeout:.0f}s.")
-            time.sleep(poll_interval)
+    def _wait_gone(self, getter: Any, poll_interval: float, timeout: float = WAIT_TIMEOUT) -> None:
+        result = poll_until(
+            getter, lambda found: found is None, PollPolicy.within(timeout, poll_interval), logger=self.log
+        ).raise_error()
+        if result.outcome == "timeout":
+            raise BatchProviderError(f"The resource was still being deleted after {timeout:.0f}s.")
 
     def list_nodes(
         self, pool_id: str, select: list[str] | None = None, filter: str | None = None
@@ -535,7 +545,7 @@ class BatchHook(AzureBaseHook):
                 return "not_found"
             raise
         if wait:
-            poller.result()
+            _wait_for(poller, f"job {job_id!r} to terminate")
         return "terminated"
 
     def delete_job(self, job_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:

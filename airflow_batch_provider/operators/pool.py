@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator, conf
 
 from airflow_batch_provider.batch.durations import to_seconds
 from airflow_batch_provider.batch.ids import to_batch_id
+from airflow_batch_provider.batch.monitor.polling import PollPolicy, poll_until
 from airflow_batch_provider.batch.monitor.pool import PoolVerdict, StartTaskReboots, check_pool_blocking
 from airflow_batch_provider.batch.pool_spec import (
     build_pool_spec,
@@ -308,23 +309,30 @@ class BatchCreatePoolOperator(BaseOperator):
     def _wait(
         self, pool_id: str, min_nodes: int, timeout: float, poll_interval: float, reboots: StartTaskReboots
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            verdict = self._check(pool_id, min_nodes, reboots)
-            if verdict.message != last:
+        last: list[str] = []
+
+        def log_change(verdict: PoolVerdict) -> None:
+            if verdict.message not in last[-1:]:
                 self.log.info("%s", verdict.message)
-                last = verdict.message
-            if verdict.status != "waiting":
-                return {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id}
-            if time.monotonic() >= deadline:
-                return {
-                    "status": "timeout",
-                    "pool_id": pool_id,
-                    "message": f"Pool {pool_id!r} was not ready after {timeout:.0f}s. Last status: "
-                    f"{verdict.message}",
-                }
-            time.sleep(poll_interval)
+                last.append(verdict.message)
+
+        result = poll_until(
+            lambda: self._check(pool_id, min_nodes, reboots),
+            lambda verdict: verdict.status != "waiting",
+            PollPolicy.within(timeout, poll_interval),
+            what=f"pool {pool_id!r}",
+            on_value=log_change,
+            logger=self.log,
+        ).raise_error()
+        verdict = result.value
+        if result.outcome == "done" and verdict is not None:
+            return {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id}
+        status = verdict.message if verdict is not None else "unknown"
+        return {
+            "status": "timeout",
+            "pool_id": pool_id,
+            "message": f"Pool {pool_id!r} was not ready after {timeout:.0f}s. Last status: {status}",
+        }
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
