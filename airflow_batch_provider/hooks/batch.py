@@ -35,7 +35,7 @@ from airflow_batch_provider.exceptions import (
     InvalidInputError,
 )
 from airflow_batch_provider.hooks import _sdk_compat as compat
-from airflow_batch_provider.hooks.base import AzureBaseHook
+from airflow_batch_provider.hooks.base import AZBATCH_DEFAULT_CONN_ID, AzureBaseHook
 from airflow_batch_provider.hooks.credentials import AzureConnectionSettings
 
 #: The longest a hook waits for a job to terminate or a resource to be deleted, in seconds.
@@ -276,7 +276,7 @@ class BatchHook(AzureBaseHook):
 
     conn_type = "azbatch"
     conn_name_attr: ClassVar[str] = "azbatch_conn_id"
-    default_conn_name: ClassVar[str] = "azbatch_default"
+    default_conn_name: ClassVar[str] = AZBATCH_DEFAULT_CONN_ID
     hook_name = "Azure Batch (batch provider)"
     service = "batch"
 

@@ -36,7 +36,7 @@ from airflow_batch_provider.exceptions import (
     BatchProviderError,
     ConnectionConfigError,
 )
-from airflow_batch_provider.hooks.base import AzureBaseHook
+from airflow_batch_provider.hooks.base import AZBATCH_DEFAULT_CONN_ID, AzureBaseHook
 from airflow_batch_provider.utils.secrets import mask_sas, strip_query
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class BatchManagementHook(AzureBaseHook):
 
     conn_type = "azbatch"
     conn_name_attr: ClassVar[str] = "azbatch_conn_id"
-    default_conn_name: ClassVar[str] = "azbatch_default"
+    default_conn_name: ClassVar[str] = AZBATCH_DEFAULT_CONN_ID
     hook_name = "Azure Batch management (batch provider)"
     service = "batch"
 

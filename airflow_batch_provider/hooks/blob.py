@@ -48,7 +48,7 @@ from airflow_batch_provider.exceptions import (
     InvalidInputError,
 )
 from airflow_batch_provider.hooks._blob_listing import LIST_PAGE_SIZE, BlobInfo, aiter_listing_pages
-from airflow_batch_provider.hooks.base import AzureBaseHook
+from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID, AzureBaseHook
 from airflow_batch_provider.hooks.credentials import AuthMode, parse_connection_string
 from airflow_batch_provider.storage.digest_cache import DigestCache, default_cache_dir
 from airflow_batch_provider.storage.local_files import (
@@ -198,7 +198,7 @@ class BlobStorageHook(AzureBaseHook):
     """
 
     conn_name_attr: ClassVar[str] = "azblob_conn_id"
-    default_conn_name: ClassVar[str] = "azblob_default"
+    default_conn_name: ClassVar[str] = AZBLOB_DEFAULT_CONN_ID
     conn_type: ClassVar[str] = "azblob"
     hook_name: ClassVar[str] = "Azure Blob Storage (batch provider)"
     service = "blob"

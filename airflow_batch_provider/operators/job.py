@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from azure.core.exceptions import HttpResponseError
 
 from airflow_batch_provider.batch.durations import to_iso_duration, to_seconds
@@ -18,6 +16,7 @@ from airflow_batch_provider.batch.validation import validate_batch_id
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
+from airflow_batch_provider.operators.base import BatchBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,7 +41,7 @@ def _opt_bool(value: Any) -> bool | None:
     return bool(value)
 
 
-class BatchCreateJobOperator(BaseOperator):
+class BatchCreateJobOperator(BatchBaseOperator):
     """Create a Batch job bound to a pool, or reuse the existing job with that id.
 
     ``job_id`` may be any rendered template (``{{ dag.dag_id }}-{{ run_id }}``); it is turned into a
@@ -105,7 +104,7 @@ class BatchCreateJobOperator(BaseOperator):
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
         self.pool_id = pool_id
         self.priority = priority
@@ -121,11 +120,6 @@ class BatchCreateJobOperator(BaseOperator):
         self.metadata = metadata
         self.job_spec = job_spec
         self.if_exists = if_exists
-        self.azbatch_conn_id = azbatch_conn_id
-
-    @cached_property
-    def hook(self) -> BatchHook:
-        return BatchHook(self.azbatch_conn_id)
 
     def build_spec(self) -> dict[str, Any]:
         """The job body this operator sends."""
@@ -156,10 +150,7 @@ class BatchCreateJobOperator(BaseOperator):
             )
         spec = self.build_spec()
         job_id, pool_id = spec["id"], spec["poolInfo"]["poolId"]
-        try:
-            BatchJobLink.persist(context, self.hook.settings, job_id)
-        except Exception as err:
-            self.log.debug("Could not persist the job link: %s", err)
+        self.persist_link(BatchJobLink, context, job_id)
         if (
             pool_id
             and self.hook.get_job(job_id, select=["id"]) is None
@@ -203,7 +194,7 @@ class BatchCreateJobOperator(BaseOperator):
         return {"job_id": job_id, "pool_id": pool_id, "created": False}
 
 
-class BatchTerminateJobOperator(BaseOperator):
+class BatchTerminateJobOperator(BatchBaseOperator):
     """Terminate a Batch job (running tasks are stopped); a missing or completed job is not an error.
 
     Frees the account's active-job quota. Teardown-friendly. Returns ``{"job_id", "outcome"}`` with
@@ -223,17 +214,16 @@ class BatchTerminateJobOperator(BaseOperator):
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
         self.reason = reason
         self.wait_for_completion = wait_for_completion
         self.poll_interval = poll_interval
-        self.azbatch_conn_id = azbatch_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         job_id = to_batch_id(self.job_id, "job_id")
         poll_interval = to_seconds(self.poll_interval, "poll_interval")
-        outcome = BatchHook(self.azbatch_conn_id).terminate_job(
+        outcome = self.hook.terminate_job(
             job_id,
             self.reason,
             wait=self.wait_for_completion,
@@ -243,7 +233,7 @@ class BatchTerminateJobOperator(BaseOperator):
         return {"job_id": job_id, "outcome": outcome}
 
 
-class BatchDeleteJobOperator(BaseOperator):
+class BatchDeleteJobOperator(BatchBaseOperator):
     """Delete a Batch job and its tasks; a job that does not exist is not an error.
 
     Teardown-friendly (``.as_teardown()``). Returns ``{"job_id", "outcome"}`` with ``deleted``,
@@ -262,16 +252,15 @@ class BatchDeleteJobOperator(BaseOperator):
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
         self.wait_for_deletion = wait_for_deletion
         self.poll_interval = poll_interval
-        self.azbatch_conn_id = azbatch_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         job_id = to_batch_id(self.job_id, "job_id")
         poll_interval = to_seconds(self.poll_interval, "poll_interval")
-        outcome = BatchHook(self.azbatch_conn_id).delete_job(
+        outcome = self.hook.delete_job(
             job_id, wait=self.wait_for_deletion, poll_interval=5 if poll_interval is None else poll_interval
         )
         self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))

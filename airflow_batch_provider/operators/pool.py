@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 
 from airflow_batch_provider.batch.durations import to_seconds
 from airflow_batch_provider.batch.ids import to_batch_id
@@ -24,8 +23,10 @@ from airflow_batch_provider.batch.pool_spec import (
 from airflow_batch_provider.batch.rest import to_rest
 from airflow_batch_provider.batch.validation import validate_batch_id, validate_start_task_reboots
 from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProviderError, InvalidInputError
+from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
+from airflow_batch_provider.operators.base import BatchBaseOperator
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def _opt_int(value: Any, name: str) -> int | None:
         raise InvalidInputError(f"{name} must be a whole number, got {value!r}.") from None
 
 
-class BatchCreatePoolOperator(BaseOperator):
+class BatchCreatePoolOperator(BatchBaseOperator):
     """Create a Batch pool, or reuse a compatible one, and optionally wait until it is ready.
 
     The image is an alias (``ubuntu-24.04``, ``ubuntu-22.04``...) resolved through the account's
@@ -116,10 +117,10 @@ class BatchCreatePoolOperator(BaseOperator):
         poll_interval: timedelta | float = 30,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         azbatch_conn_id: str = BatchHook.default_conn_name,
-        azblob_conn_id: str = "azblob_default",
+        azblob_conn_id: str = AZBLOB_DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, azblob_conn_id=azblob_conn_id, **kwargs)
         self.pool_id = pool_id
         self.vm_size = vm_size
         self.image = image
@@ -141,12 +142,6 @@ class BatchCreatePoolOperator(BaseOperator):
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self.deferrable = deferrable
-        self.azbatch_conn_id = azbatch_conn_id
-        self.azblob_conn_id = azblob_conn_id
-
-    @cached_property
-    def hook(self) -> BatchHook:
-        return BatchHook(self.azbatch_conn_id)
 
     # -- spec ---------------------------------------------------------------------------------------
 
@@ -181,10 +176,9 @@ class BatchCreatePoolOperator(BaseOperator):
             if "container" not in entry:
                 files.append(to_rest(entry))
                 continue
-            from airflow_batch_provider.hooks.blob import BlobStorageHook
 
             # Nodes run the start task whenever they join or reboot: a long-lived read SAS is needed.
-            item = BlobStorageHook(self.azblob_conn_id).resource_files(
+            item = self.blob_hook_for().resource_files(
                 str(entry["container"]),
                 entry.get("blob_prefix") or entry.get("prefix") or "",
                 file_path=entry.get("file_path"),
@@ -227,10 +221,7 @@ class BatchCreatePoolOperator(BaseOperator):
                 if existing is not None:
                     created, recreated = self._handle_existing(pool_id, spec, existing, poll_interval)
 
-        try:
-            BatchPoolLink.persist(context, self.hook.settings, pool_id)
-        except Exception as err:
-            self.log.debug("Could not persist the pool link: %s", err)
+        self.persist_link(BatchPoolLink, context, pool_id)
         result: dict[str, Any] = {
             "pool_id": pool_id,
             "created": created,
@@ -364,7 +355,7 @@ def _describe_size(spec: Mapping[str, Any]) -> str:
     return f"{dedicated} dedicated + {spot} Spot node(s)"
 
 
-class BatchDeletePoolOperator(BaseOperator):
+class BatchDeletePoolOperator(BatchBaseOperator):
     """Delete a Batch pool; a pool that does not exist (or is already being deleted) is not an error.
 
     Meant as a teardown task (``.as_teardown()``), so it runs whatever happened upstream.
@@ -385,16 +376,15 @@ class BatchDeletePoolOperator(BaseOperator):
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.pool_id = pool_id
         self.wait_for_deletion = wait_for_deletion
         self.poll_interval = poll_interval
-        self.azbatch_conn_id = azbatch_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         pool_id = to_batch_id(self.pool_id, "pool_id")
         poll_interval = to_seconds(self.poll_interval, "poll_interval")
-        outcome = BatchHook(self.azbatch_conn_id).delete_pool(
+        outcome = self.hook.delete_pool(
             pool_id, wait=self.wait_for_deletion, poll_interval=5 if poll_interval is None else poll_interval
         )
         self.log.info("Pool %s: %s", pool_id, outcome.replace("_", " "))

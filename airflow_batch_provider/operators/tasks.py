@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
-
-from airflow.sdk import BaseOperator
 
 from airflow_batch_provider.batch.durations import parse_iso_duration, to_timedelta
 from airflow_batch_provider.batch.ids import make_batch_id, to_batch_id
@@ -29,8 +26,10 @@ from airflow_batch_provider.batch.validation import (
     validate_task_collection,
 )
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
+from airflow_batch_provider.operators.base import BatchBaseOperator
 from airflow_batch_provider.storage.local_files import has_glob
 
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ class _CommonSettings:
         return merged
 
 
-class BatchAddTasksOperator(BaseOperator):
+class BatchAddTasksOperator(BatchBaseOperator):
     """Add tasks to a Batch job, validated first, in parallel chunks of 100, idempotently.
 
     Tasks come from ``tasks`` (dicts in REST or Python style, or ``BatchTaskCreateOptions``) and/or
@@ -166,10 +165,10 @@ class BatchAddTasksOperator(BaseOperator):
         queue_margin: timedelta | float = DEFAULT_QUEUE_MARGIN,
         max_concurrency: int | None = None,
         azbatch_conn_id: str = BatchHook.default_conn_name,
-        azblob_conn_id: str = "azblob_default",
+        azblob_conn_id: str = AZBLOB_DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, azblob_conn_id=azblob_conn_id, **kwargs)
         self.job_id = job_id
         self.tasks = tasks
         self.task_factory = task_factory
@@ -193,20 +192,6 @@ class BatchAddTasksOperator(BaseOperator):
         self.sas_ttl = sas_ttl
         self.queue_margin = queue_margin
         self.max_concurrency = max_concurrency
-        self.azbatch_conn_id = azbatch_conn_id
-        self.azblob_conn_id = azblob_conn_id
-        self._blob_hooks: dict[str, Any] = {}
-
-    @cached_property
-    def hook(self) -> BatchHook:
-        return BatchHook(self.azbatch_conn_id)
-
-    def _blob_hook(self, conn_id: str) -> Any:
-        if conn_id not in self._blob_hooks:
-            from airflow_batch_provider.hooks.blob import BlobStorageHook
-
-            self._blob_hooks[conn_id] = BlobStorageHook(conn_id)
-        return self._blob_hooks[conn_id]
 
     # -- planning -----------------------------------------------------------------------------------
 
@@ -248,15 +233,13 @@ class BatchAddTasksOperator(BaseOperator):
                 prefix = entry.get("blob_prefix") or entry.get("prefix") or ""
                 if self.identity_reference:
                     item: dict[str, Any] = {
-                        "storageContainerUrl": self._blob_hook(self.azblob_conn_id).container_url(container),
+                        "storageContainerUrl": self.blob_hook_for().container_url(container),
                         "identityReference": to_rest(dict(self.identity_reference)),
                     }
                     if prefix:
                         item["blobPrefix"] = prefix
                 else:
-                    item = self._blob_hook(self.azblob_conn_id).resource_files(
-                        container, prefix, expiry=ctx.sas_expiry
-                    )[0]
+                    item = self.blob_hook_for().resource_files(container, prefix, expiry=ctx.sas_expiry)[0]
                 if entry.get("file_path"):
                     item["filePath"] = entry["file_path"]
                 if entry.get("file_mode"):
@@ -319,10 +302,7 @@ class BatchAddTasksOperator(BaseOperator):
         )
         validate_batch_id(prefix, "task id prefix")
         id_prefix = full_prefix(prefix) if self.prefix_task_ids else ""
-        try:
-            BatchJobLink.persist(context, self.hook.settings, job_id)
-        except Exception as err:
-            self.log.debug("Could not persist the job link: %s", err)
+        self.persist_link(BatchJobLink, context, job_id)
 
         job = self.hook.get_job(job_id)
         if job is None:
@@ -350,7 +330,7 @@ class BatchAddTasksOperator(BaseOperator):
         now = datetime.now(timezone.utc)
         needed_until = now + lifetime
         ctx = TaskBuildContext(
-            blob_hook=self._blob_hook,
+            blob_hook=self.blob_hook_for,
             sas_expiry=now + (ttl or lifetime) + timedelta(minutes=5),
             identity_reference=to_rest(dict(self.identity_reference)) if self.identity_reference else None,
         )
@@ -387,7 +367,7 @@ class BatchAddTasksOperator(BaseOperator):
         common_files = self._resource_files(ctx)
         output_url = ""
         if self.output_container:
-            blob_hook = self._blob_hook(self.azblob_conn_id)
+            blob_hook = self.blob_hook_for()
             if self.identity_reference:
                 output_url = blob_hook.container_url(self.output_container)
             else:
@@ -410,7 +390,7 @@ class BatchAddTasksOperator(BaseOperator):
         if self.output_container and self.create_output_container:
             # Without the container every task would run and then fail its upload; create it once
             # everything local has been checked.
-            self._blob_hook(self.azblob_conn_id).create_container(self.output_container)
+            self.blob_hook_for().create_container(self.output_container)
 
         self.log.info(
             "Adding %d task(s) with ids %s* to job %s (pool %s)", len(final), id_prefix or "", job_id, pool_id
