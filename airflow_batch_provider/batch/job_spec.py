@@ -19,7 +19,6 @@ from airflow_batch_provider.exceptions import InvalidInputError
 
 _ON_ALL_COMPLETE = ("noaction", "terminatejob")
 
-
 _ON_FAILURE = ("noaction", "performexitoptionsjobaction")
 
 

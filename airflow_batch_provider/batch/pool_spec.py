@@ -30,7 +30,6 @@ IMAGE_ALIASES: dict[str, dict[str, str]] = {
     },
 }
 
-
 #: For an alias, the node agent SKU to look for when the exact Marketplace triple is not listed.
 _ALIAS_AGENT_HINTS: dict[str, str] = {
     "ubuntu-24.04": "batch.node.ubuntu 24.04",
@@ -40,7 +39,6 @@ _ALIAS_AGENT_HINTS: dict[str, str] = {
     "windows-2022": "batch.node.windows amd64",
     "windows-2019": "batch.node.windows amd64",
 }
-
 
 _IMAGE_KEYS = ("publisher", "offer", "sku")
 

@@ -14,7 +14,6 @@ from airflow_batch_provider.batch.durations import to_iso_duration
 #: Keys whose values are free-form user dicts: their own keys must stay as written.
 _FREE_FORM_KEYS = frozenset({"resourceTags", "settings", "protectedSettings", "tags"})
 
-
 #: Fields the service types as ISO 8601 durations; a number given for one of them means seconds.
 _DURATION_KEYS = frozenset(
     {"maxWallClockTime", "retentionTime", "resizeTimeout", "autoScaleEvaluationInterval"}

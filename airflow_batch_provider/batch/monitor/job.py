@@ -16,11 +16,9 @@ from airflow_batch_provider.batch.monitor.states import job_has_ended, lowered
 
 TASK_SELECT = ["id", "state", "executionInfo"]
 
-
 #: While a job's counts do not move, the poll after the first unchanged one reads the job's state
 #: instead of the counts, and so does every N-th poll after that.
 JOB_CHECK_EVERY = 10
-
 
 JOB_SELECT = ["id", "state", "executionInfo"]
 

@@ -35,12 +35,9 @@ POOL_SELECT = [
     "taskSlotsPerNode",
 ]
 
-
 NODE_SELECT = ["id", "state", "startTaskInfo", "errors", "lastBootTime"]
 
-
 STARTUP_STDERR = "startup/stderr.txt"
-
 
 #: Per poll, the stderr tail is read (and logged) for at most this many of the nodes being rebooted.
 MAX_REBOOT_TAILS = 3

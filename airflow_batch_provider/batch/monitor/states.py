@@ -7,14 +7,11 @@ from typing import Any
 
 USABLE_NODE_STATES = frozenset({"idle", "running"})
 
-
 #: Node states that cannot become usable without a reboot or reimage.
 BAD_NODE_STATES = frozenset({"starttaskfailed", "unusable"})
 
-
 #: Node states that will not become usable on their own.
 GONE_NODE_STATES = frozenset({"leavingpool", "offline", "deallocated", "deallocating"})
-
 
 #: Resize error codes that are transient on an autoscale pool (the next evaluation retries).
 TRANSIENT_RESIZE_ERRORS = frozenset({"allocationtimedout"})
