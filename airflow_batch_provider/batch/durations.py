@@ -170,3 +170,17 @@ def parse_iso_duration(value: str | None) -> timedelta | None:
     if result >= timedelta(days=UNBOUNDED_DAYS):
         return None
     return result
+
+
+__all__ = [
+    "UNBOUNDED",
+    "UNBOUNDED_DAYS",
+    "UNBOUNDED_DURATION",
+    "DurationInput",
+    "format_duration",
+    "parse_duration",
+    "parse_iso_duration",
+    "to_iso_duration",
+    "to_seconds",
+    "to_timedelta",
+]

@@ -16,3 +16,6 @@ def linux_variable_name(application_id: str, version: str | None = None) -> str:
     """
     name = application_id if version is None else f"{application_id}#{version}"
     return "AZ_BATCH_APP_PACKAGE_" + re.sub(r"[.#-]", "_", name)
+
+
+__all__ = ["linux_variable_name"]
