@@ -94,4 +94,5 @@ def environment_list(env: Mapping[str, Any] | list[Any] | None) -> list[dict[str
 
 
 def lower_text(value: Any) -> str:
+    """A value as the spec comparisons see it: stripped, lower-case text (``""`` only for ``None``)."""
     return "" if value is None else str(value).strip().lower()

@@ -36,6 +36,7 @@ def error_message(error: BaseException) -> str:
 
 
 def status_code(error: BaseException) -> int | None:
+    """The HTTP status of an SDK exception, if it carries a response."""
     response = getattr(error, "response", None)
     code = getattr(response, "status_code", None)
     return int(code) if code is not None else None

@@ -44,6 +44,7 @@ def prefix_filter(prefix: str) -> str:
 
 
 def is_failed_task(task: Mapping[str, Any]) -> bool:
+    """Whether a completed task failed (a failure result or a failure info)."""
     info = task.get("executionInfo") or {}
     return lowered(task.get("state")) == "completed" and (
         lowered(info.get("result")) == "failure" or bool(info.get("failureInfo"))
@@ -84,6 +85,7 @@ def failed_task_summary(task: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def progress_line(job_id: str, prefix: str | None, counts: TaskCounts) -> str:
+    """The progress line logged whenever the counts change."""
     scope = f"tasks {prefix}* of job {job_id}" if prefix else f"job {job_id}"
     return (
         f"{scope}: {counts.completed}/{counts.total} completed ({counts.succeeded} succeeded, "

@@ -91,6 +91,7 @@ def required_usable_nodes(pool: Mapping[str, Any], min_usable_nodes: int | None)
 
 
 def describe_nodes(nodes: Sequence[Mapping[str, Any]]) -> str:
+    """How many nodes are in each state, e.g. ``2 idle, 1 starting``."""
     states: dict[str, int] = {}
     for node in nodes:
         state = lowered(node.get("state")) or "unknown"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+#: Node states that can run tasks.
 USABLE_NODE_STATES = frozenset({"idle", "running"})
 
 #: Node states that cannot become usable without a reboot or reimage.
@@ -18,8 +19,10 @@ TRANSIENT_RESIZE_ERRORS = frozenset({"allocationtimedout"})
 
 
 def lowered(value: Any) -> str:
+    """A state or code as the checks compare it: a lower-case string, ``""`` when missing."""
     return str(value or "").strip().lower()
 
 
 def job_has_ended(job: Mapping[str, Any]) -> bool:
+    """Whether the job is completed, terminating or being deleted: its tasks will not run any more."""
     return lowered(job.get("state")) in ("completed", "terminating", "deleting")
