@@ -17,6 +17,7 @@ from airflow_batch_provider.emulator.errors import (
 from airflow_batch_provider.emulator.serialization import format_datetime, new_etag, parse_http_date, utcnow
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")
 
 
 class Resource:
@@ -135,6 +136,8 @@ def get_int(
     value = body.get(name)
     if value is None:
         return default
+    if isinstance(value, str) and _INTEGER.match(value):
+        value = int(value)  # The service reads numeric strings as numbers; the Azure CLI sends them.
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid_property(path or name, value, "The value must be an integer.")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
