@@ -27,6 +27,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_batch_provider.batch.ids import make_batch_id
 from airflow_batch_provider.hooks.blob import BlobStorageHook
 from airflow_batch_provider.operators.job import BatchCreateJobOperator, BatchDeleteJobOperator
 from airflow_batch_provider.operators.output import BatchCollectTaskOutputOperator
@@ -34,7 +35,6 @@ from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, Batch
 from airflow_batch_provider.operators.storage import UploadDataFilesOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
-from airflow_batch_provider.utils.ids import make_batch_id
 
 IMAGE = os.environ.get("BATCH_CONTAINER_IMAGE", "python:3.12-slim")
 POLL_SECONDS = float(os.environ.get("BATCH_CONTAINER_POLL_SECONDS", "15"))

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.containers import (
+from airflow_batch_provider.batch.containers import (
     check_container_tasks,
     container_capable_image,
     container_configuration,
     container_settings,
 )
+from airflow_batch_provider.exceptions import InvalidInputError
+from airflow_batch_provider.utils.secrets import connection_credentials
 
 SECRET = "registry-s3cret"
 
@@ -19,11 +22,7 @@ def _credentials(conn_id: str) -> tuple[str | None, str | None]:
     return {"acr": ("robot", SECRET), "empty": ("robot", None)}[conn_id]
 
 
-def test_a_pool_configuration_reads_registry_credentials_from_a_connection_and_masks_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    masked: list[str] = []
-    monkeypatch.setattr("airflow_batch_provider.utils.containers.mask", masked.append)
+def test_a_pool_configuration_reads_registry_credentials_from_a_connection() -> None:
     body = container_configuration(
         {
             "type": "dockercompatible",
@@ -39,6 +38,15 @@ def test_a_pool_configuration_reads_registry_credentials_from_a_connection_and_m
             {"registryServer": "myacr.azurecr.io", "username": "robot", "password": SECRET}
         ],
     }
+
+
+def test_registry_credentials_are_masked_as_they_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    masked: list[str | None] = []
+    monkeypatch.setattr("airflow_batch_provider.utils.secrets.mask", masked.append)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_ACR_PULL", json.dumps({"conn_type": "generic", "login": "robot", "password": SECRET})
+    )
+    assert connection_credentials("acr_pull") == ("robot", SECRET)
     assert masked == [SECRET]
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow_batch_provider.batch.durations import parse_duration
 from airflow_batch_provider.emulator.errors import (
     BatchError,
     condition_not_met,
@@ -16,7 +17,6 @@ from airflow_batch_provider.emulator.errors import (
 from airflow_batch_provider.emulator.runner.containers import BIND_MOUNT_SOURCES
 from airflow_batch_provider.emulator.runner.process import MAX_COMMAND_LINE_BYTES, command_line_too_long
 from airflow_batch_provider.emulator.serialization import format_datetime, new_etag, parse_http_date, utcnow
-from airflow_batch_provider.utils.durations import parse_duration
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")

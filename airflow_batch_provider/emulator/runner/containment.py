@@ -229,7 +229,7 @@ class ProcessContainer:
         """Reap orphans of the run's session that exited by themselves and were adopted meanwhile."""
         if self.leader is None or not become_subreaper():
             return
-        for child in psutil.Process().children():
+        for child in _children_of_this_process():
             with contextlib.suppress(psutil.Error, OSError):
                 zombie = child.pid != self.leader and child.status() == psutil.STATUS_ZOMBIE
                 if zombie and os.getsid(child.pid) == self.leader:

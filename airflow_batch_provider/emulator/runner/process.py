@@ -153,16 +153,21 @@ def start_process(
 
     Blocking (it forks and execs): the runner calls it on a worker thread, never on the event loop.
     """
-    pid: int | None = None
     command = container.command(argv)
+    if command is not argv:  # a launcher execs the program: check first that it can
+        try:
+            _check_executable(argv[0], cwd, env)
+        except OSError as err:
+            container.started(None)
+            raise _launch_failure(err, argv[0]) from err
+    environment = container.environment(env)
+    pid: int | None = None
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
         try:
-            if command is not argv:  # a launcher execs the program: check first that it can
-                _check_executable(argv[0], cwd, env)
             process = subprocess.Popen(
                 command,
                 cwd=cwd,
-                env=container.environment(env),
+                env=environment,
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,
@@ -170,20 +175,25 @@ def start_process(
             )
             pid = process.pid
             return process
-        except FileNotFoundError as err:
-            raise TaskFailure(
-                failures.COMMAND_PROGRAM_NOT_FOUND,
-                f"The program specified in the command line was not found: {argv[0]}",
-                {"Program": argv[0]},
-            ) from err
         except OSError as err:
-            raise TaskFailure(
-                failures.COMMAND_LAUNCH_FAILED,
-                f"The command line could not be launched: {err.strerror or err}",
-                {"Program": argv[0]},
-            ) from err
+            raise _launch_failure(err, argv[0]) from err
         finally:
             container.started(pid)
+
+
+def _launch_failure(error: OSError, program: str) -> TaskFailure:
+    """The task failure for a program that could not be started."""
+    if isinstance(error, FileNotFoundError):
+        return TaskFailure(
+            failures.COMMAND_PROGRAM_NOT_FOUND,
+            f"The program specified in the command line was not found: {program}",
+            {"Program": program},
+        )
+    return TaskFailure(
+        failures.COMMAND_LAUNCH_FAILED,
+        f"The command line could not be launched: {error.strerror or error}",
+        {"Program": program},
+    )
 
 
 async def kill_tree(

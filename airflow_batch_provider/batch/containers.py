@@ -2,8 +2,8 @@
 
 A pool's ``container_configuration`` and a task's ``container_settings`` take the REST names or the
 Python ones. A registry's credentials come from an Airflow connection (``conn_id``: its login and
-password) or from a managed identity (``identity_reference``); a password written into a DAG is
-refused, so none reaches a rendered field, and the one read from a connection is masked before use.
+password, read by a :data:`CredentialsLookup` that masks it) or from a managed identity
+(``identity_reference``); a password written into a DAG is refused, so none reaches a rendered field.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from airflow_batch_provider.batch.rest import to_rest
 from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.batch_specs import to_rest
-from airflow_batch_provider.utils.secrets import mask
 
 CONTAINER_TYPES = ("dockerCompatible", "criCompatible")
 WORKING_DIRECTORIES = ("taskWorkingDirectory", "containerImageDefault")
@@ -21,7 +20,7 @@ BIND_MOUNT_SOURCES = ("Shared", "Startup", "VfsMounts", "Task", "JobPrep", "Appl
 #: The capability the supported-images list gives images that run containers.
 CONTAINER_CAPABILITY = "DockerCompatible"
 
-#: Reads an Airflow connection's ``(login, password)`` by id.
+#: Reads a connection's ``(login, password)`` by id (the provider's masks the password it returns).
 CredentialsLookup = Callable[[str], tuple[str | None, str | None]]
 
 
@@ -53,7 +52,6 @@ def registry_reference(
             raise InvalidInputError(
                 f"{name}: the connection {conn_id!r} needs a login (the registry user) and a password."
             )
-        mask(password)
         entry["username"], entry["password"] = login, password
     elif not entry.get("identityReference") and entry.get("username"):
         raise InvalidInputError(
@@ -155,11 +153,3 @@ def container_capable_image(
 
 def _agent(entry: Mapping[str, Any]) -> str:
     return str(entry.get("nodeAgentSKUId") or entry.get("nodeAgentSkuId") or "")
-
-
-def connection_credentials(conn_id: str) -> tuple[str | None, str | None]:
-    """``(login, password)`` of an Airflow connection (a registry's user and password)."""
-    from airflow.sdk import BaseHook
-
-    connection = BaseHook.get_connection(conn_id)
-    return connection.login, connection.password
