@@ -215,6 +215,8 @@ class TaskExecutor:
                 stop=stop,
             )
         except TaskFailure as failure:
+            # As on a node, a task that could not start still has its (empty) output files.
+            await self.blocking.call(_create_output_files, layout)
             return result(None, failure.to_failure_info())
 
         if process.cancelled:
