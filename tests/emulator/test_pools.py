@@ -82,7 +82,6 @@ def test_duplicate_ids_conflict_case_insensitively(client: BatchClient) -> None:
         ),
         ({"task_slots_per_node": 0}, "InvalidPropertyValue", "taskSlotsPerNode"),
         ({"resize_timeout": "PT1M"}, "InvalidPropertyValue", "resizeTimeout"),
-        ({"target_dedicated_nodes": None}, "MissingRequiredProperty", "targetDedicatedNodes"),
         (
             {"start_task": m.BatchStartTask(command_line="")},
             "MissingRequiredProperty",
