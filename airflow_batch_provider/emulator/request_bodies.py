@@ -25,7 +25,7 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft4Validator, FormatChecker
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import ValidationError
 
 from airflow_batch_provider.emulator import bounded_json
 from airflow_batch_provider.emulator.errors import BatchError, invalid_property, missing_property
@@ -310,10 +310,16 @@ def validate_body(operation: Operation, body: Any, api_version: str) -> Any:
     definitions = _definitions(api_version)
     body = _Coercer(definitions).coerce(body, operation.body)
     validator = _validator(operation.body["$ref"], api_version)
-    error = best_match(_relevant(validator.iter_errors(body)))
-    if error is not None:
-        raise _to_batch_error(error)
+    errors = _relevant(validator.iter_errors(body))
+    if errors:
+        # The outermost problem first, as the service's deserializer meets it.
+        raise min((_to_batch_error(error) for error in errors), key=_depth)
     return body
+
+
+def _depth(error: BatchError) -> int:
+    name = error.values.get("PropertyName", "")
+    return name.count("/") + name.count("[")
 
 
 # ---- reading the body

@@ -83,5 +83,5 @@ def validate_image(configuration: dict[str, Any], path: str = "virtualMachineCon
             f"{path}/nodeAgentSKUId", agent, f"Supported node agent SKUs: {', '.join(NODE_AGENT_SKUS)}."
         )
     reference = configuration.get("imageReference")
-    if not isinstance(reference, dict):
+    if reference is None:
         raise missing_property(f"{path}/imageReference")

@@ -20,7 +20,7 @@ from airflow_batch_provider.emulator.models.base import check_preconditions
 from airflow_batch_provider.emulator.routes.common import list_response
 from airflow_batch_provider.emulator.serialization import format_datetime, format_http_date
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")
 
 
 def resolve(root: Path, file_path: str) -> Path:
@@ -120,7 +120,7 @@ async def download(request: Request, root: Path, file_path: str, url: str) -> Re
     start, end = 0, size - 1
     requested = request.headers.get("ocp-range")
     if requested:
-        match = _RANGE.match(requested.strip())
+        match = _RANGE.fullmatch(requested.strip())
         if not match or (not match.group(1) and not match.group(2)):
             raise invalid_query("ocp-range", requested, "The range must look like bytes=start-end.")
         if match.group(1):
