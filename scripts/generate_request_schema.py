@@ -12,7 +12,7 @@ The output is itself a small Swagger 2.0 document, so the API fuzzer can drive i
   parameters and its ``in: body`` parameter, shared ``parameters`` inlined; header parameters,
   responses and examples are dropped;
 * only the definitions a request body reaches, each reduced to the keywords that validate a value
-  (``type``, ``properties``, ``required``, ``items``, ``enum``, ``format``, ``minimum``, ``maximum``,
+  (``type``, ``properties``, ``required``, ``items``, ``enum``, ``format``, bounds such as ``maximum``,
   ``additionalProperties``, ``allOf``, ``$ref``); descriptions, ``x-ms-*`` extensions and read-only
   properties (which clients never send) are removed.
 
@@ -28,7 +28,20 @@ from pathlib import Path
 from typing import Any
 
 OUTPUT = Path(__file__).resolve().parents[1] / "airflow_batch_provider" / "emulator" / "request_schema.json"
-SCHEMA_KEYWORDS = ("type", "format", "enum", "minimum", "maximum", "items", "additionalProperties", "allOf")
+SCHEMA_KEYWORDS = (
+    "type",
+    "format",
+    "enum",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "items",
+    "additionalProperties",
+    "allOf",
+)
 PARAMETER_KEYWORDS = (
     "name",
     "in",

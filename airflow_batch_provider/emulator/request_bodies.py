@@ -62,19 +62,42 @@ class VersionDifference:
     required: tuple[str, ...] | None = None
 
 
-_BEFORE_2024_07 = frozenset({"2023-05-01.17.0", "2023-11-01.18.0", "2024-02-01.19.0"})
+#: The api-versions before the committed schema's (2025-06-01) that the service still serves.
+OLDER_VERSIONS = frozenset({"2023-05-01.17.0", "2023-11-01.18.0", "2024-02-01.19.0", "2024-07-01.20.0"})
+
+_CERTIFICATE_REFERENCES = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {
+            "thumbprint": {"type": "string"},
+            "thumbprintAlgorithm": {"type": "string"},
+            "storeLocation": {"type": "string"},
+            "storeName": {"type": "string"},
+            "visibility": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["thumbprint", "thumbprintAlgorithm"],
+    },
+}
 
 #: The facts, read from ``specification/batch/data-plane/Batch/stable/<version>/BatchService.json`` in
-#: Azure/azure-rest-api-specs. Properties an older version has and 2025-06-01 dropped need no entry:
-#: unknown properties are accepted (and ignored) like the service does.
-VERSION_DIFFERENCES: tuple[VersionDifference, ...] = (
+#: Azure/azure-rest-api-specs. A property an older version has and 2025-06-01 dropped needs an entry
+#: only to keep its type checked: unknown properties are otherwise accepted (and ignored).
+VERSION_DIFFERENCES: tuple[VersionDifference, ...] = tuple(
     VersionDifference(
-        versions=_BEFORE_2024_07,
-        definition="BatchPoolCreateOptions",
+        versions=OLDER_VERSIONS,
+        definition=definition,
         property="certificateReferences",
-        schema={"type": "array", "items": {"type": "object"}},
-        source="PoolAddParameter.certificateReferences: an array of CertificateReference objects",
-    ),
+        schema=_CERTIFICATE_REFERENCES,
+        source=f"{older}.certificateReferences: array of CertificateReference (thumbprint, "
+        "thumbprintAlgorithm required); account certificates are gone from 2025-06-01",
+    )
+    for definition, older in (
+        ("BatchPoolCreateOptions", "PoolAddParameter"),
+        ("BatchPoolSpecification", "PoolSpecification"),
+        ("BatchPoolUpdateOptions", "PoolPatchParameter"),
+        ("BatchPoolReplaceOptions", "PoolUpdatePropertiesParameter"),
+    )
 )
 
 
