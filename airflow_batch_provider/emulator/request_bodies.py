@@ -34,11 +34,15 @@ from airflow_batch_provider.emulator.serialization import checked_duration
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-#: The largest body the service takes: 1 MB for a task and for a task collection (documented), and the
-#: emulator applies the same ceiling to every other body (a pool or job body is a few KB).
+#: The largest body of any operation: the service documents 1 MB for a task and for a task collection
+#: and no other limit, and a pool, job or schedule body is a few KB, so 1 MB bounds every body.
 MAX_BODY_BYTES = 1024 * 1024
-#: Per-route limits where they differ from :data:`MAX_BODY_BYTES` (operationId: bytes).
-BODY_LIMITS: dict[str, int] = {}
+#: Per-operation limits (operationId: bytes), where the service documents one.
+BODY_LIMITS: dict[str, int] = {
+    "Tasks_CreateTask": 1024 * 1024,
+    "Tasks_CreateTaskCollection": 1024 * 1024,
+    "Tasks_ReplaceTask": 1024 * 1024,
+}
 
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]{1,19}")
