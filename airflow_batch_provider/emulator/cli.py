@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds each simulated transition takes, e.g. node creating -> starting (default: %(default)s)",
     )
     parser.add_argument(
+        "--schedule-interval-scale",
+        type=float,
+        default=1.0,
+        help="multiplies job schedules' recurrenceInterval and startWindow, e.g. 0.01 runs a PT1M "
+        "recurrence every 0.6 s (default: %(default)s)",
+    )
+    parser.add_argument(
         "--core-quota", type=int, default=500, help="dedicated vCPU quota (default: %(default)s)"
     )
     parser.add_argument(
@@ -88,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--active-job-quota", type=int, default=300, help="jobs not yet completed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--subnet",
+        action="append",
+        default=[],
+        metavar="SUBNET_ID",
+        help="a virtual network subnet resource id pools may join (networkConfiguration.subnetId); "
+        "repeat for more. Pools naming any other subnet are refused, as the service refuses a subnet "
+        "it cannot find",
     )
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
@@ -152,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         low_priority_core_quota=args.low_priority_core_quota,
         pool_quota=args.pool_quota,
         active_job_quota=args.active_job_quota,
+        known_subnets=tuple(args.subnet),
+        schedule_interval_scale=args.schedule_interval_scale,
     )
     try:
         fault_plan = plan_from_options(

@@ -16,6 +16,7 @@ from airflow_batch_provider.emulator.models.applications import (
     ApplicationSource,
     DirectoryApplications,
 )
+from airflow_batch_provider.emulator.models.job_schedules import JobScheduleBackend
 from airflow_batch_provider.emulator.models.jobs import JobBackend
 from airflow_batch_provider.emulator.models.nodes import NodeBackend
 from airflow_batch_provider.emulator.models.pools import PoolBackend
@@ -77,6 +78,11 @@ class EmulatorSettings:
     step_delay: float = 0.02
     #: Multiplies ``autoScaleEvaluationInterval`` (minimum 5 minutes); lower it to see periodic runs.
     autoscale_interval_scale: float = 1.0
+    #: Subnet resource ids pools may join (``networkConfiguration.subnetId``); any other is refused.
+    known_subnets: tuple[str, ...] = ()
+    #: Multiplies job schedules' ``recurrenceInterval`` and ``startWindow`` (minimum 1 minute); lower it
+    #: to see recurrences in seconds.
+    schedule_interval_scale: float = 1.0
 
 
 class BatchAccount:
@@ -105,6 +111,7 @@ class BatchAccount:
         self.nodes = NodeBackend(self)
         self.jobs = JobBackend(self)
         self.tasks = TaskBackend(self)
+        self.job_schedules = JobScheduleBackend(self)
         self.scheduler: Scheduler = Scheduler(self, executor)
         self._background: set[asyncio.Task[Any]] = set()
         #: The event loop that owns this account (set by :meth:`start`).

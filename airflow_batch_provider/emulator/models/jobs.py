@@ -78,6 +78,8 @@ class Job(Resource):
         self.excluded_nodes: set[str] = set()
         #: When the scheduler last started one of its tasks (a counter), for fair turns between jobs.
         self.last_served = 0
+        #: The job schedule that created this job, if any.
+        self.job_schedule_id: str | None = None
         self._wall_clock_timer: asyncio.Task[None] | None = None
 
     @property
@@ -268,37 +270,41 @@ class JobBackend:
 
     # ---- create / update
 
-    def create(self, body: dict[str, Any]) -> Job:
-        job_id = validate_id(body.get("id"))
-        if job_id.lower() in self._jobs:
-            raise resource_exists("job")
-        active = sum(1 for job in self._jobs.values() if job.state != "completed")
-        if active >= self.account.settings.active_job_quota:
-            raise conflict(
-                "ActiveJobAndScheduleQuotaReached",
-                "Active job and schedule quota for the account has been reached.",
+    def create(
+        self, body: dict[str, Any], *, job_schedule_id: str | None = None, auto_pool_id: str | None = None
+    ) -> Job:
+        """Validate ``body`` and add the job; start its job manager task and timers.
+
+        ``job_schedule_id`` marks a job its schedule creates: the id (``<schedule>:job-<n>``) is the
+        service's own, and the schedule already counts towards the active job and schedule quota.
+        ``auto_pool_id`` is the schedule's auto pool (lifetime ``jobschedule``), used instead of a new one.
+        """
+        if job_schedule_id is None:
+            job_id = validate_id(body.get("id"))
+            if job_id.lower() in self._jobs:
+                raise resource_exists("job")
+            if self.account.job_schedules.find(job_id) is not None:
+                raise conflict(
+                    "JobScheduleWithSameIdExists",
+                    "A job schedule with the specified job id exists. Job and job schedule cannot have "
+                    "the same id.",
+                )
+            self.check_active_quota()
+        else:
+            job_id = str(body["id"])
+        job, manager_task = self.build(job_id, body)
+        auto_pool = job.pool_info.get("autoPoolSpecification") or {}
+        if job_schedule_id is None and str(auto_pool.get("poolLifetimeOption")).lower() == "jobschedule":
+            raise invalid_property(
+                "poolInfo/autoPoolSpecification/poolLifetimeOption",
+                auto_pool["poolLifetimeOption"],
+                "The jobschedule lifetime applies only to job schedules; use job for a job's auto pool.",
             )
-        job = Job(self.account, job_id, body)
-        job.apply_settings(body, replace=True)
-        job.on_task_failure = get_enum(body, "onTaskFailure", _ON_FAILURE, "noaction") or "noaction"
-        job.uses_task_dependencies = get_bool(body, "usesTaskDependencies", False)
-        job.preparation_task = _validate_preparation(body)
-        job.release_task = _validate_release(body, job.preparation_task is not None)
-        pool_info = self._validate_pool_info(body)
-        manager = get_object(body, "jobManagerTask")
-        manager_task = None
-        if manager is not None:
-            require(manager, "id", "jobManagerTask/id")
-            manager_task = self.account.tasks.build(
-                job, {**manager, "constraints": manager.get("constraints")}
-            )
-            job.manager_task_id = manager_task.id
-            job.manager_kills_job = get_bool(
-                manager, "killJobOnCompletion", True, "jobManagerTask/killJobOnCompletion"
-            )
-        if "autoPoolSpecification" in pool_info:
-            job.auto_pool_id = self._create_auto_pool(job, pool_info["autoPoolSpecification"])
-        job.pool_info = pool_info
+        job.job_schedule_id = job_schedule_id
+        if auto_pool_id is not None:
+            job.auto_pool_id = auto_pool_id
+        elif "autoPoolSpecification" in job.pool_info:
+            job.auto_pool_id = self.create_auto_pool(job.id, job.pool_info["autoPoolSpecification"])
         job.execution_info["poolId"] = job.pool_id
         self._jobs[job_id.lower()] = job
         if manager_task is not None:
@@ -310,6 +316,38 @@ class JobBackend:
         self.check_all_tasks_complete(job)
         self.account.scheduler.kick()
         return job
+
+    def check_active_quota(self) -> None:
+        """409 ``ActiveJobAndScheduleQuotaReached`` when jobs not completed plus active schedules reach it."""
+        active = sum(1 for job in self._jobs.values() if job.state != "completed")
+        active += self.account.job_schedules.active_count()
+        if active >= self.account.settings.active_job_quota:
+            raise conflict(
+                "ActiveJobAndScheduleQuotaReached",
+                "Active job and schedule quota for the account has been reached.",
+            )
+
+    def build(self, job_id: str, body: dict[str, Any]) -> tuple[Job, Task | None]:
+        """Validate a job body the way the service does: the job (not yet added) and its manager task."""
+        job = Job(self.account, job_id, body)
+        job.apply_settings(body, replace=True)
+        job.on_task_failure = get_enum(body, "onTaskFailure", _ON_FAILURE, "noaction") or "noaction"
+        job.uses_task_dependencies = get_bool(body, "usesTaskDependencies", False)
+        job.preparation_task = _validate_preparation(body)
+        job.release_task = _validate_release(body, job.preparation_task is not None)
+        job.pool_info = self._validate_pool_info(body)
+        manager = get_object(body, "jobManagerTask")
+        manager_task = None
+        if manager is not None:
+            require(manager, "id", "jobManagerTask/id")
+            manager_task = self.account.tasks.build(
+                job, {**manager, "constraints": manager.get("constraints")}
+            )
+            job.manager_task_id = manager_task.id
+            job.manager_kills_job = get_bool(
+                manager, "killJobOnCompletion", True, "jobManagerTask/killJobOnCompletion"
+            )
+        return job, manager_task
 
     def _validate_pool_info(self, body: dict[str, Any]) -> dict[str, Any]:
         pool_info = get_object(body, "poolInfo")
@@ -331,11 +369,12 @@ class JobBackend:
                 raise missing_property("poolInfo/autoPoolSpecification/pool")
         return dict(pool_info)
 
-    def _create_auto_pool(self, job: Job, spec: dict[str, Any]) -> str:
+    def create_auto_pool(self, owner_id: str, spec: dict[str, Any]) -> str:
+        """Create the auto pool of ``spec`` for the job (or job schedule) ``owner_id``; its id."""
         prefix = str(spec.get("autoPoolIdPrefix") or "")
         pool_id = f"{prefix}_{uuid.uuid4()}" if prefix else str(uuid.uuid4()).upper()
         pool_body = {**spec["pool"], "id": pool_id}
-        self.account.pools.create(pool_body, auto_pool_job_id=job.id)
+        self.account.pools.create(pool_body, auto_pool_job_id=owner_id)
         return pool_id
 
     def update(self, job_id: str, body: dict[str, Any]) -> Job:
@@ -451,6 +490,7 @@ class JobBackend:
         if job.state == "terminating":
             job.set_state("completed")
             job.execution_info["endTime"] = format_datetime(utcnow())
+            self.account.job_schedules.job_ended(job)
         self._cleanup_auto_pool(job)
         if job._wall_clock_timer is not None:
             job._wall_clock_timer.cancel()
@@ -469,6 +509,7 @@ class JobBackend:
             await self._run_release_tasks(job)
         await self.account.step()
         self._jobs.pop(job.id.lower(), None)
+        self.account.job_schedules.job_ended(job)
         self._cleanup_auto_pool(job)
         if job._wall_clock_timer is not None:
             job._wall_clock_timer.cancel()
