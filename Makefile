@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit soak demo bench clean
+.PHONY: setup test lint unit soak demo bench clean conformance-cli
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -19,8 +19,8 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 lint: setup
-	$(BIN)/ruff check airflow_batch_provider tests example_dags scripts bench
-	$(BIN)/ruff format --check airflow_batch_provider tests example_dags scripts bench
+	$(BIN)/ruff check airflow_batch_provider tests example_dags scripts bench conformance
+	$(BIN)/ruff format --check airflow_batch_provider tests example_dags scripts bench conformance
 	$(BIN)/mypy
 
 test: lint
@@ -36,5 +36,9 @@ demo: setup
 bench: setup
 	$(BIN)/python -m bench
 
+# The Azure CLI (installed into .conformance/cli-venv on first use) driven against the emulator.
+conformance-cli: setup
+	$(BIN)/python -m conformance.cli --results build/conformance/cli.json
+
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo .conformance

@@ -10,7 +10,8 @@ node counts) and validates it with ``jsonschema``. The first problem is answered
 shape, naming the property: 400 ``InvalidPropertyValue`` or ``MissingRequiredProperty``. Models then
 see the parsed, coerced body through ``routes.common.read_json``.
 
-Older api-versions send slightly different bodies; :data:`VERSION_DIFFERENCES` lists them.
+Older api-versions send slightly different bodies: moved properties are first put where 2025-06-01
+has them (``api_versions.upgrade``), and :data:`VERSION_DIFFERENCES` lists what else differs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from jsonschema.exceptions import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from airflow_batch_provider.emulator import bounded_json
+from airflow_batch_provider.emulator.api_versions import LATEST, SUPPORTED_VERSIONS, upgrade
 from airflow_batch_provider.emulator.errors import BatchError, invalid_property, missing_property
 from airflow_batch_provider.emulator.serialization import checked_duration
 
@@ -71,8 +73,8 @@ class VersionDifference:
 
 
 #: The api-version of the committed schema, and the older ones the service still serves.
-CURRENT_VERSION = "2025-06-01"
-OLDER_VERSIONS = frozenset({"2023-05-01.17.0", "2023-11-01.18.0", "2024-02-01.19.0", "2024-07-01.20.0"})
+CURRENT_VERSION = LATEST
+OLDER_VERSIONS = frozenset(SUPPORTED_VERSIONS) - {LATEST}
 
 _CERTIFICATE_REFERENCES = {
     "type": "array",
@@ -409,4 +411,7 @@ async def read_body(request: Request, api_version: str) -> None:
 def parse_and_validate(operation: Operation, raw: bytes, api_version: str) -> Any:
     # An empty required body is an empty object: its required properties are then named as missing.
     body = bounded_json.loads(raw) if raw.strip() else {}
+    if isinstance(body, dict):
+        # Properties an older version has elsewhere are checked where the models read them.
+        body = upgrade(body, api_version)
     return validate_body(operation, body, api_version)

@@ -368,3 +368,18 @@ def test_repeated_query_parameters_signed_the_service_way_are_accepted(
         f"{emulator.endpoint}{path}?{query}", headers=_headers(emulator, "GET", path, query), timeout=10
     )
     assert response.status_code == 200, response.text
+
+
+def test_an_older_api_version_is_validated_with_its_differences(emulator: BatchEmulatorServer) -> None:
+    older = "api-version=2024-02-01.19.0"
+    body = pool_options(unique("oldpool")).as_dict()
+    body["certificateReferences"] = [{"thumbprint": 5, "thumbprintAlgorithm": "sha1"}]
+    status, code, values = error(call(emulator, "POST", "/pools", body, query=older))
+    assert (status, code, values["PropertyName"]) == (
+        400,
+        "InvalidPropertyValue",
+        "certificateReferences[0]/thumbprint",
+    )
+    body["certificateReferences"] = []
+    body["targetDedicatedNodes"] = "0"
+    assert call(emulator, "POST", "/pools", body, query=older).status_code == 201

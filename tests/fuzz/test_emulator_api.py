@@ -22,9 +22,9 @@ from azure.batch import models as m
 from azure.core.credentials import AzureNamedKeyCredential
 from hypothesis import HealthCheck, Phase, seed, settings
 
+from airflow_batch_provider.emulator.api_versions import LATEST as API_VERSION
 from airflow_batch_provider.emulator.auth import authorization_header
 from airflow_batch_provider.emulator.request_bodies import request_schema
-from airflow_batch_provider.emulator.routes.common import API_VERSION
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 
 #: Generated cases per operation (72 operations) and the slowest answer allowed.
