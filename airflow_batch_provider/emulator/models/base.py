@@ -13,6 +13,7 @@ from airflow_batch_provider.emulator.errors import (
     invalid_property,
     missing_property,
 )
+from airflow_batch_provider.emulator.runner.process import MAX_COMMAND_LINE_BYTES, command_line_too_long
 from airflow_batch_provider.emulator.serialization import (
     checked_duration,
     format_datetime,
@@ -214,6 +215,14 @@ def reject_container_settings(body: Mapping[str, Any], path: str) -> None:
 def validate_command_task(body: Mapping[str, Any], path: str = "") -> None:
     """Checks shared by tasks, start tasks and job preparation/release tasks."""
     require(body, "commandLine", f"{path}commandLine")
+    if command_line_too_long(body["commandLine"]):
+        # Only a body over the service's 1 MB limit can carry such a command line: refuse it the same way.
+        raise BatchError(
+            413,
+            "RequestBodyTooLarge",
+            "The request body is too large and exceeds the maximum permissible limit.",
+            {"MaxLimit": str(MAX_COMMAND_LINE_BYTES)},
+        )
     reject_container_settings(body, path)
     for index, resource_file in enumerate(body.get("resourceFiles") or []):
         sources = [

@@ -31,6 +31,8 @@ FILE_UPLOAD_CONTAINER_NOT_FOUND = "FileUploadContainerNotFound"
 FILE_UPLOAD_MISC_ERROR = "FileUploadMiscError"
 # Deploying a referenced application package (missing, not active, or not a valid zip).
 APPLICATION_PACKAGE_ERROR = "ApplicationPackageError"
+# The task's own properties cannot be scheduled or run (shapes no request validation let through).
+INVALID_TASK_SPECIFICATION = "InvalidTaskSpecification"
 # Anything else (a fault of the emulator itself).
 UNKNOWN = "Unknown"
 
@@ -84,3 +86,13 @@ def wall_clock_failure(max_seconds: float) -> dict[str, Any]:
 def cancelled_failure() -> dict[str, Any]:
     """The failure of a task that was terminated on request while it ran."""
     return failure_info(USER_ERROR, TASK_ENDED, "The task was ended by a request to terminate it")
+
+
+def invalid_task_failure(error: Exception) -> dict[str, Any]:
+    """The failure of a task whose own properties keep it from being scheduled or started."""
+    return failure_info(
+        USER_ERROR,
+        INVALID_TASK_SPECIFICATION,
+        "The task could not be scheduled or started: a property of the task or its job is invalid",
+        {"Message": f"{type(error).__name__}: {error}"[:1024]},
+    )
