@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow_batch_provider.batch.durations import UNBOUNDED, parse_duration
+from airflow_batch_provider.batch.node_environment import linux_variable_name
 from airflow_batch_provider.emulator.dependencies import CompletedTasks
 from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.models.base import environment_dict
@@ -31,8 +33,6 @@ from airflow_batch_provider.emulator.runner.app_packages import extract_package
 from airflow_batch_provider.emulator.runner.layout import task_directory
 from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunResult, TaskRunSpec
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
-from airflow_batch_provider.utils.durations import UNBOUNDED, parse_duration
-from airflow_batch_provider.utils.node_environment import linux_variable_name
 
 if TYPE_CHECKING:
     from airflow_batch_provider.emulator.models.account import BatchAccount

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_batch_provider.batch.durations import UNBOUNDED, format_duration
 from airflow_batch_provider.emulator.errors import (
     BatchError,
     conflict,
@@ -31,7 +32,6 @@ from airflow_batch_provider.emulator.models.base import (
 )
 from airflow_batch_provider.emulator.runner.layout import job_directory
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
-from airflow_batch_provider.utils.durations import UNBOUNDED, format_duration
 
 if TYPE_CHECKING:
     from datetime import timedelta

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_batch_provider.batch.durations import format_duration
 from airflow_batch_provider.emulator.errors import (
     BatchError,
     conflict,
@@ -34,7 +35,6 @@ from airflow_batch_provider.emulator.models.network import check_capacity, valid
 from airflow_batch_provider.emulator.models.node_extensions import validate_extensions
 from airflow_batch_provider.emulator.models.nodes import EVICTION_OPTIONS, Node
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
-from airflow_batch_provider.utils.durations import format_duration
 
 if TYPE_CHECKING:
     from airflow_batch_provider.emulator.models.account import BatchAccount
