@@ -1,1 +1,1 @@
-"""Conformance suites: clients the project did not write, run against the emulator (``make conformance``)."""
+"""Conformance runs: clients the project did not write, driven against the emulator (``make conformance``)."""

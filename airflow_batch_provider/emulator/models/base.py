@@ -13,10 +13,12 @@ from airflow_batch_provider.emulator.errors import (
     invalid_property,
     missing_property,
 )
+from airflow_batch_provider.emulator.runner.process import MAX_COMMAND_LINE_BYTES, command_line_too_long
 from airflow_batch_provider.emulator.serialization import format_datetime, new_etag, parse_http_date, utcnow
 from airflow_batch_provider.utils.durations import parse_duration
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")
 
 
 class Resource:
@@ -135,6 +137,8 @@ def get_int(
     value = body.get(name)
     if value is None:
         return default
+    if isinstance(value, str) and _INTEGER.match(value):
+        value = int(value)  # The service reads numeric strings as numbers; the Azure CLI sends them.
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid_property(path or name, value, "The value must be an integer.")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
@@ -232,6 +236,14 @@ def validate_command_task(body: Mapping[str, Any], path: str = "", *, containers
     require(body, "commandLine", f"{path}commandLine")
     if not isinstance(body["commandLine"], str):
         raise invalid_property(f"{path}commandLine", body["commandLine"], "The value must be a string.")
+    if command_line_too_long(body["commandLine"]):
+        # Only a body over the service's 1 MB limit can carry such a command line: refuse it the same way.
+        raise BatchError(
+            413,
+            "RequestBodyTooLarge",
+            "The request body is too large and exceeds the maximum permissible limit.",
+            {"MaxLimit": str(MAX_COMMAND_LINE_BYTES)},
+        )
     if containers:
         validate_container_settings(body, path)
     else:

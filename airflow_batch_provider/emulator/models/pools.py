@@ -56,6 +56,9 @@ _PASSTHROUGH = (
     "mountConfiguration",
     "upgradePolicy",
     "identity",
+    # Sent by clients of api-versions before 2025-06-01, which return them (see ``api_versions``).
+    "resourceTags",
+    "targetNodeCommunicationMode",
 )
 
 

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 MAX_TASKS_PER_COLLECTION = 100
 MAX_COLLECTION_BYTES = 1024 * 1024
 DEFAULT_RETENTION = timedelta(days=7)
+#: The service's limits on dependencies: all ``taskIds`` together, and the ends of a range (int32).
+MAX_DEPENDENCY_ID_CHARACTERS = 64000
+MAX_TASK_ID_NUMBER = 2**31 - 1
 
 #: Properties the client owns, returned by GET as sent.
 _PASSTHROUGH = (
@@ -124,23 +127,6 @@ class Task(Resource):
 
     def task_dir(self, node: Node) -> Path:
         return node.root / self.relative_dir
-
-    def dependency_ids(self) -> list[str]:
-        depends_on = self.properties.get("dependsOn") or {}
-        ids = [str(task_id) for task_id in depends_on.get("taskIds") or []]
-        for id_range in depends_on.get("taskIdRanges") or []:
-            ids.extend(str(number) for number in range(int(id_range["start"]), int(id_range["end"]) + 1))
-        return ids
-
-    def dependencies(self) -> str:
-        """``ready`` when every dependency completed and satisfies it, else ``waiting`` or ``blocked``."""
-        for task_id in self.dependency_ids():
-            dependency = self.job.tasks.get(task_id.lower())
-            if dependency is None or dependency.state != "completed":
-                return "waiting"
-            if (dependency.exit_options or {}).get("dependencyAction") == "block":
-                return "blocked"
-        return "ready"
 
     def constraints(self) -> dict[str, Any]:
         return {
@@ -247,14 +233,22 @@ def _validate_dependencies(body: dict[str, Any], job: Job) -> None:
             "A task was specified as depending on other tasks, but the job did not specify that it would use "
             "task dependencies.",
         )
-    for task_id in get_list(depends_on, "taskIds", "dependsOn/taskIds") or []:
+    task_ids = get_list(depends_on, "taskIds", "dependsOn/taskIds") or []
+    for task_id in task_ids:
         validate_id(task_id, "dependsOn/taskIds")
+    if sum(len(task_id) for task_id in task_ids) > MAX_DEPENDENCY_ID_CHARACTERS:
+        raise BatchError(
+            400,
+            "TaskDependencyListTooLong",
+            "The task's dependsOn taskIds exceed the maximum length; use taskIdRanges instead.",
+            {"MaxLimit": str(MAX_DEPENDENCY_ID_CHARACTERS)},
+        )
     for index, id_range in enumerate(get_list(depends_on, "taskIdRanges", "dependsOn/taskIdRanges") or []):
         path = f"dependsOn/taskIdRanges[{index}]"
         if not isinstance(id_range, dict):
             raise invalid_property(path, id_range)
-        start = get_int(id_range, "start", -1, 0, None, f"{path}/start")
-        end = get_int(id_range, "end", -1, 0, None, f"{path}/end")
+        start = get_int(id_range, "start", -1, 0, MAX_TASK_ID_NUMBER, f"{path}/start")
+        end = get_int(id_range, "end", -1, 0, MAX_TASK_ID_NUMBER, f"{path}/end")
         if start < 0 or end < start:
             raise invalid_property(path, json.dumps(id_range), "The range needs 0 <= start <= end.")
 

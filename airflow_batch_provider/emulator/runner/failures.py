@@ -33,6 +33,8 @@ FILE_UPLOAD_MISC_ERROR = "FileUploadMiscError"
 APPLICATION_PACKAGE_ERROR = "ApplicationPackageError"
 # A container task: the emulator runs processes on the host, never a task meant for a container.
 CONTAINERS_NOT_EMULATED = "ContainerTasksNotEmulated"
+# The task's own properties cannot be scheduled or run (shapes no request validation let through).
+INVALID_TASK_SPECIFICATION = "InvalidTaskSpecification"
 # Anything else (a fault of the emulator itself).
 UNKNOWN = "Unknown"
 
@@ -96,4 +98,14 @@ def container_failure(image: str) -> dict[str, Any]:
         "Container tasks are not supported by the local Batch emulator, so the task did not run; "
         "run it against a real Batch account, or remove containerSettings to run it as a process",
         {"ContainerImage": image},
+    )
+
+
+def invalid_task_failure(error: Exception) -> dict[str, Any]:
+    """The failure of a task whose own properties keep it from being scheduled or started."""
+    return failure_info(
+        USER_ERROR,
+        INVALID_TASK_SPECIFICATION,
+        "The task could not be scheduled or started: a property of the task or its job is invalid",
+        {"Message": f"{type(error).__name__}: {error}"[:1024]},
     )
