@@ -217,8 +217,22 @@ def reject_container_settings(body: Mapping[str, Any], path: str) -> None:
         )
 
 
-def validate_command_task(body: Mapping[str, Any], path: str = "") -> None:
-    """Checks shared by tasks, start tasks and job preparation/release tasks."""
+def validate_container_settings(body: Mapping[str, Any], path: str = "") -> None:
+    """Check ``containerSettings`` as the service does (an image name is required)."""
+    settings = get_object(body, "containerSettings", f"{path}containerSettings")
+    if settings is None:
+        return
+    require(settings, "imageName", f"{path}containerSettings/imageName")
+    if get_object(settings, "registry", f"{path}containerSettings/registry") is not None:
+        get_str(settings["registry"], "registryServer", f"{path}containerSettings/registry/registryServer")
+
+
+def validate_command_task(body: Mapping[str, Any], path: str = "", *, containers: bool = False) -> None:
+    """Checks shared by tasks, start tasks and job preparation/release tasks.
+
+    ``containers``: whether ``containerSettings`` is stored (a task; it fails at run time until the
+    emulator runs containers) or refused outright.
+    """
     require(body, "commandLine", f"{path}commandLine")
     if not isinstance(body["commandLine"], str):
         raise invalid_property(f"{path}commandLine", body["commandLine"], "The value must be a string.")
@@ -230,7 +244,10 @@ def validate_command_task(body: Mapping[str, Any], path: str = "") -> None:
             "The request body is too large and exceeds the maximum permissible limit.",
             {"MaxLimit": str(MAX_COMMAND_LINE_BYTES)},
         )
-    reject_container_settings(body, path)
+    if containers:
+        validate_container_settings(body, path)
+    else:
+        reject_container_settings(body, path)
     for index, setting in enumerate(
         get_list(body, "environmentSettings", f"{path}environmentSettings") or []
     ):
