@@ -487,6 +487,7 @@ class Scheduler:
             node_is_dedicated=node.is_dedicated,
             job_prep_dir=self._preparation_dir(job_id, node),
             user_identity=task.get("userIdentity"),
+            container_image=(task.get("containerSettings") or {}).get("imageName"),
         )
 
     async def _run_spec_on(

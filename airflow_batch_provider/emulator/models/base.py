@@ -212,8 +212,22 @@ def reject_container_settings(body: Mapping[str, Any], path: str) -> None:
         )
 
 
-def validate_command_task(body: Mapping[str, Any], path: str = "") -> None:
-    """Checks shared by tasks, start tasks and job preparation/release tasks."""
+def validate_container_settings(body: Mapping[str, Any], path: str = "") -> None:
+    """Check ``containerSettings`` as the service does (an image name is required)."""
+    settings = get_object(body, "containerSettings", f"{path}containerSettings")
+    if settings is None:
+        return
+    require(settings, "imageName", f"{path}containerSettings/imageName")
+    if get_object(settings, "registry", f"{path}containerSettings/registry") is not None:
+        get_str(settings["registry"], "registryServer", f"{path}containerSettings/registry/registryServer")
+
+
+def validate_command_task(body: Mapping[str, Any], path: str = "", *, containers: bool = False) -> None:
+    """Checks shared by tasks, start tasks and job preparation/release tasks.
+
+    ``containers``: whether ``containerSettings`` is stored (a task; it fails at run time until the
+    emulator runs containers) or refused outright.
+    """
     require(body, "commandLine", f"{path}commandLine")
     if command_line_too_long(body["commandLine"]):
         # Only a body over the service's 1 MB limit can carry such a command line: refuse it the same way.
@@ -223,7 +237,10 @@ def validate_command_task(body: Mapping[str, Any], path: str = "") -> None:
             "The request body is too large and exceeds the maximum permissible limit.",
             {"MaxLimit": str(MAX_COMMAND_LINE_BYTES)},
         )
-    reject_container_settings(body, path)
+    if containers:
+        validate_container_settings(body, path)
+    else:
+        reject_container_settings(body, path)
     for index, resource_file in enumerate(body.get("resourceFiles") or []):
         sources = [
             key

@@ -19,6 +19,7 @@ from airflow_batch_provider.emulator.errors import (
     resource_exists,
     resource_not_found,
 )
+from airflow_batch_provider.emulator.models import defaults as service_defaults
 from airflow_batch_provider.emulator.models.base import (
     Resource,
     get_duration,
@@ -59,6 +60,7 @@ _PASSTHROUGH = (
     "exitConditions",
     "dependsOn",
     "applicationPackageReferences",
+    "containerSettings",
 )
 _JOB_ACTIONS = ("none", "disable", "terminate")
 _DEPENDENCY_ACTIONS = ("satisfy", "block")
@@ -133,9 +135,20 @@ class Task(Resource):
             "maxTaskRetryCount": self.max_retries,
         }
 
+    def set_state(self, state: str) -> None:
+        """Change state; a task's ETag and Last-Modified change only with the client's updates."""
+        etag, last_modified = self.etag, self.last_modified
+        super().set_state(state)
+        self.etag, self.last_modified = etag, last_modified
+
     def to_dict(self) -> dict[str, Any]:
         document = self.common_properties(self.url)
         document.update(self.properties)
+        document["userIdentity"] = service_defaults.user_identity(self.properties.get("userIdentity"))
+        if "containerSettings" in self.properties:
+            document["containerSettings"] = service_defaults.container_settings(
+                self.properties["containerSettings"]
+            )
         document.update(
             {
                 "state": self.state,
@@ -256,7 +269,7 @@ class TaskBackend:
     def build(self, job: Job, body: dict[str, Any]) -> Task:
         """Validate a task body the way the service does and make the task (not yet added)."""
         task_id = validate_id(body.get("id"))
-        validate_command_task(body)
+        validate_command_task(body, containers=True)
         if body.get("multiInstanceSettings") is not None:
             raise invalid_property(
                 "multiInstanceSettings",
@@ -361,7 +374,7 @@ class TaskBackend:
         if task.in_flight:
             self.account.scheduler.cancel(task, "terminate")
         else:
-            self.complete(task, failure=failures.cancelled_failure(), exit_code=None)
+            self.complete(task, failure=failures.cancelled_failure(), exit_code=None, requested=True)
         task.touch()
         return task
 
@@ -422,7 +435,11 @@ class TaskBackend:
         info["startTime"] = format_datetime(result.start_time)
         if reason in ("terminate", "job", "delete"):
             self.complete(
-                task, failure=failures.cancelled_failure(), exit_code=result.exit_code, end=result.end_time
+                task,
+                failure=failures.cancelled_failure(),
+                exit_code=result.exit_code,
+                end=result.end_time,
+                requested=True,
             )
             return
         failure = result.failure_info
@@ -454,7 +471,10 @@ class TaskBackend:
         failure: dict[str, Any] | None,
         exit_code: int | None,
         end: Any = None,
+        requested: bool = False,
     ) -> None:
+        """Complete the task; ``requested``: a client ended it (terminate, job end, delete), so its
+        exit options take no job action (they answer to how the task's own process ended)."""
         info = task.execution_info
         info["endTime"] = format_datetime(end or utcnow())
         info["result"] = "failure" if failure is not None else "success"
@@ -465,6 +485,8 @@ class TaskBackend:
         if exit_code is not None:
             info["exitCode"] = exit_code
         task.exit_options = self._exit_options(task, failure, exit_code)
+        if requested:
+            task.exit_options = {**task.exit_options, "jobAction": "none"}
         task.set_state("completed")
         if task.node is not None and failure is None:
             task.node.total_tasks_succeeded += 1

@@ -28,7 +28,7 @@ from airflow_batch_provider.emulator.runner.containment import (
 )
 from airflow_batch_provider.emulator.runner.failures import TaskFailure
 from airflow_batch_provider.emulator.runner.launcher import DEFAULT_WORKERS, BlockingWork
-from airflow_batch_provider.emulator.runner.layout import layout_for, task_environment
+from airflow_batch_provider.emulator.runner.layout import TaskLayout, layout_for, task_environment
 from airflow_batch_provider.emulator.runner.output_files import upload_output_files
 from airflow_batch_provider.emulator.runner.process import ProcessOutcome, run_process, split_command_line
 from airflow_batch_provider.emulator.runner.resource_files import download_resource_files
@@ -149,6 +149,11 @@ class TaskExecutor:
                 ),
             )
 
+        if spec.container_image is not None:
+            # Never run a container's command line on the host; the task's files exist, empty.
+            await self.blocking.call(_create_output_files, layout)
+            return result(None, failures.container_failure(spec.container_image))
+
         # 1. Pre-processing.
         try:
             if spec.resource_files:
@@ -184,6 +189,9 @@ class TaskExecutor:
                 use_cgroup=self.use_cgroups,
             )
         except TaskFailure as failure:
+            if failure.code in (failures.COMMAND_PROGRAM_NOT_FOUND, failures.COMMAND_LAUNCH_FAILED):
+                # As on the service, a task whose program cannot start still has its (empty) output files.
+                await self.blocking.call(_create_output_files, layout)
             return result(None, failure.to_failure_info())
 
         if process.cancelled:
@@ -215,3 +223,8 @@ class TaskExecutor:
                 if outcome == "cancelled":
                     return result(process.exit_code, failures.cancelled_failure(), cancelled=True)
         return result(process.exit_code, failure_info, timed_out=process.timed_out)
+
+
+def _create_output_files(layout: TaskLayout) -> None:
+    layout.stdout_path.touch()
+    layout.stderr_path.touch()
