@@ -17,6 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     options, pytest_args = parser.parse_known_args(argv)
     junit = options.results.with_suffix(".junit.xml")
     junit.parent.mkdir(parents=True, exist_ok=True)
+    junit.unlink(missing_ok=True)  # never report a previous run's results
     command = [sys.executable, "-m", "pytest", "tests/emulator", f"--junitxml={junit}", "-q", *pytest_args]
     code = subprocess.run(command).returncode
     if junit.exists():

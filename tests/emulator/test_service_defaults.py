@@ -72,6 +72,7 @@ def test_a_task_s_etag_does_not_change_when_it_runs_to_completion(
     before = client.get_task(job_on_shared_pool, "etag2")
     client.replace_task(job_on_shared_pool, "etag2", m.BatchTask(constraints=constraints))
     assert client.get_task(job_on_shared_pool, "etag2").etag != before.etag  # a client update does change it
+    client.terminate_task(job_on_shared_pool, "etag2")
 
 
 def test_job_preparation_and_release_tasks_read_back_their_defaults(

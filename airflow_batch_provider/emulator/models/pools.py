@@ -200,10 +200,7 @@ def _validate_start_task(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _validate_metadata(body: dict[str, Any]) -> list[dict[str, Any]]:
-    metadata = get_list(body, "metadata") or []
-    for index, item in enumerate(metadata):
-        if not isinstance(item, dict) or not item.get("name"):
-            raise missing_property(f"metadata[{index}]/name")
+    metadata: list[dict[str, Any]] = get_list(body, "metadata") or []
     return metadata
 
 
@@ -413,13 +410,14 @@ class PoolBackend:
     # ---- resize
 
     def resize(self, pool_id: str, body: dict[str, Any]) -> Pool:
-        pool = self._steady(pool_id)
-        if pool.enable_auto_scale:
+        # An autoscale pool refuses a manual resize whatever its allocation state.
+        if self._writable(pool_id).enable_auto_scale:
             raise conflict(
                 "OperationNotValidOnPool",
                 "The specified operation is not valid on the pool.",
                 Reason="The pool has autoscale enabled; it cannot be resized manually.",
             )
+        pool = self._steady(pool_id)
         dedicated = get_int(body, "targetDedicatedNodes", pool.target_dedicated, 0, 10000)
         low_priority = get_int(body, "targetLowPriorityNodes", pool.target_low_priority, 0, 10000)
         pool.resize_timeout = (

@@ -215,8 +215,9 @@ class TaskExecutor:
                 stop=stop,
             )
         except TaskFailure as failure:
-            # As on a node, a task that could not start still has its (empty) output files.
-            await self.blocking.call(_create_output_files, layout)
+            if failure.code in (failures.COMMAND_PROGRAM_NOT_FOUND, failures.COMMAND_LAUNCH_FAILED):
+                # As on the service, a task whose program cannot start still has its (empty) output files.
+                await self.blocking.call(_create_output_files, layout)
             return result(None, failure.to_failure_info())
 
         if process.cancelled:
