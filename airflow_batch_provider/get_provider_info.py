@@ -139,6 +139,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [f"{PACKAGE}.triggers.job", f"{PACKAGE}.triggers.pool"],
             }
         ],
+        "filesystems": [f"{PACKAGE}.fs.blob"],
         "config": provider_info_section(),
         "connection-types": _connection_types(),
         "extra-links": [
