@@ -140,6 +140,7 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "filesystems": [f"{PACKAGE}.fs.blob"],
+        "asset-uris": [{"schemes": ["azblob"], "handler": f"{PACKAGE}.assets.normalize_asset_uri"}],
         "config": provider_info_section(),
         "connection-types": _connection_types(),
         "extra-links": [

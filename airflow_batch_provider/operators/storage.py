@@ -16,10 +16,12 @@ import json
 import re
 from collections.abc import Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_batch_provider.assets import container_asset_uri, emit_asset, outlet_alias
 from airflow_batch_provider.batch.validation import normalize_blob_prefix, validate_container_name
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.blob import (
@@ -89,6 +91,7 @@ class BaseBlobTransferOperator(BaseOperator):
         self.skip_unchanged = skip_unchanged
         self.fail_on_empty = fail_on_empty
         self.manifest_threshold = manifest_threshold
+        self.asset_alias = outlet_alias(self)
 
     @cached_property
     def hook(self) -> BlobStorageHook:
@@ -198,6 +201,12 @@ class UploadDataFilesOperator(BaseBlobTransferOperator):
                 content_type="application/json",
             )
             self.log.info("Listed %d blobs in the manifest %s", len(files), summary["manifest_url"])
+        emit_asset(
+            context,
+            self.asset_alias,
+            container_asset_uri(summary["container_url"], result.prefix),
+            {"count": len(files), "bytes": result.total_bytes, "uploaded": len(result.transferred)},
+        )
         return summary
 
 
@@ -291,6 +300,17 @@ class DownloadOutputFilesOperator(BaseBlobTransferOperator):
         if not files:
             self._nothing_to_do(f"No blobs under {prefix!r} in container {container!r}.", BatchProviderError)
         relative = [item.name[len(prefix) :] for item in files]
+        local_dir = Path(self.local_dir).resolve()
+        emit_asset(
+            context,
+            self.asset_alias,
+            local_dir.as_uri(),
+            {
+                "count": len(files),
+                "bytes": result.total_bytes,
+                "source": container_asset_uri(self.hook.container_url(container), prefix),
+            },
+        )
         return {
             "container": container,
             "prefix": prefix,

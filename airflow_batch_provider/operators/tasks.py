@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_batch_provider.assets import container_asset_uri, emit_asset, outlet_alias
 from airflow_batch_provider.batch.durations import to_timedelta
 from airflow_batch_provider.batch.ids import make_batch_id, to_batch_id
 from airflow_batch_provider.batch.monitor.job import prefix_filter
@@ -159,6 +160,7 @@ class BatchAddTasksOperator(BatchBaseOperator):
         self.sas_ttl = sas_ttl
         self.queue_margin = queue_margin
         self.max_concurrency = max_concurrency
+        self.asset_alias = outlet_alias(self) if output_container else None
 
     # -- planning -----------------------------------------------------------------------------------
 
@@ -254,7 +256,16 @@ class BatchAddTasksOperator(BatchBaseOperator):
             # Without the container every task would run and then fail its upload; create it once
             # everything local has been checked.
             self.blob_hook_for().create_container(str(self.output_container))
-        return self._submit(job_id, id_prefix, pool_id, final)
+        summary = self._submit(job_id, id_prefix, pool_id, final)
+        if outputs and self.asset_alias is not None:
+            self._emit_output_asset(context, outputs.base_path, summary)
+        return summary
+
+    def _emit_output_asset(self, context: Context, base_path: str, summary: dict[str, Any]) -> None:
+        """The output prefix as an Asset event, with the job id and task count as extra."""
+        uri = container_asset_uri(self.blob_hook_for().container_url(str(self.output_container)), base_path)
+        extra = {"job_id": summary["job_id"], "task_count": summary["task_count"]}
+        emit_asset(context, self.asset_alias, uri, extra)
 
     def _task_id_prefix(self, context: Context) -> str:
         """``task_id_prefix`` made a valid id, else one derived from the DAG run (the same on retries)."""
