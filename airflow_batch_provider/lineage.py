@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from airflow_batch_provider.assets import ASSET_SCHEME
+from airflow_batch_provider.assets import ASSET_SCHEME, container_asset_uri
 
 
 def dataset_naming(uri: str) -> tuple[str, str]:
@@ -37,6 +37,34 @@ def local_directory_uri(source: str) -> str:
     parts = Path(source).parts
     first_glob = next((index for index, part in enumerate(parts) if set(part) & set("*?[")), len(parts))
     return Path(*parts[:first_glob] or ["."]).resolve().as_uri()
+
+
+def resource_file_prefixes(tasks: list[dict[str, Any]]) -> dict[str, int]:
+    """The Asset URI of every blob prefix the tasks' resource files read, with how many files come from
+    it: a container URL with ``blobPrefix`` counts as one, a single blob URL counts in its directory."""
+    prefixes: dict[str, set[str]] = {}
+    for task in tasks:
+        for resource in task.get("resourceFiles") or ():
+            container_url = resource.get("storageContainerUrl")
+            if container_url:
+                prefix, name = resource.get("blobPrefix") or "", resource.get("filePath") or ""
+            elif resource.get("httpUrl"):
+                url = urlsplit(resource["httpUrl"])
+                segments = url.path.lstrip("/").split("/")
+                # https://<account>.blob.<suffix>/<container>/..., or path-style /<account>/<container>/...
+                depth = 1 if ".blob." in (url.hostname or "") else 2
+                if len(segments) <= depth:
+                    continue
+                container_url = url._replace(path="/" + "/".join(segments[:depth]), query="").geturl()
+                prefix, name = unquote("/".join(segments[depth:-1])), unquote(segments[-1])
+            else:
+                continue
+            try:
+                uri = container_asset_uri(container_url, prefix)
+            except ValueError:
+                continue
+            prefixes.setdefault(uri, set()).add(name)
+    return {uri: len(names) for uri, names in prefixes.items()}
 
 
 def openlineage_dataset(uri: str, *, output: bool, count: int | None = None, size: int | None = None) -> Any:
