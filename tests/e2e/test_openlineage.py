@@ -88,3 +88,47 @@ def test_storage_steps_report_prefix_datasets_with_counts_and_no_sas(
     assert [(d["namespace"], d["name"]) for d in download_event["outputs"]] == [
         ("file", str((tmp_path / "out").resolve()))
     ]
+
+
+def test_the_workflow_example_reports_each_steps_inputs_and_outputs(
+    local_azure_stack: LocalAzureStack,
+    run_dag: Any,
+    lineage_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.e2e.conftest import write_csv
+    from tests.support.example_dags import load_example
+
+    for index in range(3):
+        write_csv(tmp_path / "input" / f"batch-{index}.csv", ["label", "reading"], [["a", index], ["b", 2]])
+    dag = load_example(monkeypatch, "azure_batch_workflow", AZURE_BATCH_WORKFLOW_POLL_SECONDS="0.2")
+    dag_run, xcoms = run_dag(
+        dag, run_conf={"input_dir": str(tmp_path / "input"), "output_dir": str(tmp_path / "out")}
+    )
+    assert str(dag_run.state) == "success", xcoms
+
+    raw = lineage_file.read_text()
+    assert "sig=" not in raw and "%26sig" not in raw.lower()
+    complete = {
+        event["job"]["name"].rsplit(".", 1)[-1]: event
+        for event in _events(lineage_file)
+        if event["eventType"] == "COMPLETE" and event["job"]["name"].startswith(f"{dag.dag_id}.")
+    }
+    account = local_azure_stack.azurite.account_name
+    data = f"wasbs://batch-workflow@{account}.dfs.core.windows.net"
+    output = f"wasbs://batch-workflow-output@{account}.dfs.core.windows.net"
+    run_key = xcoms["create_job"]["job_id"]
+
+    def named(datasets: list[dict[str, Any]]) -> set[tuple[str, str]]:
+        return {(dataset["namespace"], dataset["name"]) for dataset in datasets}
+
+    assert named(complete["upload_inputs"]["outputs"]) == {(data, f"{run_key}/inputs")}
+    assert named(complete["upload_inputs"]["inputs"]) == {("file", str((tmp_path / "input").resolve()))}
+    assert named(complete["upload_app"]["outputs"]) == {(data, f"{run_key}/app")}
+    add_tasks = complete["add_tasks"]
+    assert named(add_tasks["inputs"]) == {(data, f"{run_key}/inputs"), (data, f"{run_key}/app")}
+    counts = {d["name"]: d["inputFacets"]["inputStatistics"]["fileCount"] for d in add_tasks["inputs"]}
+    assert counts[f"{run_key}/inputs"] == 3
+    assert named(add_tasks["outputs"]) == {(output, f"{run_key}/results")}
+    assert named(complete["download_outputs"]["inputs"]) == {(output, f"{run_key}/results")}
