@@ -65,3 +65,41 @@ def test_an_upload_queues_the_dag_scheduled_on_its_asset(
             select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset.id)
         ).all()
         assert queued == [downstream.dag_id]
+
+
+def test_a_workflow_run_queues_the_results_example_through_its_output_asset(
+    local_azure_stack: LocalAzureStack, run_dag: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.models.asset import AssetDagRunQueue, AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from tests.e2e.conftest import write_csv
+    from tests.support.example_dags import load_example
+
+    results = load_example(monkeypatch, "azure_batch_workflow_results")
+    bag = DagBag(dag_folder=os.devnull)
+    bag.bag_dag(results)
+    sync_bag_to_db(bag, "dags-folder", None)
+
+    for index in range(2):
+        write_csv(tmp_path / "input" / f"batch-{index}.csv", ["label", "reading"], [["a", index]])
+    workflow = load_example(monkeypatch, "azure_batch_workflow", AZURE_BATCH_WORKFLOW_POLL_SECONDS="0.2")
+    dag_run, xcoms = run_dag(
+        workflow, run_conf={"input_dir": str(tmp_path / "input"), "output_dir": str(tmp_path / "out")}
+    )
+    assert str(dag_run.state) == "success", xcoms
+
+    job_id = xcoms["create_job"]["job_id"]
+    account = local_azure_stack.azurite.account_name
+    uri = f"azblob://{account}/batch-workflow-output/{job_id}/results"
+    with create_session() as session:
+        asset = session.scalar(select(AssetModel).where(AssetModel.uri == uri))
+        assert asset is not None
+        [event] = session.scalars(select(AssetEvent).where(AssetEvent.asset_id == asset.id)).all()
+        assert event.extra == {"job_id": job_id, "task_count": 2}
+        queued = session.scalars(
+            select(AssetDagRunQueue.target_dag_id).where(AssetDagRunQueue.asset_id == asset.id)
+        ).all()
+        assert queued == ["azure_batch_workflow_results"]
