@@ -23,6 +23,7 @@ def lineage_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """The OpenLineage provider configured to append every event to a file, as JSON lines."""
     from airflow.providers.openlineage import conf as ol_conf
     from airflow.providers.openlineage.plugins.listener import get_openlineage_listener
+    from airflow.sdk.listener import get_listener_manager
 
     path = tmp_path / "openlineage.jsonl"
     transport = {"type": "file", "log_file_path": str(path), "append": True}
@@ -35,7 +36,14 @@ def lineage_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
             cached()
     listener = get_openlineage_listener()
     listener.adapter._client = None  # built again from the transport above
+    # Plugins load once per process: when an earlier test loaded them with OpenLineage unconfigured,
+    # its listener was left out. Register it with the task runner's listener manager for this test.
+    manager = get_listener_manager()
+    added = not manager.pm.is_registered(listener)
+    manager.add_listener(listener)
     yield path
+    if added:
+        manager.pm.unregister(listener)
 
 
 def _events(path: Path) -> list[dict[str, Any]]:
