@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_batch_provider.assets import container_asset_uri, emit_asset, outlet_alias
 from airflow_batch_provider.batch.containers import check_container_tasks, container_settings
 from airflow_batch_provider.batch.durations import to_timedelta
 from airflow_batch_provider.batch.ids import make_batch_id, to_batch_id
@@ -30,6 +31,7 @@ from airflow_batch_provider.batch.validation import (
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.lineage import openlineage_dataset, operator_lineage, resource_file_prefixes
 from airflow_batch_provider.links.portal import BatchJobLink
 from airflow_batch_provider.operators.base import BatchBaseOperator
 from airflow_batch_provider.utils.secrets import connection_credentials
@@ -171,6 +173,9 @@ class BatchAddTasksOperator(BatchBaseOperator):
         self.sas_ttl = sas_ttl
         self.queue_margin = queue_margin
         self.max_concurrency = max_concurrency
+        self.asset_alias = outlet_alias(self) if output_container else None
+        self.lineage_inputs: dict[str, int] = {}
+        self.lineage_outputs: list[str] = []
 
     # -- planning -----------------------------------------------------------------------------------
 
@@ -269,7 +274,26 @@ class BatchAddTasksOperator(BatchBaseOperator):
             # Without the container every task would run and then fail its upload; create it once
             # everything local has been checked.
             self.blob_hook_for().create_container(str(self.output_container))
-        return self._submit(job_id, id_prefix, pool_id, final)
+        self.lineage_inputs = resource_file_prefixes(final)
+        self.lineage_outputs = []
+        if outputs:
+            url = self.blob_hook_for().container_url(str(self.output_container))
+            self.lineage_outputs = [container_asset_uri(url, outputs.base_path)]
+        summary = self._submit(job_id, id_prefix, pool_id, final)
+        if self.lineage_outputs and self.asset_alias is not None:
+            extra = {"job_id": summary["job_id"], "task_count": summary["task_count"]}
+            emit_asset(context, self.asset_alias, self.lineage_outputs[0], extra)
+        return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: each resource-file prefix (with how many files the tasks read from it); outputs:
+        the output container prefix the tasks upload to."""
+        inputs = [
+            openlineage_dataset(uri, output=False, count=count) for uri, count in self.lineage_inputs.items()
+        ]
+        return operator_lineage(
+            inputs, [openlineage_dataset(uri, output=True) for uri in self.lineage_outputs]
+        )
 
     def _task_id_prefix(self, context: Context) -> str:
         """``task_id_prefix`` made a valid id, else one derived from the DAG run (the same on retries)."""
