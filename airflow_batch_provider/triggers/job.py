@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_batch_provider.hooks._sdk_compat import TaskCounts, error_message
-from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.utils.batch_status import AsyncBatchIO, check_job
+from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID, prepare_batch_io
+
+if TYPE_CHECKING:
+    from airflow_batch_provider.hooks._sdk_compat import TaskCounts
 
 
 class BatchJobTrigger(BaseTrigger):
@@ -29,7 +30,7 @@ class BatchJobTrigger(BaseTrigger):
         self,
         job_id: str,
         task_id_prefix: str | None = None,
-        azbatch_conn_id: str = BatchHook.default_conn_name,
+        azbatch_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 30.0,
         timeout_at: float | None = None,
         expected_task_count: int | None = None,
@@ -65,8 +66,11 @@ class BatchJobTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = BatchHook(self.azbatch_conn_id)
-        io = AsyncBatchIO(hook)
+        hook, io = await prepare_batch_io(self.azbatch_conn_id)
+        # Already imported by prepare_batch_io, off the event loop.
+        from airflow_batch_provider.hooks._sdk_compat import TaskCounts, error_message
+        from airflow_batch_provider.utils.batch_status import check_job
+
         last_counts: TaskCounts | None = None
         stalled = 0
         errors = 0

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_batch_provider.hooks._sdk_compat import error_message
-from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.utils.batch_status import AsyncBatchIO, StartTaskReboots, check_pool
+from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID, prepare_batch_io
 from airflow_batch_provider.utils.validation import validate_start_task_reboots
+
+if TYPE_CHECKING:
+    from airflow_batch_provider.utils.batch_status import StartTaskReboots
 
 
 class BatchPoolTrigger(BaseTrigger):
@@ -33,7 +34,7 @@ class BatchPoolTrigger(BaseTrigger):
     def __init__(
         self,
         pool_id: str,
-        azbatch_conn_id: str = BatchHook.default_conn_name,
+        azbatch_conn_id: str = DEFAULT_CONN_ID,
         min_usable_nodes: int | None = None,
         poll_interval: float = 30.0,
         timeout_at: float | None = None,
@@ -52,8 +53,17 @@ class BatchPoolTrigger(BaseTrigger):
         self.timeout_at = timeout_at
         self.max_consecutive_errors = int(max_consecutive_errors)
         self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
-        #: Reboots made so far; serialize() includes them, so a re-created trigger knows them.
-        self.reboots = StartTaskReboots.from_json(self.max_start_task_reboots, start_task_reboots)
+        self._reboots_json = start_task_reboots
+        self._reboots: StartTaskReboots | None = None
+
+    @property
+    def reboots(self) -> StartTaskReboots:
+        """Reboots made so far; serialize() includes them, so a re-created trigger knows them."""
+        if self._reboots is None:
+            from airflow_batch_provider.utils.batch_status import StartTaskReboots
+
+            self._reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._reboots_json)
+        return self._reboots
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -67,13 +77,18 @@ class BatchPoolTrigger(BaseTrigger):
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "carry": self.carry,
                 "max_start_task_reboots": self.max_start_task_reboots,
-                "start_task_reboots": self.reboots.to_json(),
+                "start_task_reboots": self._reboots_json
+                if self._reboots is None
+                else self._reboots.to_json(),
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = BatchHook(self.azbatch_conn_id)
-        io = AsyncBatchIO(hook)
+        hook, io = await prepare_batch_io(self.azbatch_conn_id)
+        # Already imported by prepare_batch_io, off the event loop.
+        from airflow_batch_provider.hooks._sdk_compat import error_message
+        from airflow_batch_provider.utils.batch_status import check_pool
+
         last_message = None
         errors = 0
         try:

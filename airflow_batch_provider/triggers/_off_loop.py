@@ -1,0 +1,36 @@
+"""A trigger's Batch client, prepared off the triggerer's event loop.
+
+The triggerer imports trigger classes and runs every trigger on one event loop: importing the Azure
+SDK (and aiohttp with it) or building a client there stalls every other trigger for a few hundred
+milliseconds, which Airflow reports as a badly written trigger. So the trigger modules import only
+Airflow, and :func:`prepare_batch_io` does the imports and builds the client in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_batch_provider.hooks.batch import BatchHook
+    from airflow_batch_provider.utils.batch_status import AsyncBatchIO
+
+#: The connection the triggers use by default (``BatchHook.default_conn_name``, without importing it).
+DEFAULT_CONN_ID = "azbatch_default"
+
+
+def _new_hook(conn_id: str) -> tuple[BatchHook, AsyncBatchIO]:
+    from airflow_batch_provider.hooks.batch import BatchHook
+    from airflow_batch_provider.utils.batch_status import AsyncBatchIO
+
+    hook = BatchHook(conn_id)
+    return hook, AsyncBatchIO(hook)
+
+
+async def prepare_batch_io(conn_id: str) -> tuple[BatchHook, AsyncBatchIO]:
+    """The hook and its async I/O, the SDK imported; close with ``await hook.aclose()``.
+
+    The hook's first request builds the async client, in a worker thread too
+    (:meth:`~airflow_batch_provider.hooks.batch.BatchHook.aget_client`).
+    """
+    return await asyncio.to_thread(_new_hook, conn_id)
