@@ -24,7 +24,7 @@ from airflow_batch_provider.utils.batch_specs import (
     std_log_output_files,
     to_rest,
 )
-from airflow_batch_provider.utils.batch_status import prefix_filter
+from airflow_batch_provider.utils.batch_status import SyncBatchIO, job_end_cause, prefix_filter, run_sync
 from airflow_batch_provider.utils.ids import make_batch_id
 from airflow_batch_provider.utils.local_files import has_glob
 from airflow_batch_provider.utils.task_factories import TaskBuildContext
@@ -377,7 +377,7 @@ class BatchAddTasksOperator(BaseOperator):
             planned.append(task)
 
         if not accepts_tasks:
-            return self._added_before(job_id, state, planned, id_prefix)
+            return self._added_before(job, planned, id_prefix)
 
         if not job.get("usesTaskDependencies"):
             dependent = [t["id"] for t in planned if t.get("dependsOn")]
@@ -446,24 +446,33 @@ class BatchAddTasksOperator(BaseOperator):
         }
 
     def _added_before(
-        self, job_id: str, state: str, planned: list[dict[str, Any]], id_prefix: str
+        self, job: dict[str, Any], planned: list[dict[str, Any]], id_prefix: str
     ) -> dict[str, Any]:
         """A job that ended takes no tasks: fine when an earlier try of this task added them all.
 
         That is a retry after the worker died between adding the last task and reporting success,
-        with a job set to terminate when its tasks complete.
+        with a job set to terminate when its tasks complete. Otherwise the error names why the job
+        ended: for a job ended by a failed task's exit options, that task, its exit code and stderr.
         """
+        job_id, state = str(job.get("id")), str(job.get("state") or "").lower()
         wanted = {str(task["id"]) for task in planned}
         listed = self.hook.list_tasks(
             job_id, filter=prefix_filter(id_prefix) if id_prefix else None, select=["id"]
         )
         missing = sorted(wanted - {str(task.get("id")) for task in listed})
         if missing:
-            raise BatchProviderError(
+            refused = (
                 f"Job {job_id!r} is {state!r} and accepts no new tasks, and {len(missing)} of the "
-                f"{len(wanted)} task(s) to add are not in it (e.g. {', '.join(missing[:3])}). Add tasks to "
-                "a new job (a per-run job_id such as '{{ dag.dag_id }}-{{ run_id }}')."
+                f"{len(wanted)} task(s) to add are not in it (e.g. {', '.join(missing[:3])})."
             )
+            cause = run_sync(job_end_cause(SyncBatchIO(self.hook), job))
+            if cause is None:
+                reason = (job.get("executionInfo") or {}).get("terminateReason") or "unknown"
+                cause = (
+                    f"It ended with terminate reason {reason}. Add tasks to an active job: a per-run "
+                    "job_id such as '{{ dag.dag_id }}-{{ run_id }}' gets a new job on every run."
+                )
+            raise BatchProviderError(f"{refused} {cause}")
         self.log.info(
             "Job %s is %s and already holds all %d task(s): an earlier try added them.",
             job_id,
