@@ -346,9 +346,9 @@ class BatchHook(AzureBaseHook):
             self._check_transport(settings)
             # Built in a worker thread: it imports aiohttp and builds a pipeline, which would stall
             # every other trigger of the triggerer's event loop.
-            self._async_credential, self._async_client = await asyncio.to_thread(
-                self._new_async_client, settings
-            )
+            credential, client = await asyncio.to_thread(self._new_async_client, settings)
+            self._async_credential, self._async_client = credential, client
+            return client
         return self._async_client
 
     def _new_async_client(self, settings: AzureConnectionSettings) -> tuple[Any, AsyncBatchClient]:

@@ -49,7 +49,16 @@ CREDENTIAL_EXTRA_FIELDS: dict[str, tuple[str, str, bool]] = {
         "Workload identity token file. Defaults to AZURE_FEDERATED_TOKEN_FILE.",
         False,
     ),
-    "authority_host": ("Authority host", "Entra ID authority for sovereign clouds.", False),
+    "authority_host": (
+        "Authority host",
+        "Entra ID authority for sovereign or private clouds, or the local emulator's HTTPS endpoint.",
+        False,
+    ),
+    "authority_ca_bundle": (
+        "Authority CA bundle",
+        "Optional. Path of a CA certificate file to trust for the authority host (the local emulator's CA).",
+        False,
+    ),
 }
 
 
