@@ -10,8 +10,10 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from azure.core.exceptions import HttpResponseError
 
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.hooks._sdk_compat import error_code
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
 from airflow_batch_provider.utils.batch_specs import (
@@ -423,7 +425,16 @@ class BatchAddTasksOperator(BaseOperator):
         self.log.info(
             "Adding %d task(s) with ids %s* to job %s (pool %s)", len(final), id_prefix or "", job_id, pool_id
         )
-        result = self.hook.add_tasks(job_id, final, max_concurrency=self.max_concurrency)
+        try:
+            result = self.hook.add_tasks(job_id, final, max_concurrency=self.max_concurrency)
+        except HttpResponseError as err:
+            if error_code(err) not in ("JobCompleted", "JobNotActive"):
+                raise
+            # The job ended between the check above and the request: say why, as for an ended job.
+            ended = self.hook.get_job(job_id) or {"id": job_id}
+            raise self._job_ended_error(
+                ended, f"Job {job_id!r} ended while {len(final)} task(s) were added."
+            ) from err
         if result.failures:
             shown = "; ".join(f"{f['id']}: {f.get('code')}: {f.get('message')}" for f in result.failures[:10])
             raise BatchProviderError(
@@ -445,6 +456,17 @@ class BatchAddTasksOperator(BaseOperator):
             "already_existed": result.already_existed,
         }
 
+    def _job_ended_error(self, job: dict[str, Any], refused: str) -> BatchProviderError:
+        """``refused``, then why the job ended: the failed task that ended it, or its terminate reason."""
+        cause = run_sync(job_end_cause(SyncBatchIO(self.hook), job))
+        if cause is None:
+            reason = (job.get("executionInfo") or {}).get("terminateReason") or "unknown"
+            cause = (
+                f"It ended with terminate reason {reason}. Add tasks to an active job: a per-run "
+                "job_id such as '{{ dag.dag_id }}-{{ run_id }}' gets a new job on every run."
+            )
+        return BatchProviderError(f"{refused} {cause}")
+
     def _added_before(
         self, job: dict[str, Any], planned: list[dict[str, Any]], id_prefix: str
     ) -> dict[str, Any]:
@@ -465,14 +487,7 @@ class BatchAddTasksOperator(BaseOperator):
                 f"Job {job_id!r} is {state!r} and accepts no new tasks, and {len(missing)} of the "
                 f"{len(wanted)} task(s) to add are not in it (e.g. {', '.join(missing[:3])})."
             )
-            cause = run_sync(job_end_cause(SyncBatchIO(self.hook), job))
-            if cause is None:
-                reason = (job.get("executionInfo") or {}).get("terminateReason") or "unknown"
-                cause = (
-                    f"It ended with terminate reason {reason}. Add tasks to an active job: a per-run "
-                    "job_id such as '{{ dag.dag_id }}-{{ run_id }}' gets a new job on every run."
-                )
-            raise BatchProviderError(f"{refused} {cause}")
+            raise self._job_ended_error(job, refused)
         self.log.info(
             "Job %s is %s and already holds all %d task(s): an earlier try added them.",
             job_id,

@@ -64,6 +64,19 @@ def test_tasks_added_after_a_failed_task_ended_the_job_name_that_task(
         assert "TaskFailed" in message
         assert "new job" not in message  # the job already is per run: that advice would be wrong
 
+        # The race: the job was active when the operator looked, and ended before its request.
+        real_get_job = BatchHook.get_job
+        looks = iter([{**(real_get_job(hook, job_id) or {}), "state": "active"}])
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(
+                BatchHook, "get_job", lambda self, *a, **k: next(looks, None) or real_get_job(self, *a, **k)
+            )
+            with pytest.raises(BatchProviderError) as raced:
+                add("point-02", "/bin/sh -c 'echo fine'")
+        assert "ended while 1 task(s) were added" in str(raced.value)
+        assert "point-00: exit code 2" in str(raced.value)
+        assert "x0 must lie between 0 and 1" in str(raced.value)
+
         sensor = BatchJobSensor(task_id="wait", job_id=job_id, deferrable=True, poke_interval=0.2)
         with pytest.raises(Exception) as waited:
             try:
