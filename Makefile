@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit soak demo bench clean
+.PHONY: setup test lint unit soak demo system-test bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -33,8 +33,12 @@ soak: setup
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# Every example DAG on a real deployment: PostgreSQL, LocalExecutor, separate Airflow processes, a browser.
+system-test: setup
+	$(BIN)/python scripts/system_test.py
+
 bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo .system-test
