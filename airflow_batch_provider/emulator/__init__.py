@@ -20,13 +20,14 @@ Where the emulator follows the service on purpose (so tests catch what productio
 * only api-version ``2025-06-01`` is accepted (400 ``UnsupportedRequestVersion`` otherwise).
 
 Where it differs, by design: container task settings and multi-instance tasks are refused at
-creation (400 ``InvalidPropertyValue`` naming the limitation); node users, remote login, log upload
-and VM extensions answer 501 ``NotImplemented``; job schedules' ``recurrenceInterval`` and
-``startWindow`` are multiplied by ``--schedule-interval-scale`` (default 1); pool usage metrics are an empty
-list; application packages come from a pluggable source (by default a local directory,
-``--applications-dir``, laid out as ``<applicationId>/<version>.zip``; or published through the
-HTTPS Resource Manager subset in :mod:`.management`, ``--management-port``); a task whose
-``requiredSlots`` exceeds its pool's ``taskSlotsPerNode`` is refused at creation (the service
-accepts it and never runs it); more than 100 tasks in one ``addtaskcollection`` is 413
+creation (400 ``InvalidPropertyValue`` naming the limitation); node users, remote login, inbound
+endpoints and VM extensions are state with made-up public addresses (:mod:`.models.network`), and a
+``subnetId`` must be one the emulator was started with (``--subnet``); job schedules'
+``recurrenceInterval`` and ``startWindow`` are multiplied by ``--schedule-interval-scale`` (default
+1); pool usage metrics are an empty list; application packages come from a pluggable source (by
+default a local directory, ``--applications-dir``, laid out as ``<applicationId>/<version>.zip``; or
+published through the HTTPS Resource Manager subset in :mod:`.management`, ``--management-port``); a
+task whose ``requiredSlots`` exceeds its pool's ``taskSlotsPerNode`` is refused at creation (the
+service accepts it and never runs it); more than 100 tasks in one ``addtaskcollection`` is 413
 ``RequestBodyTooLarge``, like a body over 1 MB, so the SDK's ``create_tasks`` splits the chunk.
 """

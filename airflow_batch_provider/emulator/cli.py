@@ -97,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--active-job-quota", type=int, default=300, help="jobs not yet completed (default: %(default)s)"
     )
     parser.add_argument(
+        "--subnet",
+        action="append",
+        default=[],
+        metavar="SUBNET_ID",
+        help="a virtual network subnet resource id pools may join (networkConfiguration.subnetId); "
+        "repeat for more. Pools naming any other subnet are refused, as the service refuses a subnet "
+        "it cannot find",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     management = parser.add_argument_group(
@@ -159,6 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         low_priority_core_quota=args.low_priority_core_quota,
         pool_quota=args.pool_quota,
         active_job_quota=args.active_job_quota,
+        known_subnets=tuple(args.subnet),
         schedule_interval_scale=args.schedule_interval_scale,
     )
     try:

@@ -58,6 +58,8 @@ class BatchEmulatorServer(StartStop):
     active_job_quota: int = 300
     #: Multiplies autoscale evaluation intervals (minimum PT5M); 0.001 makes PT5M 0.3 s.
     autoscale_interval_scale: float = 1.0
+    #: Subnet resource ids pools may name in ``networkConfiguration.subnetId``.
+    known_subnets: tuple[str, ...] = ()
     #: Multiplies job schedules' recurrenceInterval and startWindow (minimum PT1M); 0.01 makes PT1M 0.6 s.
     schedule_interval_scale: float = 1.0
     executor: Executor | None = field(default=None, repr=False)
@@ -223,6 +225,7 @@ class BatchEmulatorServer(StartStop):
             pool_quota=self.pool_quota,
             active_job_quota=self.active_job_quota,
             autoscale_interval_scale=self.autoscale_interval_scale,
+            known_subnets=tuple(self.known_subnets),
             schedule_interval_scale=self.schedule_interval_scale,
         )
         companion = self._management_companion() if self.management else None

@@ -302,11 +302,7 @@ def test_job_manager_task_runs_and_ends_the_job(client: BatchClient, shared_pool
     assert job.execution_info.termination_reason == "JMComplete"
 
 
-def test_unmodelled_features_say_so(client: BatchClient, shared_pool: str) -> None:
+def test_unmodelled_features_say_so(client: BatchClient) -> None:
     assert list(client.list_applications()) == []
-    node_id = next(iter(client.list_nodes(shared_pool))).id
-    # Job schedules are emulated now (tests/emulator/test_job_schedules.py); VM extensions are not.
-    with pytest.raises(HttpResponseError) as excinfo:
-        list(client.list_node_extensions(shared_pool, node_id))
-    assert error_of(excinfo) == (501, "NotImplemented")
-    assert "not supported by the local Batch emulator" in str(excinfo.value)
+    # Job schedules (tests/emulator/test_job_schedules.py) and VM extensions, node users, remote login
+    # and service log upload (tests/emulator/test_node_features.py) are emulated now: no route is 501.

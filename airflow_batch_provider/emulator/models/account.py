@@ -78,6 +78,8 @@ class EmulatorSettings:
     step_delay: float = 0.02
     #: Multiplies ``autoScaleEvaluationInterval`` (minimum 5 minutes); lower it to see periodic runs.
     autoscale_interval_scale: float = 1.0
+    #: Subnet resource ids pools may join (``networkConfiguration.subnetId``); any other is refused.
+    known_subnets: tuple[str, ...] = ()
     #: Multiplies job schedules' ``recurrenceInterval`` and ``startWindow`` (minimum 1 minute); lower it
     #: to see recurrences in seconds.
     schedule_interval_scale: float = 1.0

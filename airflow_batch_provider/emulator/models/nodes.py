@@ -14,12 +14,14 @@ from urllib.parse import quote
 
 from airflow_batch_provider.emulator.errors import BatchError, conflict, resource_not_found
 from airflow_batch_provider.emulator.models.base import environment_dict, get_enum
+from airflow_batch_provider.emulator.models.network import PublicAddresses, inbound_endpoints, private_ipv6
 from airflow_batch_provider.emulator.runner import failures
 from airflow_batch_provider.emulator.runner.layout import NODE_DIRECTORIES, STARTUP_DIR
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 
 if TYPE_CHECKING:
     from airflow_batch_provider.emulator.models.account import BatchAccount
+    from airflow_batch_provider.emulator.models.node_users import NodeUser
     from airflow_batch_provider.emulator.models.pools import Pool
     from airflow_batch_provider.emulator.models.tasks import Task
 
@@ -47,6 +49,11 @@ class Node:
         self.last_boot_time: datetime | None = None
         number = next(_ip_counter)
         self.ip_address = f"10.0.{number // 250}.{number % 250 + 4}"
+        self.ipv6_address = private_ipv6(number)
+        #: The node's place in the pool: its frontend ports are the NAT pools' range starts plus this.
+        self.index: int = _free_index(pool)
+        #: Accounts made with ``POST .../users``, by lower-case name (see ``models.node_users``).
+        self.users: dict[str, NodeUser] = {}
         self.running: dict[int, Task] = {}
         self.total_tasks_run = 0
         self.total_tasks_succeeded = 0
@@ -73,6 +80,11 @@ class Node:
     def url(self) -> str:
         return f"{self.pool.account.base_url}/pools/{quote(self.pool.id)}/nodes/{quote(self.id)}"
 
+    @property
+    def public_addresses(self) -> PublicAddresses | None:
+        """Where the node is reached from outside; ``None`` in a pool without public IP addresses."""
+        return PublicAddresses.of_node(self.pool.account.name, self.pool.id, self.pool.network, self.index)
+
     def set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
@@ -87,6 +99,7 @@ class Node:
                 self.set_state("offline" if self.scheduling_state == "disabled" else "idle")
 
     def to_dict(self) -> dict[str, Any]:
+        addresses = self.public_addresses
         document: dict[str, Any] = {
             "id": self.id,
             "url": self.url,
@@ -104,8 +117,14 @@ class Node:
             "isDedicated": self.is_dedicated,
             "nodeAgentInfo": {"version": "1.12.7", "lastUpdateTime": format_datetime(self.allocation_time)},
             "virtualMachineInfo": {"imageReference": self.pool.image_reference},
-            "endpointConfiguration": {"inboundEndpoints": []},
+            "endpointConfiguration": {
+                "inboundEndpoints": inbound_endpoints(
+                    addresses, self.pool.network, self.pool.windows, self.index
+                )
+            },
         }
+        if addresses is not None and addresses.ipv6 is not None:
+            document["ipv6Address"] = self.ipv6_address
         if self.last_boot_time is not None:
             document["lastBootTime"] = format_datetime(self.last_boot_time)
         recent = [task.task_info() for task in list(self.running.values()) + list(self.recent_tasks)]
@@ -118,6 +137,12 @@ class Node:
         if self.errors:
             document["errors"] = self.errors
         return document
+
+
+def _free_index(pool: Pool) -> int:
+    """The lowest index no node of ``pool`` holds (a removed node's index is reused, like its ports)."""
+    taken = {node.index for node in pool.nodes.values()}
+    return next(index for index in itertools.count() if index not in taken)
 
 
 def make_node_id(pool_id: str, number: int, dedicated: bool) -> str:
@@ -277,6 +302,7 @@ class NodeBackend:
         if wipe:
             await asyncio.to_thread(_wipe_disk, node.root)  # a thread: a node's tasks leave many files
             node.start_task_info = None
+            node.users.clear()  # a fresh OS disk has none of the accounts
         for job in self.account.jobs.all():
             preparation = job.preparation_task or {}
             if wipe or preparation.get("rerunOnNodeRebootAfterSuccess", True):

@@ -30,6 +30,8 @@ from airflow_batch_provider.emulator.models.base import (
     validate_id,
 )
 from airflow_batch_provider.emulator.models.images import validate_image, vm_cores
+from airflow_batch_provider.emulator.models.network import check_capacity, validate_network
+from airflow_batch_provider.emulator.models.node_extensions import validate_extensions
 from airflow_batch_provider.emulator.models.nodes import EVICTION_OPTIONS, Node
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 from airflow_batch_provider.utils.durations import format_duration
@@ -96,6 +98,16 @@ class Pool(Resource):
     @property
     def image_reference(self) -> dict[str, Any]:
         return dict((self.properties.get("virtualMachineConfiguration") or {}).get("imageReference") or {})
+
+    @property
+    def network(self) -> dict[str, Any] | None:
+        return self.properties.get("networkConfiguration")
+
+    @property
+    def windows(self) -> bool:
+        """Whether the pool's nodes run Windows (by their node agent SKU)."""
+        configuration = self.properties.get("virtualMachineConfiguration") or {}
+        return str(configuration.get("nodeAgentSKUId", "")).lower().startswith("batch.node.windows")
 
     @property
     def node_fill_type(self) -> str:
@@ -247,6 +259,7 @@ class PoolBackend:
                 )
             raise missing_property("virtualMachineConfiguration")
         validate_image(configuration)
+        validate_extensions(configuration)
         self.account.applications.validate(body.get("applicationPackageReferences"))
         pool = Pool(self.account, pool_id, body)
         pool.start_task = _validate_start_task(body)
@@ -272,6 +285,11 @@ class PoolBackend:
                 raise missing_property("targetDedicatedNodes")
             pool.target_dedicated = get_int(body, "targetDedicatedNodes", 0, 0, 10000)
             pool.target_low_priority = get_int(body, "targetLowPriorityNodes", 0, 0, 10000)
+        validate_network(
+            body.get("networkConfiguration"),
+            self.account.settings.known_subnets,
+            pool.target_dedicated + pool.target_low_priority,
+        )
         return pool
 
     def update(self, pool_id: str, body: dict[str, Any]) -> Pool:
@@ -312,7 +330,10 @@ class PoolBackend:
             pool.vm_size = str(body["vmSize"])
         if "virtualMachineConfiguration" in body:
             validate_image(body["virtualMachineConfiguration"])
+            validate_extensions(body["virtualMachineConfiguration"])
             pool.properties["virtualMachineConfiguration"] = body["virtualMachineConfiguration"]
+        if "networkConfiguration" in body:
+            validate_network(body["networkConfiguration"], self.account.settings.known_subnets, 0)
         if "taskSlotsPerNode" in body:
             pool.task_slots_per_node = get_int(body, "taskSlotsPerNode", 1, 1, MAX_TASK_SLOTS_PER_NODE)
         if "taskSchedulingPolicy" in body:
@@ -383,6 +404,7 @@ class PoolBackend:
             or DEFAULT_RESIZE_TIMEOUT
         )
         option = get_enum(body, "nodeDeallocationOption", EVICTION_OPTIONS, "requeue") or "requeue"
+        check_capacity(pool.network, dedicated + low_priority)
         pool.target_dedicated, pool.target_low_priority = dedicated, low_priority
         pool.touch()
         self._start_resize(pool, option)

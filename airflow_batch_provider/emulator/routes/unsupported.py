@@ -22,25 +22,3 @@ def not_supported(feature: str) -> BatchError:
 @router.get("/poolusagemetrics")
 async def list_pool_usage_metrics(request: Request) -> Response:
     return json_response({"odata.metadata": metadata_url(request, "poolusagemetrics"), "value": []})
-
-
-@router.api_route("/pools/{pool_id}/nodes/{node_id}/users", methods=["POST"])
-@router.api_route("/pools/{pool_id}/nodes/{node_id}/users/{user}", methods=["PUT", "DELETE"])
-async def node_users(request: Request) -> Response:
-    raise not_supported("Node user accounts")
-
-
-@router.get("/pools/{pool_id}/nodes/{node_id}/remoteloginsettings")
-async def remote_login(request: Request) -> Response:
-    raise not_supported("Remote login settings")
-
-
-@router.post("/pools/{pool_id}/nodes/{node_id}/uploadbatchservicelogs")
-async def upload_logs(request: Request) -> Response:
-    raise not_supported("Batch service log uploads")
-
-
-@router.get("/pools/{pool_id}/nodes/{node_id}/extensions")
-@router.get("/pools/{pool_id}/nodes/{node_id}/extensions/{extension}")
-async def extensions(request: Request) -> Response:
-    raise not_supported("VM extensions")
