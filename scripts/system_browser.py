@@ -25,7 +25,6 @@ def browse(api: AirflowApi, base_url: str, runs: list[Run], failed_task: str, sh
     """Open the pages a user checks after a run; raise when something they need is missing."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
-
     from system_test import SystemTestFailure, quote
 
     workflow, slow_sweep, failing_sweep = runs[0], runs[1], runs[2]
