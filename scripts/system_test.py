@@ -43,6 +43,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
+# scripts/system_browser.py imports this module by name: run as a script, it is this very module.
+sys.modules.setdefault("system_test", sys.modules[__name__])
 
 WORK_DIR = Path(os.environ.get("AZURE_BATCH_SYSTEM_TEST_DIR") or REPO / ".system-test").resolve()
 LOG_DIR = WORK_DIR / "logs"
@@ -293,10 +295,8 @@ class AirflowApi:
         return "\n".join(lines)
 
     def links(self, dag_id: str, run_id: str, task_id: str) -> dict[str, str | None]:
-        answer = self.request(
-            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/links"
-        )
-        return dict(answer)
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id)}/taskInstances/{task_id}/links"
+        return dict(self.request("GET", path)["extra_links"])
 
 
 def quote(run_id: str) -> str:

@@ -656,6 +656,10 @@ def _job_end_note(job: Mapping[str, Any] | None) -> str | None:
     return None
 
 
+def _failure_code(task: Mapping[str, Any]) -> str | None:
+    return ((task.get("executionInfo") or {}).get("failureInfo") or {}).get("code")
+
+
 async def job_end_cause(
     io: BatchIO, job: Mapping[str, Any], *, max_failed: int = 3, tail_bytes: int = 2048
 ) -> str | None:
@@ -671,8 +675,10 @@ async def job_end_cause(
     job_id = str(job.get("id"))
     failed = await io.list_tasks(job_id, filter="executionInfo/result eq 'failure'", select=TASK_SELECT)
     failed = [task for task in failed if is_failed_task(task)]
-    details = await _failed_details(io, job_id, failed, max_failed, max_failed, tail_bytes)
-    report = failure_report({"job_id": job_id, "failed_tasks": details, "failed_count": len(failed)})
+    # Tasks the termination stopped (TaskEnded) are its victims, not its cause.
+    causes = [task for task in failed if _failure_code(task) != "TaskEnded"] or failed
+    details = await _failed_details(io, job_id, causes, max_failed, max_failed, tail_bytes)
+    report = failure_report({"job_id": job_id, "failed_tasks": details, "failed_count": len(causes)})
     return (
         f"Job {job_id!r} was ended by a failed task's exit options (jobAction terminate, reason "
         f"TaskFailed): that failure is the cause, not this task. {report}\nFix the failing task (its "
