@@ -79,9 +79,12 @@ def browse(api: AirflowApi, base_url: str, runs: list[Run], failed_task: str, sh
             show("3-sensor-page", sensor_url, "wait_for_sweep")
             link = page.locator("a", has_text="Azure Batch job")
             if not link.count():
-                page.get_by_role("tab", name="Details").first.click()
-                page.wait_for_timeout(3000)
-                shot("3-sensor-details")
+                try:
+                    page.get_by_text("Details", exact=True).first.click(timeout=10_000)
+                    page.wait_for_timeout(3000)
+                    shot("3-sensor-details")
+                except PlaywrightError as err:
+                    notes.append(f"could not open the sensor's Details tab: {str(err).splitlines()[0]}")
             if link.count():
                 href = link.first.get_attribute("href") or ""
                 if "portal.azure.com" not in href or "/jobs/" not in href:
@@ -90,7 +93,12 @@ def browse(api: AirflowApi, base_url: str, runs: list[Run], failed_task: str, sh
                 notes.append("the task page shows no extra-link button (the REST API returns the link)")
 
             # 4. The azbatch connection form: no literal null, no field that is an error for Batch.
-            _open_batch_connection_form(page, f"{base_url}/connections", shot)
+            try:
+                _open_batch_connection_form(page, f"{base_url}/connections", shot)
+            except PlaywrightError as err:
+                # The UI's markup is Airflow's: say what could not be driven, check what it was given.
+                shot("4-azbatch-connection-form")
+                notes.append(f"could not fill the Add Connection form: {str(err).splitlines()[0]}")
             form = str(page.locator("body").inner_text(timeout=TIMEOUT_MS))
             try:
                 choices = _auth_mode_choices(page)
