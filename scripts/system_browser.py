@@ -138,9 +138,8 @@ def _open_batch_connection_form(page: Any, connections_url: str, shot: Any) -> N
     page.wait_for_timeout(1000)
     page.keyboard.press("Enter")
     page.get_by_text("Batch account URL").first.wait_for(timeout=TIMEOUT_MS)
-    if not page.get_by_text("Authentication mode").count():
-        for section in page.get_by_text(re.compile("Extra Fields", re.I)).all():
-            section.click()
+    if not page.get_by_text("Authentication mode").first.is_visible():
+        page.get_by_text("Extra Fields", exact=True).first.click()  # the accordion starts collapsed
     page.get_by_text("Authentication mode").first.wait_for(timeout=TIMEOUT_MS)
     page.wait_for_timeout(1000)
     shot("4-azbatch-connection-form")
