@@ -24,3 +24,19 @@ class InvalidInputError(BatchProviderError, ValueError):
 
 class AzureAuthenticationError(BatchProviderError):
     """Azure rejected the credentials of a connection."""
+
+
+class BatchPoolNotReadyError(BatchProviderError):
+    """The pool cannot become ready: quota, image or VM size error, start task failure, unusable nodes."""
+
+
+class BatchTaskFailureError(BatchProviderError):
+    """Batch tasks completed with a failure (non-zero exit code, or a failure info)."""
+
+
+class BatchJobEndedError(BatchProviderError):
+    """The job ended (terminated, deleted) before its tasks completed."""
+
+
+class ApplicationPackageConflictError(BatchProviderError):
+    """A version already holds different content and overwriting was not asked for (or is not allowed)."""

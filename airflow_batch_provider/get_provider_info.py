@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_batch_provider import __version__
+from airflow_batch_provider.config import provider_info_section
 from airflow_batch_provider.hooks.connection_fields import BATCH_AUTH_MODES, credential_conn_fields
 
 PACKAGE = "airflow_batch_provider"
@@ -89,80 +90,6 @@ def _connection_types() -> list[dict[str, Any]]:
     ]
 
 
-def _config() -> dict[str, Any]:
-    """The ``[azure_batch_provider]`` options the hooks read (``AIRFLOW__AZURE_BATCH_PROVIDER__*``)."""
-
-    def option(description: str, kind: str, default: str | None, example: str) -> dict[str, Any]:
-        return {
-            "description": description,
-            "version_added": None,
-            "type": kind,
-            "example": example,
-            "default": default,
-        }
-
-    return {
-        "azure_batch_provider": {
-            "description": "Defaults of the Batch and Blob Storage hooks; hook arguments override them.",
-            "options": {
-                "retry_total": option(
-                    "Retries of a Batch request on throttling (429), 5xx and connection errors.",
-                    "integer",
-                    "5",
-                    "10",
-                ),
-                "retry_backoff_factor": option(
-                    "Exponential backoff factor in seconds between retries (a Retry-After header wins).",
-                    "float",
-                    "0.8",
-                    "2",
-                ),
-                "retry_backoff_max": option(
-                    "Longest wait between two retries, in seconds.", "float", "60", "120"
-                ),
-                "add_tasks_concurrency": option(
-                    "Parallel add-task-collection requests (100 tasks each).", "integer", "8", "16"
-                ),
-                "add_tasks_attempts": option(
-                    "Attempts per chunk of tasks on per-task server errors or lost responses.",
-                    "integer",
-                    "5",
-                    "3",
-                ),
-                "http_logging": option(
-                    "Log every Batch HTTP request and response (azure-core's INFO logging).",
-                    "boolean",
-                    "False",
-                    "True",
-                ),
-                "blob_retry_total": option(
-                    "Retries of a Blob Storage request on 5xx answers, timeouts and dropped connections.",
-                    "integer",
-                    "5",
-                    "10",
-                ),
-                "blob_retry_initial_backoff": option(
-                    "First wait before a Blob Storage retry, in seconds.", "float", "15", "5"
-                ),
-                "blob_retry_increment_base": option(
-                    "Base of the exponential growth of the Blob Storage retry wait.", "float", "3", "2"
-                ),
-                "blob_retry_jitter": option(
-                    "Random spread added to each Blob Storage retry wait, in seconds.", "float", "3", "1"
-                ),
-                "digest_cache_dir": option(
-                    "Where uploads keep the MD5 of files they read, so reruns need not read unchanged "
-                    "files again. Unset: $AIRFLOW_HOME/cache/airflow-batch-provider/digests. An empty "
-                    "value turns the cache off.",
-                    "string",
-                    None,
-                    "/var/cache/airflow/digests",
-                ),
-            },
-        }
-    }
-
-
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-batch-provider",
@@ -211,7 +138,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [f"{PACKAGE}.triggers.job", f"{PACKAGE}.triggers.pool"],
             }
         ],
-        "config": _config(),
+        "config": provider_info_section(),
         "connection-types": _connection_types(),
         "extra-links": [
             f"{PACKAGE}.links.portal.BatchPoolLink",

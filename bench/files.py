@@ -29,9 +29,9 @@ def wait_until_settled(paths: list[Path]) -> None:
     """Wait until the newest of ``paths`` changed longer ago than the digest cache requires.
 
     Files an upload finds are usually older than the run; a digest cache does not trust a file that
-    changed in the last moments (see :mod:`airflow_batch_provider.utils.digest_cache`).
+    changed in the last moments (see :mod:`airflow_batch_provider.storage.digest_cache`).
     """
-    from airflow_batch_provider.utils.digest_cache import SETTLE_NS
+    from airflow_batch_provider.storage.digest_cache import SETTLE_NS
 
     newest = max(max(stat.st_mtime_ns, stat.st_ctime_ns) for stat in map(os.stat, paths))
     remaining = (newest + SETTLE_NS - time.time_ns()) / 1e9

@@ -41,7 +41,8 @@ SMOKE = Sizes(task_counts=(10, 50), polls=3, baseline_polls=2)
 async def _measure(
     env: BenchEnvironment, job_id: str, polls: int, baseline_polls: int
 ) -> tuple[list[float], list[int], dict[str, int], list[float], list[int]]:
-    from airflow_batch_provider.utils.batch_status import TASK_SELECT, AsyncBatchIO, check_job
+    from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
+    from airflow_batch_provider.batch.monitor.job import TASK_SELECT, check_job
 
     counter = RequestCounter(keep_records=True)
     hook = env.batch_hook(counter)

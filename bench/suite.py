@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench import (
+    emulator_big_inputs,
     emulator_throughput,
     monitor_poll,
     task_submit_10k,
@@ -21,4 +22,5 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     upload_large.BENCHMARK,
     triggers_concurrent.BENCHMARK,
     emulator_throughput.BENCHMARK,
+    emulator_big_inputs.BENCHMARK,
 )

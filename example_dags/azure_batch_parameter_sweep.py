@@ -33,6 +33,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_batch_provider.batch.ids import make_batch_id
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.hooks.blob import BlobStorageHook
 from airflow_batch_provider.operators.job import BatchCreateJobOperator, BatchDeleteJobOperator
@@ -43,7 +44,6 @@ from airflow_batch_provider.operators.storage import (
 )
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
-from airflow_batch_provider.utils.ids import make_batch_id
 
 APP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app")
 OUTPUT_DIR = os.environ.get("AZURE_BATCH_SWEEP_OUTPUT_DIR") or os.path.join(

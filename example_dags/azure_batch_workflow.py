@@ -17,7 +17,7 @@
    step in between fails.
 
 Pool, job and blob prefixes are derived from the DAG and run ids with the provider's
-:func:`~airflow_batch_provider.utils.ids.make_batch_id` (the ``batch_id`` macro here), so runs never
+:func:`~airflow_batch_provider.batch.ids.make_batch_id` (the ``batch_id`` macro here), so runs never
 collide and an Airflow retry re-attaches to its own resources.
 
 Connections: ``azbatch_default`` (Batch account) and ``azblob_default`` (storage account). The same
@@ -44,6 +44,8 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
+from airflow_batch_provider.batch.ids import make_batch_id
+from airflow_batch_provider.batch.task_factories import TasksFromUpload
 from airflow_batch_provider.hooks.blob import BlobStorageHook
 from airflow_batch_provider.operators.job import BatchCreateJobOperator, BatchDeleteJobOperator
 from airflow_batch_provider.operators.output import BatchCollectTaskOutputOperator
@@ -55,8 +57,6 @@ from airflow_batch_provider.operators.storage import (
 )
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
-from airflow_batch_provider.utils.ids import make_batch_id
-from airflow_batch_provider.utils.task_factories import TasksFromUpload
 
 #: The application shipped with the example (relative to this file, wherever the DAGs folder is).
 APP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app")

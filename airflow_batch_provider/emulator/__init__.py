@@ -17,7 +17,8 @@ Where the emulator follows the service on purpose (so tests catch what productio
   a pool with that id appears;
 * ``onAllTasksComplete: terminatejob`` on a job with no tasks completes it at once;
 * command lines run without a shell (wrap them in ``/bin/sh -c``), as on a Linux node;
-* only api-version ``2025-06-01`` is accepted (400 ``UnsupportedRequestVersion`` otherwise).
+* api-versions 2023-05-01.17.0 to 2025-06-01 are accepted, responses shaped for each
+  (:mod:`~airflow_batch_provider.emulator.api_versions`); others get 400 ``UnsupportedRequestVersion``.
 
 Where it differs, by design: container task settings and multi-instance tasks are refused at
 creation (400 ``InvalidPropertyValue`` naming the limitation); node users, remote login, inbound

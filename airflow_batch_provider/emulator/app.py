@@ -1,7 +1,8 @@
 """The emulator's ASGI application: the Batch data-plane REST API, served with FastAPI.
 
-Every request is authenticated with Shared Key before anything else runs, must carry the
-``api-version`` the emulator speaks, and gets the service's standard response headers.
+Every request is authenticated with Shared Key before anything else runs, must carry an
+``api-version`` the emulator speaks (:mod:`~airflow_batch_provider.emulator.api_versions`), and gets
+the service's standard response headers.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from airflow_batch_provider.emulator.api_versions import LATEST, is_supported
 from airflow_batch_provider.emulator.auth import verify_received
 from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.faults import FaultInjectionMiddleware, FaultInjector, FaultPlan
 from airflow_batch_provider.emulator.models.account import BatchAccount, EmulatorSettings
 from airflow_batch_provider.emulator.models.applications import ApplicationSource
 from airflow_batch_provider.emulator.routes import ROUTERS
-from airflow_batch_provider.emulator.routes.common import API_VERSION, base_url, error_response, get_account
+from airflow_batch_provider.emulator.routes.common import base_url, error_response, get_account
 from airflow_batch_provider.emulator.scheduler import Executor
 
 log = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ async def authenticate(request: Request) -> None:
             "A required query parameter was not specified for this request.",
             {"QueryParameterName": "api-version"},
         )
-    if version != API_VERSION:
+    if not is_supported(version):
         raise BatchError(
             400,
             "UnsupportedRequestVersion",
@@ -82,7 +84,7 @@ async def authenticate(request: Request) -> None:
             {
                 "QueryParameterName": "api-version",
                 "QueryParameterValue": version,
-                "SupportedVersion": API_VERSION,
+                "SupportedVersion": LATEST,
             },
         )
     account.base_url = base_url(request)

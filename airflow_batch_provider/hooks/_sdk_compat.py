@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from azure.batch import models as _public_models
 from azure.batch._operations._operations import build_batch_create_task_collection_request
 from azure.batch.models import _models as _private_models
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import ResourceNotFoundError
 from azure.core.serialization import AzureJSONEncoder
+
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
 
 
 def _model(name: str) -> Any:
@@ -112,38 +113,6 @@ async def apool_exists(client: Any, pool_id: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class TaskCounts:
-    """Task counts of a job, by state and by result."""
-
-    active: int = 0
-    running: int = 0
-    completed: int = 0
-    succeeded: int = 0
-    failed: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.active + self.running + self.completed
-
-    @property
-    def pending(self) -> int:
-        return self.active + self.running
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> TaskCounts:
-        data = data or {}
-        return cls(
-            **{
-                key: int(data.get(key) or 0)
-                for key in ("active", "running", "completed", "succeeded", "failed")
-            }
-        )
-
-
 def task_counts_of(result: Any) -> TaskCounts:
     """Read a ``get_job_task_counts`` result, whichever shape it has."""
     counts = getattr(result, "task_counts", None)
@@ -160,42 +129,6 @@ def task_counts_of(result: Any) -> TaskCounts:
         succeeded=int(getattr(counts, "succeeded", 0) or 0),
         failed=int(getattr(counts, "failed", 0) or 0),
     )
-
-
-def error_code(error: BaseException) -> str | None:
-    """The Batch error code of an SDK exception (``PoolExists``, ``TaskExists``...), if any."""
-    if isinstance(error, HttpResponseError):
-        inner = getattr(error, "error", None)
-        code = getattr(inner, "code", None)
-        if code:
-            return str(code)
-        model = getattr(error, "model", None)
-        code = getattr(model, "code", None)
-        if code:
-            return str(code)
-    return None
-
-
-def error_message(error: BaseException) -> str:
-    """The service's message of an SDK exception, without the request id boilerplate."""
-    if isinstance(error, HttpResponseError):
-        inner = getattr(error, "error", None)
-        message = getattr(inner, "message", None)
-        if message:
-            text = str(message).split("\nRequestId:", 1)[0].strip()
-            details = getattr(inner, "details", None) or []
-            extra = "; ".join(
-                f"{getattr(item, 'code', '')}: {getattr(item, 'message', '')}" for item in details if item
-            )
-            return f"{text} ({extra})" if extra else text
-        return str(getattr(error, "message", None) or error).split("\nRequestId:", 1)[0].strip()
-    return str(error)
-
-
-def status_code(error: BaseException) -> int | None:
-    response = getattr(error, "response", None)
-    code = getattr(response, "status_code", None)
-    return int(code) if code is not None else None
 
 
 def join_bytes(chunks: Iterable[bytes] | bytes) -> bytes:

@@ -11,6 +11,10 @@ from airflow.sdk import BaseHook
 from airflow_batch_provider.exceptions import ConnectionConfigError
 from airflow_batch_provider.hooks.credentials import AuthMode, AzureConnectionSettings, Service
 
+#: The connection ids used when none is given.
+AZBATCH_DEFAULT_CONN_ID = "azbatch_default"
+AZBLOB_DEFAULT_CONN_ID = "azblob_default"
+
 
 class AzureBaseHook(BaseHook):
     """Reads an ``azbatch`` or ``azblob`` connection once and exposes its normalised settings.

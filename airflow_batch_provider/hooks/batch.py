@@ -24,28 +24,44 @@ from azure.core.exceptions import (
 )
 from azure.core.pipeline.policies import AsyncHTTPPolicy, AsyncRetryPolicy, HTTPPolicy, RetryPolicy
 
-from airflow_batch_provider.config import CONF_SECTION, USER_AGENT, conf_number
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
+from airflow_batch_provider.batch.monitor.polling import PollPolicy, poll_until
+from airflow_batch_provider.batch.pool_spec import fix_pool_keys
+from airflow_batch_provider.batch.rest import to_rest
+from airflow_batch_provider.batch.service_errors import error_code, error_message, status_code
+from airflow_batch_provider.config import OPTIONS, USER_AGENT, conf_flag, conf_number
 from airflow_batch_provider.exceptions import (
     AzureAuthenticationError,
     BatchProviderError,
     InvalidInputError,
 )
 from airflow_batch_provider.hooks import _sdk_compat as compat
-from airflow_batch_provider.hooks._sdk_compat import TaskCounts
-from airflow_batch_provider.hooks.base import AzureBaseHook
+from airflow_batch_provider.hooks.base import AZBATCH_DEFAULT_CONN_ID, AzureBaseHook
 from airflow_batch_provider.hooks.credentials import AzureConnectionSettings
-from airflow_batch_provider.utils.batch_specs import fix_pool_keys, to_rest
 
+#: The longest a hook waits for a job to terminate or a resource to be deleted, in seconds.
+WAIT_TIMEOUT = 3600.0
 #: The service accepts at most 100 tasks per add-collection request.
 MAX_TASKS_PER_REQUEST = 100
 
+#: The hook's settings that fall back to ``[azure_batch_provider]`` options, with their defaults.
 _DEFAULTS: dict[str, Any] = {
-    "retry_total": 5,
-    "retry_backoff_factor": 0.8,
-    "retry_backoff_max": 60.0,
-    "add_tasks_concurrency": 8,
-    "add_tasks_attempts": 5,
+    key: OPTIONS[key].default
+    for key in (
+        "retry_total",
+        "retry_backoff_factor",
+        "retry_backoff_max",
+        "add_tasks_concurrency",
+        "add_tasks_attempts",
+    )
 }
+
+
+def _wait_for(poller: Any, what: str, timeout: float = WAIT_TIMEOUT) -> None:
+    """Wait for an SDK long-running operation, at most ``timeout`` seconds (its errors propagate)."""
+    poller.result(timeout=timeout)
+    if not poller.done():
+        raise BatchProviderError(f"Gave up waiting for {what} after {timeout:.0f}s.")
 
 
 def _quiet_http_logging() -> None:
@@ -55,19 +71,13 @@ def _quiet_http_logging() -> None:
     """
     name = "azure.core.pipeline.policies.http_logging_policy"
     logger = logging.getLogger(name)
-    try:
-        from airflow.sdk import conf
-
-        wanted = conf.getboolean(CONF_SECTION, "http_logging", fallback=False)
-    except Exception:
-        wanted = False
-    if not wanted and logger.level == logging.NOTSET:
+    if not conf_flag("http_logging") and logger.level == logging.NOTSET:
         logger.setLevel(logging.WARNING)
 
 
 def _setting(key: str, given: float | None) -> float:
     """A hook argument if given, else the ``[azure_batch_provider]`` option, else the default."""
-    return given if given is not None else conf_number(key, _DEFAULTS[key])
+    return given if given is not None else conf_number(key)
 
 
 class _ThrottleAwareMixin:
@@ -97,10 +107,10 @@ class AsyncBatchRetryPolicy(_ThrottleAwareMixin, AsyncRetryPolicy):
 
 def _authentication_error(conn_id: str, error: HttpResponseError) -> AzureAuthenticationError | None:
     """A rejected credential (403 ``AuthenticationFailed``...), explained; ``None`` for other errors."""
-    code = compat.error_code(error) or ""
-    if compat.status_code(error) not in (401, 403) or code not in _AUTH_CODES:
+    code = error_code(error) or ""
+    if status_code(error) not in (401, 403) or code not in _AUTH_CODES:
         return None
-    detail = compat.error_message(error).split("\n", 1)[0].split(" (", 1)[0]
+    detail = error_message(error).split("\n", 1)[0].split(" (", 1)[0]
     return AzureAuthenticationError(
         f"Connection {conn_id!r}: Azure Batch rejected its credentials ({code}: {detail}). Check the account "
         "key in the password field (the Batch account's current primary or secondary key; login is the "
@@ -110,13 +120,13 @@ def _authentication_error(conn_id: str, error: HttpResponseError) -> AzureAuthen
 
 def _rejected_input(kind: str, resource_id: Any, error: HttpResponseError) -> InvalidInputError | None:
     """A 400 about the request's content, with the property and value the service named."""
-    if compat.status_code(error) != 400:
+    if status_code(error) != 400:
         return None
     values = {
         str(getattr(item, "code", "")): str(getattr(item, "message", ""))
         for item in (getattr(getattr(error, "error", None), "details", None) or [])
     }
-    message = compat.error_message(error).split(" (", 1)[0]
+    message = error_message(error).split(" (", 1)[0]
     name = values.get("PropertyName") or values.get("QueryParameterName")
     if name:
         reason = f" ({values['Reason']})" if values.get("Reason") else ""
@@ -125,7 +135,7 @@ def _rejected_input(kind: str, resource_id: Any, error: HttpResponseError) -> In
     else:
         where, fix = "", f"Check the {kind} specification."
     return InvalidInputError(
-        f"Azure Batch rejected {kind} {resource_id!r} ({compat.error_code(error)}): {message}"
+        f"Azure Batch rejected {kind} {resource_id!r} ({error_code(error)}): {message}"
         + (f" The service names {where}." if where else "")
         + f" {fix}"
     )
@@ -267,7 +277,7 @@ class BatchHook(AzureBaseHook):
 
     conn_type = "azbatch"
     conn_name_attr: ClassVar[str] = "azbatch_conn_id"
-    default_conn_name: ClassVar[str] = "azbatch_default"
+    default_conn_name: ClassVar[str] = AZBATCH_DEFAULT_CONN_ID
     hook_name = "Azure Batch (batch provider)"
     service = "batch"
 
@@ -376,7 +386,7 @@ class BatchHook(AzureBaseHook):
         try:
             next(iter(self.client.list_pools(max_results=1, select=["id"])), None)
         except Exception as err:
-            return False, f"{type(err).__name__}: {compat.error_message(err)}"
+            return False, f"{type(err).__name__}: {error_message(err)}"
         return True, "Connection to the Batch account works."
 
     # -- pools --------------------------------------------------------------------------------------
@@ -423,7 +433,7 @@ class BatchHook(AzureBaseHook):
                 if rejected is None:
                     raise
                 raise rejected from err
-            if compat.error_code(err) not in (None, exists_code):
+            if error_code(err) not in (None, exists_code):
                 raise
             if attempts > 1:
                 self.log.info(
@@ -462,21 +472,21 @@ class BatchHook(AzureBaseHook):
         except ResourceNotFoundError:
             return "not_found"
         except ResourceExistsError as err:
-            if compat.error_code(err) != being_deleted_code:
+            if error_code(err) != being_deleted_code:
                 raise
             if wait:
                 self._wait_gone(getter, poll_interval)
             return "being_deleted"
         if wait:
-            poller.result()
+            _wait_for(poller, "the resource to be deleted")
         return "deleted"
 
-    def _wait_gone(self, getter: Any, poll_interval: float, timeout: float = 3600) -> None:
-        deadline = time.monotonic() + timeout
-        while getter() is not None:
-            if time.monotonic() > deadline:
-                raise BatchProviderError(f"The resource was still being deleted after {timeout:.0f}s.")
-            time.sleep(poll_interval)
+    def _wait_gone(self, getter: Any, poll_interval: float, timeout: float = WAIT_TIMEOUT) -> None:
+        result = poll_until(
+            getter, lambda found: found is None, PollPolicy.within(timeout, poll_interval), logger=self.log
+        ).raise_error()
+        if result.outcome == "timeout":
+            raise BatchProviderError(f"The resource was still being deleted after {timeout:.0f}s.")
 
     def list_nodes(
         self, pool_id: str, select: list[str] | None = None, filter: str | None = None
@@ -535,13 +545,13 @@ class BatchHook(AzureBaseHook):
         except ResourceNotFoundError:
             return "not_found"
         except ResourceExistsError as err:
-            if compat.error_code(err) in ("JobCompleted", "JobTerminating", "JobBeingTerminated"):
+            if error_code(err) in ("JobCompleted", "JobTerminating", "JobBeingTerminated"):
                 return "already_completed"
-            if compat.error_code(err) == "JobBeingDeleted":
+            if error_code(err) == "JobBeingDeleted":
                 return "not_found"
             raise
         if wait:
-            poller.result()
+            _wait_for(poller, f"job {job_id!r} to terminate")
         return "terminated"
 
     def delete_job(self, job_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:
@@ -637,7 +647,7 @@ class BatchHook(AzureBaseHook):
                 time.sleep(min(self.retry_backoff_max, self.retry_backoff_factor * 2**attempt))
                 continue
             except HttpResponseError as err:
-                if compat.error_code(err) == "RequestBodyTooLarge" and len(pending) > 1:
+                if error_code(err) == "RequestBodyTooLarge" and len(pending) > 1:
                     middle = len(pending) // 2
                     outcome.merge(self._add_chunk(job_id, pending[:middle]))
                     outcome.merge(self._add_chunk(job_id, pending[middle:]))

@@ -29,10 +29,14 @@ from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.batch import BatchManagementClient
 from azure.mgmt.batch import models as mgmt_models
 
+from airflow_batch_provider.batch.application_packages import PackageFile, package_reference
 from airflow_batch_provider.config import USER_AGENT
-from airflow_batch_provider.exceptions import BatchProviderError, ConnectionConfigError
-from airflow_batch_provider.hooks.base import AzureBaseHook
-from airflow_batch_provider.utils.application_packages import PackageFile, package_reference
+from airflow_batch_provider.exceptions import (
+    ApplicationPackageConflictError,
+    BatchProviderError,
+    ConnectionConfigError,
+)
+from airflow_batch_provider.hooks.base import AZBATCH_DEFAULT_CONN_ID, AzureBaseHook
 from airflow_batch_provider.utils.secrets import mask_sas, strip_query
 
 log = logging.getLogger(__name__)
@@ -44,10 +48,6 @@ CONTENT_HASH_TAG = "contentSha256"
 CONTENT_HASH_METADATA = "content_sha256"
 
 PublishAction = Literal["created", "updated", "unchanged"]
-
-
-class ApplicationPackageConflictError(BatchProviderError):
-    """A version already holds different content and overwriting was not asked for (or is not allowed)."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ class BatchManagementHook(AzureBaseHook):
 
     conn_type = "azbatch"
     conn_name_attr: ClassVar[str] = "azbatch_conn_id"
-    default_conn_name: ClassVar[str] = "azbatch_default"
+    default_conn_name: ClassVar[str] = AZBATCH_DEFAULT_CONN_ID
     hook_name = "Azure Batch management (batch provider)"
     service = "batch"
 

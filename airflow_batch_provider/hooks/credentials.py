@@ -281,7 +281,12 @@ class AzureConnectionSettings:
 
     @property
     def batch_endpoint(self) -> str:
-        assert self.endpoint is not None
+        """The Batch account URL; a connection without one raises ``ConnectionConfigError``."""
+        if not self.endpoint:
+            raise ConnectionConfigError(
+                f"Connection {self.conn_id!r}: the Batch account URL is missing. Put it in the host "
+                "field, for example https://<account>.<region>.batch.azure.com."
+            )
         url = self.endpoint if "://" in self.endpoint else f"https://{self.endpoint}"
         return url.rstrip("/")
 

@@ -35,7 +35,9 @@ def portal_url(settings: AzureConnectionSettings, kind: str, resource_id: str) -
     )
 
 
-class _BatchPortalLink(BaseOperatorLink):
+class BatchPortalLink(BaseOperatorLink):
+    """A link to a Batch resource in the Azure portal, saved to XCom when the task runs."""
+
     kind: ClassVar[str] = ""
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
@@ -53,14 +55,14 @@ class _BatchPortalLink(BaseOperatorLink):
         return url
 
 
-class BatchPoolLink(_BatchPortalLink):
+class BatchPoolLink(BatchPortalLink):
     """Link to the Batch pool in the Azure portal."""
 
     name = "Azure Batch pool"
     kind = "pools"
 
 
-class BatchJobLink(_BatchPortalLink):
+class BatchJobLink(BatchPortalLink):
     """Link to the Batch job in the Azure portal."""
 
     name = "Azure Batch job"

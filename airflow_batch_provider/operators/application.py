@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.hooks.batch_management import BatchManagementHook
-from airflow_batch_provider.utils.application_packages import (
+from airflow_batch_provider.batch.application_packages import (
     PackageFile,
     build_deterministic_zip,
     existing_zip,
     validate_application_id,
     validate_version,
 )
-from airflow_batch_provider.utils.node_environment import linux_variable_name
+from airflow_batch_provider.batch.node_environment import linux_variable_name
+from airflow_batch_provider.exceptions import InvalidInputError
+from airflow_batch_provider.hooks.batch_management import BatchManagementHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

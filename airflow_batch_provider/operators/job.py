@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from azure.core.exceptions import HttpResponseError
 
+from airflow_batch_provider.batch.durations import to_iso_duration, to_seconds
+from airflow_batch_provider.batch.ids import to_batch_id
+from airflow_batch_provider.batch.job_spec import build_job_spec, job_differences
+from airflow_batch_provider.batch.service_errors import error_code, error_message
+from airflow_batch_provider.batch.validation import validate_batch_id
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
-from airflow_batch_provider.hooks._sdk_compat import error_code, error_message
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.utils.batch_specs import build_job_spec, job_differences
-from airflow_batch_provider.utils.ids import make_batch_id
-from airflow_batch_provider.utils.validation import validate_batch_id
+from airflow_batch_provider.operators.base import BatchBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,11 +41,11 @@ def _opt_bool(value: Any) -> bool | None:
     return bool(value)
 
 
-class BatchCreateJobOperator(BaseOperator):
+class BatchCreateJobOperator(BatchBaseOperator):
     """Create a Batch job bound to a pool, or reuse the existing job with that id.
 
     ``job_id`` may be any rendered template (``{{ dag.dag_id }}-{{ run_id }}``); it is turned into a
-    valid Batch id with :func:`~airflow_batch_provider.utils.ids.make_batch_id` (valid ids are kept),
+    valid Batch id with :func:`~airflow_batch_provider.batch.ids.make_batch_id` (valid ids are kept),
     and other Batch operators apply the same function, so they can take the same template.
 
     ``max_wall_clock_time`` (timedelta, seconds or ISO 8601) is the job's kill switch: the service
@@ -104,7 +104,7 @@ class BatchCreateJobOperator(BaseOperator):
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
         self.pool_id = pool_id
         self.priority = priority
@@ -120,25 +120,12 @@ class BatchCreateJobOperator(BaseOperator):
         self.metadata = metadata
         self.job_spec = job_spec
         self.if_exists = if_exists
-        self.azbatch_conn_id = azbatch_conn_id
-
-    @cached_property
-    def hook(self) -> BatchHook:
-        return BatchHook(self.azbatch_conn_id)
 
     def build_spec(self) -> dict[str, Any]:
         """The job body this operator sends."""
-        job_id = validate_batch_id(make_batch_id(str(self.job_id)), "job")
-        pool_id = validate_batch_id(make_batch_id(str(self.pool_id)), "pool") if self.pool_id else ""
-        wall_clock = self.max_wall_clock_time
-        if isinstance(wall_clock, str) and wall_clock and not wall_clock.startswith("P"):
-            try:
-                wall_clock = float(wall_clock)
-            except ValueError:
-                raise InvalidInputError(
-                    f"max_wall_clock_time {wall_clock!r} is not a duration. Pass a timedelta, a number of "
-                    "seconds or an ISO 8601 duration such as 'PT2H'."
-                ) from None
+        job_id = validate_batch_id(to_batch_id(self.job_id, "job_id"), "job")
+        pool_id = validate_batch_id(to_batch_id(self.pool_id, "pool_id"), "pool") if self.pool_id else ""
+        wall_clock = to_iso_duration(self.max_wall_clock_time, "max_wall_clock_time")
         return build_job_spec(
             job_id=job_id,
             pool_id=pool_id,
@@ -163,10 +150,7 @@ class BatchCreateJobOperator(BaseOperator):
             )
         spec = self.build_spec()
         job_id, pool_id = spec["id"], spec["poolInfo"]["poolId"]
-        try:
-            BatchJobLink.persist(context, self.hook.settings, job_id)
-        except Exception as err:
-            self.log.debug("Could not persist the job link: %s", err)
+        self.persist_link(BatchJobLink, context, job_id)
         if (
             pool_id
             and self.hook.get_job(job_id, select=["id"]) is None
@@ -210,7 +194,7 @@ class BatchCreateJobOperator(BaseOperator):
         return {"job_id": job_id, "pool_id": pool_id, "created": False}
 
 
-class BatchTerminateJobOperator(BaseOperator):
+class BatchTerminateJobOperator(BatchBaseOperator):
     """Terminate a Batch job (running tasks are stopped); a missing or completed job is not an error.
 
     Frees the account's active-job quota. Teardown-friendly. Returns ``{"job_id", "outcome"}`` with
@@ -230,23 +214,26 @@ class BatchTerminateJobOperator(BaseOperator):
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
         self.reason = reason
         self.wait_for_completion = wait_for_completion
         self.poll_interval = poll_interval
-        self.azbatch_conn_id = azbatch_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        job_id = make_batch_id(str(self.job_id))
-        outcome = BatchHook(self.azbatch_conn_id).terminate_job(
-            job_id, self.reason, wait=self.wait_for_completion, poll_interval=self.poll_interval
+        job_id = to_batch_id(self.job_id, "job_id")
+        poll_interval = to_seconds(self.poll_interval, "poll_interval")
+        outcome = self.hook.terminate_job(
+            job_id,
+            self.reason,
+            wait=self.wait_for_completion,
+            poll_interval=5 if poll_interval is None else poll_interval,
         )
         self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
         return {"job_id": job_id, "outcome": outcome}
 
 
-class BatchDeleteJobOperator(BaseOperator):
+class BatchDeleteJobOperator(BatchBaseOperator):
     """Delete a Batch job and its tasks; a job that does not exist is not an error.
 
     Teardown-friendly (``.as_teardown()``). Returns ``{"job_id", "outcome"}`` with ``deleted``,
@@ -265,16 +252,16 @@ class BatchDeleteJobOperator(BaseOperator):
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
         self.wait_for_deletion = wait_for_deletion
         self.poll_interval = poll_interval
-        self.azbatch_conn_id = azbatch_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        job_id = make_batch_id(str(self.job_id))
-        outcome = BatchHook(self.azbatch_conn_id).delete_job(
-            job_id, wait=self.wait_for_deletion, poll_interval=self.poll_interval
+        job_id = to_batch_id(self.job_id, "job_id")
+        poll_interval = to_seconds(self.poll_interval, "poll_interval")
+        outcome = self.hook.delete_job(
+            job_id, wait=self.wait_for_deletion, poll_interval=5 if poll_interval is None else poll_interval
         )
         self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
         return {"job_id": job_id, "outcome": outcome}

@@ -7,14 +7,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from airflow.sdk import BaseOperator
-
+from airflow_batch_provider.batch.ids import to_batch_id
+from airflow_batch_provider.batch.monitor.job import is_failed_task, prefix_filter
+from airflow_batch_provider.batch.task_plan import strip_sas
 from airflow_batch_provider.exceptions import InvalidInputError
+from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.utils.batch_specs import strip_sas
-from airflow_batch_provider.utils.batch_status import is_failed_task, prefix_filter
-from airflow_batch_provider.utils.ids import make_batch_id
+from airflow_batch_provider.operators.base import BatchBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -32,7 +32,7 @@ def _container_and_path(container_url: str, path: str | None) -> tuple[str, str]
     return unquote(parts[-1]), (path or "")
 
 
-class BatchCollectTaskOutputOperator(BaseOperator):
+class BatchCollectTaskOutputOperator(BatchBaseOperator):
     """Fetch stdout/stderr of failed (or all) tasks into the Airflow log or to Blob, and list output blobs.
 
     For each selected task (``which="failed"`` or ``"all"``, optionally only ids under
@@ -73,10 +73,10 @@ class BatchCollectTaskOutputOperator(BaseOperator):
         destination_prefix: str | None = None,
         list_output_blobs: bool = True,
         azbatch_conn_id: str = BatchHook.default_conn_name,
-        azblob_conn_id: str | None = "azblob_default",
+        azblob_conn_id: str | None = AZBLOB_DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, azblob_conn_id=azblob_conn_id, **kwargs)
         self.job_id = job_id
         self.task_id_prefix = task_id_prefix
         self.which = which
@@ -86,20 +86,12 @@ class BatchCollectTaskOutputOperator(BaseOperator):
         self.destination_container = destination_container
         self.destination_prefix = destination_prefix
         self.list_output_blobs = list_output_blobs
-        self.azbatch_conn_id = azbatch_conn_id
-        self.azblob_conn_id = azblob_conn_id
-
-    @cached_property
-    def hook(self) -> BatchHook:
-        return BatchHook(self.azbatch_conn_id)
 
     @cached_property
     def blob_hook(self) -> Any:
-        from airflow_batch_provider.hooks.blob import BlobStorageHook
-
         if not self.azblob_conn_id:
             raise InvalidInputError("azblob_conn_id is needed to upload logs or list output blobs.")
-        return BlobStorageHook(self.azblob_conn_id)
+        return self.blob_hook_for(self.azblob_conn_id)
 
     def _tasks(self, job_id: str) -> list[dict[str, Any]]:
         filters = []
@@ -120,11 +112,8 @@ class BatchCollectTaskOutputOperator(BaseOperator):
         if self.which not in _WHICH:
             raise InvalidInputError(f"which must be one of {', '.join(_WHICH)}, got {self.which!r}.")
         files = [self.files] if isinstance(self.files, str) else list(self.files or [])
-        job_id = make_batch_id(str(self.job_id))
-        try:
-            BatchJobLink.persist(context, self.hook.settings, job_id)
-        except Exception as err:
-            self.log.debug("Could not persist the job link: %s", err)
+        job_id = to_batch_id(self.job_id, "job_id")
+        self.persist_link(BatchJobLink, context, job_id)
         tasks = self._tasks(job_id)
         self.log.info("%d %s task(s) in job %s", len(tasks), self.which, job_id)
         logs: dict[str, dict[str, str]] = {}

@@ -5,31 +5,29 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 
-from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
-from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.links.portal import BatchPoolLink
-from airflow_batch_provider.sensors.pool import BatchPoolNotReadyError
-from airflow_batch_provider.triggers.pool import BatchPoolTrigger
-from airflow_batch_provider.utils.batch_specs import (
+from airflow_batch_provider.batch.durations import to_seconds
+from airflow_batch_provider.batch.ids import to_batch_id
+from airflow_batch_provider.batch.monitor.polling import PollPolicy, poll_until
+from airflow_batch_provider.batch.monitor.pool import PoolVerdict, StartTaskReboots, check_pool_blocking
+from airflow_batch_provider.batch.pool_spec import (
     build_pool_spec,
     image_needs_lookup,
     pool_differences,
     requested_node_count,
     resolve_image,
-    to_rest,
 )
-from airflow_batch_provider.utils.batch_status import (
-    PoolVerdict,
-    StartTaskReboots,
-    check_pool_blocking,
-)
-from airflow_batch_provider.utils.ids import make_batch_id
-from airflow_batch_provider.utils.validation import validate_batch_id, validate_start_task_reboots
+from airflow_batch_provider.batch.rest import to_rest
+from airflow_batch_provider.batch.validation import validate_batch_id, validate_start_task_reboots
+from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProviderError, InvalidInputError
+from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchPoolLink
+from airflow_batch_provider.operators.base import BatchBaseOperator
+from airflow_batch_provider.triggers.pool import BatchPoolTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -46,20 +44,7 @@ def _opt_int(value: Any, name: str) -> int | None:
         raise InvalidInputError(f"{name} must be a whole number, got {value!r}.") from None
 
 
-def _as_seconds(value: timedelta | float | str | None, name: str) -> float | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(
-            f"{name} must be a timedelta or a number of seconds, got {value!r}."
-        ) from None
-
-
-class BatchCreatePoolOperator(BaseOperator):
+class BatchCreatePoolOperator(BatchBaseOperator):
     """Create a Batch pool, or reuse a compatible one, and optionally wait until it is ready.
 
     The image is an alias (``ubuntu-24.04``, ``ubuntu-22.04``...) resolved through the account's
@@ -132,10 +117,10 @@ class BatchCreatePoolOperator(BaseOperator):
         poll_interval: timedelta | float = 30,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         azbatch_conn_id: str = BatchHook.default_conn_name,
-        azblob_conn_id: str = "azblob_default",
+        azblob_conn_id: str = AZBLOB_DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, azblob_conn_id=azblob_conn_id, **kwargs)
         self.pool_id = pool_id
         self.vm_size = vm_size
         self.image = image
@@ -157,12 +142,6 @@ class BatchCreatePoolOperator(BaseOperator):
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self.deferrable = deferrable
-        self.azbatch_conn_id = azbatch_conn_id
-        self.azblob_conn_id = azblob_conn_id
-
-    @cached_property
-    def hook(self) -> BatchHook:
-        return BatchHook(self.azbatch_conn_id)
 
     # -- spec ---------------------------------------------------------------------------------------
 
@@ -197,10 +176,9 @@ class BatchCreatePoolOperator(BaseOperator):
             if "container" not in entry:
                 files.append(to_rest(entry))
                 continue
-            from airflow_batch_provider.hooks.blob import BlobStorageHook
 
             # Nodes run the start task whenever they join or reboot: a long-lived read SAS is needed.
-            item = BlobStorageHook(self.azblob_conn_id).resource_files(
+            item = self.blob_hook_for().resource_files(
                 str(entry["container"]),
                 entry.get("blob_prefix") or entry.get("prefix") or "",
                 file_path=entry.get("file_path"),
@@ -213,7 +191,7 @@ class BatchCreatePoolOperator(BaseOperator):
     # -- execute ------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        pool_id = validate_batch_id(make_batch_id(str(self.pool_id)), "pool")
+        pool_id = validate_batch_id(to_batch_id(self.pool_id, "pool_id"), "pool")
         if self.if_exists not in _IF_EXISTS:
             raise InvalidInputError(
                 f"if_exists must be one of {', '.join(_IF_EXISTS)}, got {self.if_exists!r}."
@@ -222,8 +200,8 @@ class BatchCreatePoolOperator(BaseOperator):
         if image_needs_lookup(self.image, self.node_agent_sku_id):
             supported = self.hook.list_supported_images()
         spec = self.build_spec(pool_id, supported)
-        wait_timeout = _as_seconds(self.wait_timeout, "wait_timeout") or 1800.0
-        poll_interval = _as_seconds(self.poll_interval, "poll_interval") or 30.0
+        wait_timeout = to_seconds(self.wait_timeout, "wait_timeout") or 1800.0
+        poll_interval = to_seconds(self.poll_interval, "poll_interval") or 30.0
         min_nodes = _opt_int(self.min_usable_nodes, "min_usable_nodes")
         if min_nodes is None:
             min_nodes = requested_node_count(spec)
@@ -243,10 +221,7 @@ class BatchCreatePoolOperator(BaseOperator):
                 if existing is not None:
                     created, recreated = self._handle_existing(pool_id, spec, existing, poll_interval)
 
-        try:
-            BatchPoolLink.persist(context, self.hook.settings, pool_id)
-        except Exception as err:
-            self.log.debug("Could not persist the pool link: %s", err)
+        self.persist_link(BatchPoolLink, context, pool_id)
         result: dict[str, Any] = {
             "pool_id": pool_id,
             "created": created,
@@ -325,23 +300,30 @@ class BatchCreatePoolOperator(BaseOperator):
     def _wait(
         self, pool_id: str, min_nodes: int, timeout: float, poll_interval: float, reboots: StartTaskReboots
     ) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            verdict = self._check(pool_id, min_nodes, reboots)
-            if verdict.message != last:
+        last: list[str] = []
+
+        def log_change(verdict: PoolVerdict) -> None:
+            if verdict.message not in last[-1:]:
                 self.log.info("%s", verdict.message)
-                last = verdict.message
-            if verdict.status != "waiting":
-                return {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id}
-            if time.monotonic() >= deadline:
-                return {
-                    "status": "timeout",
-                    "pool_id": pool_id,
-                    "message": f"Pool {pool_id!r} was not ready after {timeout:.0f}s. Last status: "
-                    f"{verdict.message}",
-                }
-            time.sleep(poll_interval)
+                last.append(verdict.message)
+
+        result = poll_until(
+            lambda: self._check(pool_id, min_nodes, reboots),
+            lambda verdict: verdict.status != "waiting",
+            PollPolicy.within(timeout, poll_interval),
+            what=f"pool {pool_id!r}",
+            on_value=log_change,
+            logger=self.log,
+        ).raise_error()
+        verdict = result.value
+        if result.outcome == "done" and verdict is not None:
+            return {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id}
+        status = verdict.message if verdict is not None else "unknown"
+        return {
+            "status": "timeout",
+            "pool_id": pool_id,
+            "message": f"Pool {pool_id!r} was not ready after {timeout:.0f}s. Last status: {status}",
+        }
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
@@ -373,7 +355,7 @@ def _describe_size(spec: Mapping[str, Any]) -> str:
     return f"{dedicated} dedicated + {spot} Spot node(s)"
 
 
-class BatchDeletePoolOperator(BaseOperator):
+class BatchDeletePoolOperator(BatchBaseOperator):
     """Delete a Batch pool; a pool that does not exist (or is already being deleted) is not an error.
 
     Meant as a teardown task (``.as_teardown()``), so it runs whatever happened upstream.
@@ -394,16 +376,16 @@ class BatchDeletePoolOperator(BaseOperator):
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.pool_id = pool_id
         self.wait_for_deletion = wait_for_deletion
         self.poll_interval = poll_interval
-        self.azbatch_conn_id = azbatch_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        pool_id = make_batch_id(str(self.pool_id))
-        outcome = BatchHook(self.azbatch_conn_id).delete_pool(
-            pool_id, wait=self.wait_for_deletion, poll_interval=self.poll_interval
+        pool_id = to_batch_id(self.pool_id, "pool_id")
+        poll_interval = to_seconds(self.poll_interval, "poll_interval")
+        outcome = self.hook.delete_pool(
+            pool_id, wait=self.wait_for_deletion, poll_interval=5 if poll_interval is None else poll_interval
         )
         self.log.info("Pool %s: %s", pool_id, outcome.replace("_", " "))
         return {"pool_id": pool_id, "outcome": outcome}

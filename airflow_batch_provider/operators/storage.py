@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_batch_provider.batch.validation import normalize_blob_prefix, validate_container_name
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.blob import (
     DEFAULT_MAX_CONCURRENCY,
@@ -28,7 +29,7 @@ from airflow_batch_provider.hooks.blob import (
     BlobStorageHook,
     TransferResult,
 )
-from airflow_batch_provider.utils.validation import normalize_blob_prefix, validate_container_name
+from airflow_batch_provider.operators.base import batch_template_fields
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -63,7 +64,7 @@ class BaseBlobTransferOperator(BaseOperator):
     :param manifest_threshold: Above this many files, write a manifest blob instead of listing them.
     """
 
-    template_fields: Sequence[str] = ("container", "prefix")
+    template_fields: Sequence[str] = batch_template_fields("container", "prefix", azbatch=False, azblob=True)
     ui_color = "#e7f1fb"
 
     def __init__(
@@ -123,7 +124,9 @@ class UploadDataFilesOperator(BaseBlobTransferOperator):
     :param create_container: Create the container when it does not exist.
     """
 
-    template_fields: Sequence[str] = ("source", "container", "prefix")
+    template_fields: Sequence[str] = batch_template_fields(
+        "source", "container", "prefix", azbatch=False, azblob=True
+    )
 
     def __init__(
         self,
@@ -210,7 +213,9 @@ class UploadApplicationFilesOperator(UploadDataFilesOperator):
     :param file_mode: Octal Linux file mode for the downloaded files, or ``None`` to leave the default.
     """
 
-    template_fields: Sequence[str] = ("source", "container", "prefix", "node_path")
+    template_fields: Sequence[str] = batch_template_fields(
+        "source", "container", "prefix", "node_path", azbatch=False, azblob=True
+    )
     ui_color = "#d9ecd9"
 
     def __init__(
@@ -253,7 +258,9 @@ class DownloadOutputFilesOperator(BaseBlobTransferOperator):
     :param skip_unchanged: Keep local files whose size and MD5 match the blob (off by default).
     """
 
-    template_fields: Sequence[str] = ("container", "prefix", "local_dir")
+    template_fields: Sequence[str] = batch_template_fields(
+        "container", "prefix", "local_dir", azbatch=False, azblob=True
+    )
     ui_color = "#fbeee0"
 
     def __init__(

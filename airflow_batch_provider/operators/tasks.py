@@ -3,58 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from functools import cached_property
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
 from azure.core.exceptions import HttpResponseError
 
-from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
-from airflow_batch_provider.hooks._sdk_compat import error_code
-from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.utils.batch_specs import (
-    deep_merge,
-    environment_list,
+from airflow_batch_provider.batch.durations import to_timedelta
+from airflow_batch_provider.batch.ids import make_batch_id, to_batch_id
+from airflow_batch_provider.batch.monitor.io import SyncBatchIO, run_sync
+from airflow_batch_provider.batch.monitor.job import job_end_cause, prefix_filter
+from airflow_batch_provider.batch.rest import environment_list, to_rest
+from airflow_batch_provider.batch.service_errors import error_code
+from airflow_batch_provider.batch.task_factories import TaskBuildContext
+from airflow_batch_provider.batch.task_plan import (
+    MAX_SAS_TTL,
+    CommonSettings,
+    OutputSettings,
+    check_dependencies,
+    job_accepts_tasks,
+    needed_sas_lifetime,
     normalize_task,
-    output_file,
-    parse_iso_duration,
-    sas_urls_in_task,
-    std_log_output_files,
-    to_rest,
+    number_tasks,
+    plan_task_collection,
 )
-from airflow_batch_provider.utils.batch_status import SyncBatchIO, job_end_cause, prefix_filter, run_sync
-from airflow_batch_provider.utils.ids import make_batch_id
-from airflow_batch_provider.utils.local_files import has_glob
-from airflow_batch_provider.utils.task_factories import TaskBuildContext
-from airflow_batch_provider.utils.validation import (
+from airflow_batch_provider.batch.validation import (
     validate_batch_id,
     validate_container_name,
-    validate_sas_lifetime,
-    validate_task_collection,
 )
+from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchJobLink
+from airflow_batch_provider.operators.base import BatchBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-#: SAS lifetime when neither the job nor the tasks bound their run time.
-DEFAULT_UNBOUNDED_SAS_TTL = timedelta(days=7)
 DEFAULT_QUEUE_MARGIN = timedelta(hours=2)
 #: Longest task id prefix the operator derives itself (leaves room for the local ids).
 DEFAULT_PREFIX_LENGTH = 36
-
-
-def _seconds(value: timedelta | float | str | None) -> timedelta | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str) and value.startswith("P"):
-        return parse_iso_duration(value)
-    return timedelta(seconds=float(value))
 
 
 def default_task_id_prefix(context: Any) -> str:
@@ -71,40 +58,11 @@ def full_prefix(prefix: str) -> str:
     return prefix if prefix.endswith(("-", "_")) else f"{prefix}-"
 
 
-@dataclass(frozen=True)
-class _CommonSettings:
-    """What the operator adds to every task, converted to the REST shape once per run."""
-
-    defaults: dict[str, Any]
-    resource_files: list[dict[str, Any]]
-    environment: list[dict[str, Any]]
-    constraints: dict[str, Any]
-    required_slots: int | None
-    extras: dict[str, Any]
-
-    def apply(self, task: dict[str, Any]) -> dict[str, Any]:
-        """The task with the common settings under it: the task's own values win."""
-        merged = deep_merge(self.defaults, task) if self.defaults else dict(task)
-        if self.resource_files:
-            merged["resourceFiles"] = [*self.resource_files, *(merged.get("resourceFiles") or [])]
-        if self.environment:
-            env = {item["name"]: item.get("value") for item in self.environment}
-            env.update({item["name"]: item.get("value") for item in merged.get("environmentSettings") or []})
-            merged["environmentSettings"] = [{"name": k, "value": v} for k, v in env.items()]
-        if self.constraints:
-            merged["constraints"] = deep_merge(self.constraints, merged.get("constraints") or {})
-        if self.required_slots is not None and "requiredSlots" not in merged:
-            merged["requiredSlots"] = self.required_slots
-        for key, value in self.extras.items():
-            merged.setdefault(key, value)
-        return merged
-
-
-class BatchAddTasksOperator(BaseOperator):
+class BatchAddTasksOperator(BatchBaseOperator):
     """Add tasks to a Batch job, validated first, in parallel chunks of 100, idempotently.
 
     Tasks come from ``tasks`` (dicts in REST or Python style, or ``BatchTaskCreateOptions``) and/or
-    a ``task_factory`` from :mod:`airflow_batch_provider.utils.task_factories` (one task per blob,
+    a ``task_factory`` from :mod:`airflow_batch_provider.batch.task_factories` (one task per blob,
     parametric sweep, tasks from an upload's XCom). Every task id becomes ``<prefix>-<local id>`` with
     a prefix derived from the DAG run and task (or ``task_id_prefix``), so an Airflow retry re-adds the
     same ids and the service's ``TaskExists`` answers count as already added: nothing runs twice.
@@ -178,10 +136,10 @@ class BatchAddTasksOperator(BaseOperator):
         queue_margin: timedelta | float = DEFAULT_QUEUE_MARGIN,
         max_concurrency: int | None = None,
         azbatch_conn_id: str = BatchHook.default_conn_name,
-        azblob_conn_id: str = "azblob_default",
+        azblob_conn_id: str = AZBLOB_DEFAULT_CONN_ID,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(azbatch_conn_id=azbatch_conn_id, azblob_conn_id=azblob_conn_id, **kwargs)
         self.job_id = job_id
         self.tasks = tasks
         self.task_factory = task_factory
@@ -205,20 +163,6 @@ class BatchAddTasksOperator(BaseOperator):
         self.sas_ttl = sas_ttl
         self.queue_margin = queue_margin
         self.max_concurrency = max_concurrency
-        self.azbatch_conn_id = azbatch_conn_id
-        self.azblob_conn_id = azblob_conn_id
-        self._blob_hooks: dict[str, Any] = {}
-
-    @cached_property
-    def hook(self) -> BatchHook:
-        return BatchHook(self.azbatch_conn_id)
-
-    def _blob_hook(self, conn_id: str) -> Any:
-        if conn_id not in self._blob_hooks:
-            from airflow_batch_provider.hooks.blob import BlobStorageHook
-
-            self._blob_hooks[conn_id] = BlobStorageHook(conn_id)
-        return self._blob_hooks[conn_id]
 
     # -- planning -----------------------------------------------------------------------------------
 
@@ -239,16 +183,6 @@ class BatchAddTasksOperator(BaseOperator):
             raise InvalidInputError("Pass tasks=[...] and/or task_factory=...; there is nothing to add.")
         return raw
 
-    def _needed_sas_lifetime(self, job: Mapping[str, Any]) -> tuple[timedelta, str]:
-        margin = _seconds(self.queue_margin) or timedelta(0)
-        job_clock = parse_iso_duration((job.get("constraints") or {}).get("maxWallClockTime"))
-        if job_clock is not None:
-            return job_clock + margin, f"job max wall clock {job_clock} + queue margin {margin}"
-        task_clock = _seconds((to_rest(dict(self.constraints or {}))).get("maxWallClockTime"))
-        if task_clock is not None:
-            return task_clock + margin, f"task max wall clock {task_clock} + queue margin {margin}"
-        return DEFAULT_UNBOUNDED_SAS_TTL, "no max wall clock on the job or tasks, so a default"
-
     def _resource_files(self, ctx: TaskBuildContext) -> list[dict[str, Any]]:
         files: list[dict[str, Any]] = []
         for entry in self.common_resource_files or []:
@@ -258,15 +192,13 @@ class BatchAddTasksOperator(BaseOperator):
                 prefix = entry.get("blob_prefix") or entry.get("prefix") or ""
                 if self.identity_reference:
                     item: dict[str, Any] = {
-                        "storageContainerUrl": self._blob_hook(self.azblob_conn_id).container_url(container),
+                        "storageContainerUrl": self.blob_hook_for().container_url(container),
                         "identityReference": to_rest(dict(self.identity_reference)),
                     }
                     if prefix:
                         item["blobPrefix"] = prefix
                 else:
-                    item = self._blob_hook(self.azblob_conn_id).resource_files(
-                        container, prefix, expiry=ctx.sas_expiry
-                    )[0]
+                    item = self.blob_hook_for().resource_files(container, prefix, expiry=ctx.sas_expiry)[0]
                 if entry.get("file_path"):
                     item["filePath"] = entry["file_path"]
                 if entry.get("file_mode"):
@@ -276,29 +208,7 @@ class BatchAddTasksOperator(BaseOperator):
                 files.append(to_rest(entry))
         return files
 
-    def _output_files(self, url: str, job_id: str, prefix: str, task_id: str) -> list[dict[str, Any]]:
-        if not self.output_container:
-            return []
-        base = (self.output_path or f"{job_id}/{prefix}").strip("/")
-        path = f"{base}/{task_id}"
-        identity = to_rest(dict(self.identity_reference)) if self.identity_reference else None
-        # A pattern without wildcards names one file, and Batch then takes ``path`` as the blob name
-        # itself: keep the file's name under the task's folder, as wildcard patterns do.
-        files = [
-            output_file(
-                pattern,
-                url,
-                path if has_glob(pattern) else f"{path}/{PurePosixPath(pattern).name}",
-                "tasksuccess",
-                identity,
-            )
-            for pattern in (self.output_patterns or [])
-        ]
-        if self.upload_std_logs:
-            files.extend(std_log_output_files(url, f"{path}/logs", identity))
-        return files
-
-    def _common_settings(self, common_files: list[dict[str, Any]]) -> _CommonSettings:
+    def _common_settings(self, common_files: list[dict[str, Any]]) -> CommonSettings:
         extras = {
             key: to_rest(value)
             for key, value in (
@@ -309,7 +219,7 @@ class BatchAddTasksOperator(BaseOperator):
             )
             if value is not None and value != ""
         }
-        return _CommonSettings(
+        return CommonSettings(
             defaults=to_rest(dict(self.task_defaults or {})),
             resource_files=common_files,
             environment=environment_list(self.environment) or [],
@@ -321,124 +231,111 @@ class BatchAddTasksOperator(BaseOperator):
     # -- execute ------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        job_id = make_batch_id(str(self.job_id))
-        prefix = (
-            make_batch_id(str(self.task_id_prefix))
-            if self.task_id_prefix
-            else default_task_id_prefix(context)
-        )
-        validate_batch_id(prefix, "task id prefix")
+        """Fetch the job, plan the tasks (checked before anything is sent), submit them, report."""
+        job_id = to_batch_id(self.job_id, "job_id")
+        prefix = self._task_id_prefix(context)
         id_prefix = full_prefix(prefix) if self.prefix_task_ids else ""
-        try:
-            BatchJobLink.persist(context, self.hook.settings, job_id)
-        except Exception as err:
-            self.log.debug("Could not persist the job link: %s", err)
+        self.persist_link(BatchJobLink, context, job_id)
 
+        job, pool_id, slots = self._fetch_job(job_id)
+        lifetime, why = needed_sas_lifetime(job, self.constraints, self.queue_margin)
+        ctx, needed_until = self._build_context(lifetime, why)
+        tasks = number_tasks(self._raw_tasks(ctx), id_prefix)
+        if not job_accepts_tasks(job):
+            return self._added_before(job, tasks, id_prefix)
+        check_dependencies(tasks, job, job_id)
+        outputs = self._output_settings(ctx, job_id, prefix)
+        final = plan_task_collection(
+            tasks,
+            self._common_settings(self._resource_files(ctx)),
+            outputs,
+            task_slots_per_node=slots,
+            pool_id=pool_id,
+            sas_needed_until=needed_until,
+            sas_reason=why,
+        )
+        if outputs and self.create_output_container:
+            # Without the container every task would run and then fail its upload; create it once
+            # everything local has been checked.
+            self.blob_hook_for().create_container(str(self.output_container))
+        return self._submit(job_id, id_prefix, pool_id, final)
+
+    def _task_id_prefix(self, context: Context) -> str:
+        """``task_id_prefix`` made a valid id, else one derived from the DAG run (the same on retries)."""
+        if self.task_id_prefix:
+            prefix = to_batch_id(self.task_id_prefix, "task_id_prefix")
+        else:
+            prefix = default_task_id_prefix(context)
+        return validate_batch_id(prefix, "task id prefix")
+
+    def _fetch_job(self, job_id: str) -> tuple[dict[str, Any], str | None, int | None]:
+        """The job, its pool id, and the task slots per node of its pool (``None`` when unknown)."""
         job = self.hook.get_job(job_id)
         if job is None:
             raise BatchProviderError(
                 f"Job {job_id!r} does not exist. Create it first (BatchCreateJobOperator) or check job_id."
             )
-        state = str(job.get("state") or "").lower()
-        accepts_tasks = state in ("active", "disabled", "disabling", "enabling", "")
         pool_id = (job.get("poolInfo") or {}).get("poolId")
-        slots: int | None = None
         if pool_id:
             pool = self.hook.get_pool(pool_id, select=["id", "taskSlotsPerNode"])
-            slots = int((pool or {}).get("taskSlotsPerNode") or 1) if pool else None
-        else:
-            auto = ((job.get("poolInfo") or {}).get("autoPoolSpecification") or {}).get("pool") or {}
-            slots = int(auto.get("taskSlotsPerNode") or 1) if auto else None
+            return job, pool_id, int(pool.get("taskSlotsPerNode") or 1) if pool else None
+        auto = ((job.get("poolInfo") or {}).get("autoPoolSpecification") or {}).get("pool") or {}
+        return job, pool_id, int(auto.get("taskSlotsPerNode") or 1) if auto else None
 
-        lifetime, why = self._needed_sas_lifetime(job)
-        ttl = _seconds(self.sas_ttl)
+    def _build_context(self, lifetime: timedelta, why: str) -> tuple[TaskBuildContext, datetime]:
+        """What task factories get (SAS expiry, identity), and until when the tasks need their SAS."""
+        ttl = to_timedelta(self.sas_ttl, "sas_ttl", maximum=MAX_SAS_TTL)
         if ttl is not None and ttl < lifetime:
             raise InvalidInputError(
                 f"sas_ttl {ttl} is shorter than the tasks may need the files ({why}: {lifetime}). Raise "
                 "sas_ttl, shorten the job's max_wall_clock_time, or use identity_reference instead of SAS."
             )
         now = datetime.now(timezone.utc)
-        needed_until = now + lifetime
         ctx = TaskBuildContext(
-            blob_hook=self._blob_hook,
+            blob_hook=self.blob_hook_for,
             sas_expiry=now + (ttl or lifetime) + timedelta(minutes=5),
             identity_reference=to_rest(dict(self.identity_reference)) if self.identity_reference else None,
         )
+        return ctx, now + lifetime
 
-        raw = self._raw_tasks(ctx)
-        # Local ids: the task's own, else its position.
-        width = max(5, len(str(len(raw))))
-        planned: list[dict[str, Any]] = []
-        for index, task in enumerate(raw):
-            local = str(task.get("id") or f"{index:0{width}d}")
-            if self.prefix_task_ids:
-                full = f"{id_prefix}{local}"
-                task["id"] = full if len(full) <= 64 else make_batch_id(full)
-            else:
-                task["id"] = local
-            planned.append(task)
-
-        if not accepts_tasks:
-            return self._added_before(job, planned, id_prefix)
-
-        if not job.get("usesTaskDependencies"):
-            dependent = [t["id"] for t in planned if t.get("dependsOn")]
-            if dependent:
-                raise InvalidInputError(
-                    f"{len(dependent)} task(s) declare dependsOn ({', '.join(dependent[:5])}) but job "
-                    f"{job_id!r} was created without uses_task_dependencies=True; the service would "
-                    "reject them."
-                )
-
+    def _output_settings(self, ctx: TaskBuildContext, job_id: str, prefix: str) -> OutputSettings | None:
+        """Where the tasks upload their outputs (a write SAS is minted now); ``None`` without a container."""
         if self.output_patterns and not self.output_container:
             raise InvalidInputError("output_patterns needs output_container (where to upload the files).")
-        if self.output_container:
-            validate_container_name(self.output_container, field="output_container")
-        common_files = self._resource_files(ctx)
-        output_url = ""
-        if self.output_container:
-            blob_hook = self._blob_hook(self.azblob_conn_id)
-            if self.identity_reference:
-                output_url = blob_hook.container_url(self.output_container)
-            else:
-                output_url = blob_hook.get_container_sas_url(
-                    self.output_container, "write", expiry=ctx.sas_expiry
-                )
-        common = self._common_settings(common_files)
-        final = []
-        for task in planned:
-            body = common.apply(task)
-            outputs = self._output_files(output_url, job_id, prefix, body["id"])
-            if outputs:
-                body["outputFiles"] = [*(body.get("outputFiles") or []), *outputs]
-            final.append(body)
-        # Everything is checked here, once, before anything is created or sent.
-        validate_task_collection(final, task_slots_per_node=slots, pool_id=pool_id)
-        validate_sas_lifetime(
-            (url for task in final for url in sas_urls_in_task(task)), needed_until=needed_until, reason=why
+        if not self.output_container:
+            return None
+        container = validate_container_name(self.output_container, field="output_container")
+        blob_hook = self.blob_hook_for()
+        if self.identity_reference:
+            url = blob_hook.container_url(container)
+        else:
+            url = blob_hook.get_container_sas_url(container, "write", expiry=ctx.sas_expiry)
+        return OutputSettings(
+            container_url=url,
+            base_path=self.output_path or f"{job_id}/{prefix}",
+            patterns=tuple(self.output_patterns or ()),
+            upload_std_logs=self.upload_std_logs,
+            identity_reference=dict(ctx.identity_reference) if ctx.identity_reference else None,
         )
-        if self.output_container and self.create_output_container:
-            # Without the container every task would run and then fail its upload; create it once
-            # everything local has been checked.
-            self._blob_hook(self.azblob_conn_id).create_container(self.output_container)
 
+    def _submit(self, job_id: str, id_prefix: str, pool_id: str | None, tasks: list[dict[str, Any]]) -> dict:
+        """Add the tasks and return the small XCom; tasks the service refused fail the Airflow task."""
         self.log.info(
-            "Adding %d task(s) with ids %s* to job %s (pool %s)", len(final), id_prefix or "", job_id, pool_id
+            "Adding %d task(s) with ids %s* to job %s (pool %s)", len(tasks), id_prefix or "", job_id, pool_id
         )
         try:
-            result = self.hook.add_tasks(job_id, final, max_concurrency=self.max_concurrency)
+            result = self.hook.add_tasks(job_id, tasks, max_concurrency=self.max_concurrency)
         except HttpResponseError as err:
             if error_code(err) not in ("JobCompleted", "JobNotActive"):
                 raise
-            # The job ended between the check above and the request: say why, as for an ended job.
+            # The job ended between the check and the request: say why, as for an ended job.
             ended = self.hook.get_job(job_id) or {"id": job_id}
-            raise self._job_ended_error(
-                ended, f"Job {job_id!r} ended while {len(final)} task(s) were added."
-            ) from err
+            refused = f"Job {job_id!r} ended while {len(tasks)} task(s) were added."
+            raise self._job_ended_error(ended, refused) from err
         if result.failures:
             shown = "; ".join(f"{f['id']}: {f.get('code')}: {f.get('message')}" for f in result.failures[:10])
             raise BatchProviderError(
-                f"{len(result.failures)} of {len(final)} task(s) could not be added to job {job_id!r}: "
+                f"{len(result.failures)} of {len(tasks)} task(s) could not be added to job {job_id!r}: "
                 f"{shown}"
             )
         self.log.info(
@@ -450,7 +347,7 @@ class BatchAddTasksOperator(BaseOperator):
         )
         return {
             "job_id": job_id,
-            "task_count": len(final),
+            "task_count": len(tasks),
             "task_id_prefix": id_prefix or None,
             "added": result.added,
             "already_existed": result.already_existed,

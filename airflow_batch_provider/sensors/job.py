@@ -5,37 +5,28 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_batch_provider.exceptions import BatchProviderError
-from airflow_batch_provider.hooks._sdk_compat import TaskCounts
-from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.triggers.job import BatchJobTrigger
-from airflow_batch_provider.utils.batch_status import (
-    SyncBatchIO,
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
+from airflow_batch_provider.batch.monitor.io import SyncBatchIO, run_sync
+from airflow_batch_provider.batch.monitor.job import (
     check_job,
     failure_report,
     is_failed_task,
     job_check_due_by_clock,
     prefix_filter,
-    run_sync,
 )
+from airflow_batch_provider.exceptions import BatchJobEndedError, BatchProviderError, BatchTaskFailureError
+from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.links.portal import BatchJobLink
+from airflow_batch_provider.operators.base import BatchConnectionMixin
+from airflow_batch_provider.triggers.job import BatchJobTrigger
 
 #: Extra time the deferral gets beyond the trigger's own deadline, so the trigger reports the timeout.
 _DEFERRAL_MARGIN = 60.0
-
-
-class BatchTaskFailureError(BatchProviderError):
-    """Batch tasks completed with a failure (non-zero exit code, or a failure info)."""
-
-
-class BatchJobEndedError(BatchProviderError):
-    """The job ended (terminated, deleted) before its tasks completed."""
 
 
 def job_result(event: dict[str, Any], max_ids: int = 20) -> dict[str, Any]:
@@ -50,7 +41,7 @@ def job_result(event: dict[str, Any], max_ids: int = 20) -> dict[str, Any]:
     }
 
 
-class BatchJobSensor(BaseSensorOperator):
+class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
     """Wait until all tasks of a Batch job, or all tasks whose id starts with ``task_id_prefix``, complete.
 
     Fails with the ids, exit codes, failure codes and stderr tails of the failed tasks (or only warns
@@ -105,21 +96,11 @@ class BatchJobSensor(BaseSensorOperator):
         self._stalled = 0
         self._last_message: str | None = None
 
-    @cached_property
-    def hook(self) -> BatchHook:
-        return BatchHook(self.azbatch_conn_id)
-
     def _expected(self) -> int | None:
         return int(self.expected_task_count) if self.expected_task_count not in (None, "", "None") else None
 
-    def _persist_link(self, context: Any) -> None:
-        try:
-            BatchJobLink.persist(context, self.hook.settings, self.job_id)
-        except Exception as err:  # a link must never fail the task
-            self.log.debug("Could not persist the job link: %s", err)
-
     def execute(self, context: Any) -> Any:
-        self._persist_link(context)
+        self.persist_link(BatchJobLink, context, self.job_id)
         if self.deferrable:
             event = self._check().to_event()
             if event["status"] != "running":

@@ -5,35 +5,27 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
+from airflow_batch_provider.batch.monitor.pool import PoolVerdict, StartTaskReboots, check_pool_blocking
+from airflow_batch_provider.batch.validation import validate_start_task_reboots
+from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
+from airflow_batch_provider.operators.base import BatchConnectionMixin
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
-from airflow_batch_provider.utils.batch_status import (
-    PoolVerdict,
-    StartTaskReboots,
-    check_pool_blocking,
-)
-from airflow_batch_provider.utils.validation import validate_start_task_reboots
 
 _DEFERRAL_MARGIN = 60.0
-
-
-class BatchPoolNotReadyError(BatchProviderError):
-    """The pool cannot become ready: quota, image or VM size error, start task failure, unusable nodes."""
 
 
 def pool_result(event: dict[str, Any]) -> dict[str, Any]:
     return {"pool_id": event.get("pool_id"), "usable_nodes": event.get("usable_nodes")}
 
 
-class BatchPoolSensor(BaseSensorOperator):
+class BatchPoolSensor(BatchConnectionMixin, BaseSensorOperator):
     """Wait until a pool is steady with at least ``min_usable_nodes`` idle or running nodes.
 
     Fails fast, with the service's message, on quota, image and VM size errors; on start task failures
@@ -76,18 +68,11 @@ class BatchPoolSensor(BaseSensorOperator):
         self._reboots = StartTaskReboots(self.max_start_task_reboots)
         self._last_message: str | None = None
 
-    @cached_property
-    def hook(self) -> BatchHook:
-        return BatchHook(self.azbatch_conn_id)
-
     def _min(self) -> int | None:
         return int(self.min_usable_nodes) if self.min_usable_nodes not in (None, "", "None") else None
 
     def execute(self, context: Any) -> Any:
-        try:
-            BatchPoolLink.persist(context, self.hook.settings, self.pool_id)
-        except Exception as err:
-            self.log.debug("Could not persist the pool link: %s", err)
+        self.persist_link(BatchPoolLink, context, self.pool_id)
         if self.deferrable:
             verdict = self._check()
             if verdict.status != "waiting":

@@ -12,16 +12,20 @@ import asyncio
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
     from airflow_batch_provider.hooks.batch import BatchHook
-    from airflow_batch_provider.utils.batch_status import AsyncBatchIO
 
 #: The connection the triggers use by default (``BatchHook.default_conn_name``, without importing it).
 DEFAULT_CONN_ID = "azbatch_default"
 
 
 def _new_hook(conn_id: str) -> tuple[BatchHook, AsyncBatchIO]:
+    # The checks' modules too: the triggers import them later, already loaded.
+    import airflow_batch_provider.batch.monitor.job
+    import airflow_batch_provider.batch.monitor.pool
+    import airflow_batch_provider.batch.service_errors  # noqa: F401
+    from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
     from airflow_batch_provider.hooks.batch import BatchHook
-    from airflow_batch_provider.utils.batch_status import AsyncBatchIO
 
     hook = BatchHook(conn_id)
     return hook, AsyncBatchIO(hook)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
+from airflow_batch_provider.triggers._base import BatchPollingTrigger
+from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID
 
-from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID, prepare_batch_io
+if TYPE_CHECKING:  # the triggerer imports this module on its event loop: the SDK comes later, off it
+    from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
+    from airflow_batch_provider.batch.monitor.job import JobCheck
 
-if TYPE_CHECKING:
-    from airflow_batch_provider.hooks._sdk_compat import TaskCounts
 
-
-class BatchJobTrigger(BaseTrigger):
+class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
     """Poll a job's tasks with the async Batch client until all are complete.
 
     Without ``task_id_prefix`` each poll is one task-counts request (whatever the number of tasks),
@@ -24,6 +22,16 @@ class BatchJobTrigger(BaseTrigger):
     ``{"status": "success"|"failed"|"timeout"|"error", "job_id", "task_id_prefix", "counts",
     "message", "failed_tasks", "failed_count"}``; failed tasks carry exit code, failure code and the
     tail of stderr for the first few.
+
+    :param job_id: The job to watch.
+    :param task_id_prefix: Watch only the tasks whose id starts with this prefix.
+    :param azbatch_conn_id: The ``azbatch`` connection.
+    :param poll_interval: Seconds between two polls.
+    :param timeout_at: When to give up (UNIX timestamp); ``None`` waits without a deadline.
+    :param expected_task_count: Tasks that must exist before the job counts as done.
+    :param max_failed_tasks: Failed task ids reported in the event.
+    :param max_failure_logs: Failed tasks whose stderr tail is read.
+    :param max_consecutive_errors: Failed reads in a row that end the wait with an ``error`` event.
     """
 
     def __init__(
@@ -38,88 +46,72 @@ class BatchJobTrigger(BaseTrigger):
         max_failure_logs: int = 3,
         max_consecutive_errors: int = 3,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            azbatch_conn_id=azbatch_conn_id,
+            poll_interval=poll_interval,
+            timeout_at=timeout_at,
+            max_consecutive_errors=max_consecutive_errors,
+        )
         self.job_id = job_id
         self.task_id_prefix = task_id_prefix or None
-        self.azbatch_conn_id = azbatch_conn_id
-        self.poll_interval = float(poll_interval)
-        self.timeout_at = timeout_at
         self.expected_task_count = expected_task_count
         self.max_failed_tasks = int(max_failed_tasks)
         self.max_failure_logs = int(max_failure_logs)
-        self.max_consecutive_errors = int(max_consecutive_errors)
+        self._last_counts: TaskCounts | None = None
+        self._stalled = 0
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "job_id": self.job_id,
-                "task_id_prefix": self.task_id_prefix,
-                "azbatch_conn_id": self.azbatch_conn_id,
-                "poll_interval": self.poll_interval,
-                "timeout_at": self.timeout_at,
-                "expected_task_count": self.expected_task_count,
-                "max_failed_tasks": self.max_failed_tasks,
-                "max_failure_logs": self.max_failure_logs,
-                "max_consecutive_errors": self.max_consecutive_errors,
-            },
+    def serialize_fields(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "task_id_prefix": self.task_id_prefix,
+            "expected_task_count": self.expected_task_count,
+            "max_failed_tasks": self.max_failed_tasks,
+            "max_failure_logs": self.max_failure_logs,
+        }
+
+    @property
+    def resource(self) -> str:
+        return f"job {self.job_id!r}"
+
+    async def check(self, io: AsyncBatchIO) -> JobCheck:
+        from airflow_batch_provider.batch.monitor.job import check_job  # loaded off the loop already
+
+        return await check_job(
+            io,
+            self.job_id,
+            self.task_id_prefix,
+            expected_task_count=self.expected_task_count,
+            last_counts=self._last_counts,
+            stalled_polls=self._stalled,
+            max_failed_tasks=self.max_failed_tasks,
+            max_failure_logs=self.max_failure_logs,
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook, io = await prepare_batch_io(self.azbatch_conn_id)
-        # Already imported by prepare_batch_io, off the event loop.
-        from airflow_batch_provider.hooks._sdk_compat import TaskCounts, error_message
-        from airflow_batch_provider.utils.batch_status import check_job
+    def on_value(self, value: JobCheck) -> None:
+        if value.changed:
+            self.log.info("%s", value.message)
+        self._last_counts = value.counts
+        self._stalled = value.stalled_polls
 
-        last_counts: TaskCounts | None = None
-        stalled = 0
-        errors = 0
-        try:
-            while True:
-                try:
-                    check = await check_job(
-                        io,
-                        self.job_id,
-                        self.task_id_prefix,
-                        expected_task_count=self.expected_task_count,
-                        last_counts=last_counts,
-                        stalled_polls=stalled,
-                        max_failed_tasks=self.max_failed_tasks,
-                        max_failure_logs=self.max_failure_logs,
-                    )
-                    errors = 0
-                except Exception as err:
-                    errors += 1
-                    if errors >= self.max_consecutive_errors:
-                        yield TriggerEvent(
-                            {
-                                "status": "error",
-                                "job_id": self.job_id,
-                                "task_id_prefix": self.task_id_prefix,
-                                "counts": (last_counts or TaskCounts()).as_dict(),
-                                "message": f"Could not read job {self.job_id!r}: "
-                                f"{type(err).__name__}: {error_message(err)}",
-                                "failed_tasks": [],
-                                "failed_count": 0,
-                            }
-                        )
-                        return
-                    self.log.warning("Reading job %s failed (%s); will retry", self.job_id, err)
-                    await asyncio.sleep(self.poll_interval)
-                    continue
-                if check.changed:
-                    self.log.info("%s", check.message)
-                last_counts = check.counts
-                stalled = check.stalled_polls
-                if check.status != "running":
-                    yield TriggerEvent(check.to_event())
-                    return
-                if self.timeout_at is not None and time.time() >= self.timeout_at:
-                    event = check.to_event()
-                    event["status"] = "timeout"
-                    event["message"] = f"Timed out waiting for Batch tasks. Last status: {check.message}"
-                    yield TriggerEvent(event)
-                    return
-                await asyncio.sleep(self.poll_interval)
-        finally:
-            await hook.aclose()
+    def is_done(self, value: JobCheck) -> bool:
+        return value.status != "running"
+
+    def done_event(self, value: JobCheck) -> dict[str, Any]:
+        return value.to_event()
+
+    def timeout_event(self, value: JobCheck) -> dict[str, Any]:
+        event = value.to_event()
+        event["status"] = "timeout"
+        event["message"] = f"Timed out waiting for Batch tasks. Last status: {value.message}"
+        return event
+
+    def error_event(self, message: str, last: JobCheck | None) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "job_id": self.job_id,
+            "task_id_prefix": self.task_id_prefix,
+            "counts": (self._last_counts or TaskCounts()).as_dict(),
+            "message": message,
+            "failed_tasks": [],
+            "failed_count": 0,
+        }

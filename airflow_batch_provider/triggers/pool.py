@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow_batch_provider.batch.validation import validate_start_task_reboots
+from airflow_batch_provider.triggers._base import BatchPollingTrigger
+from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID
 
-from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID, prepare_batch_io
-from airflow_batch_provider.utils.validation import validate_start_task_reboots
-
-if TYPE_CHECKING:
-    from airflow_batch_provider.utils.batch_status import StartTaskReboots
+if TYPE_CHECKING:  # the triggerer imports this module on its event loop: the SDK comes later, off it
+    from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
+    from airflow_batch_provider.batch.monitor.pool import PoolVerdict, StartTaskReboots
 
 
-class BatchPoolTrigger(BaseTrigger):
+class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
     """Poll a pool with the async Batch client until it is steady with enough usable nodes.
 
     Emits one event ``{"status": "ready"|"failed"|"timeout"|"error", "pool_id", "message",
@@ -29,6 +26,16 @@ class BatchPoolTrigger(BaseTrigger):
     first check); the trigger adds its own in memory. The triggerer cannot store them, so a trigger
     resumed on another triggerer (or after a restart) starts again from the counts it was deferred
     with, and a node may get up to that many reboots more; the wait stays bounded by ``timeout_at``.
+
+    :param pool_id: The pool to watch.
+    :param azbatch_conn_id: The ``azbatch`` connection.
+    :param min_usable_nodes: Idle or running nodes needed; default every target node (0 for autoscale).
+    :param poll_interval: Seconds between two polls.
+    :param timeout_at: When to give up (UNIX timestamp); ``None`` waits without a deadline.
+    :param max_consecutive_errors: Failed reads in a row that end the wait with an ``error`` event.
+    :param carry: JSON returned unchanged in the event, so the operator resumes with what it knew.
+    :param max_start_task_reboots: Reboots per node whose start task failed before the failure counts.
+    :param start_task_reboots: Reboots already made (from :meth:`StartTaskReboots.to_json`).
     """
 
     def __init__(
@@ -43,103 +50,76 @@ class BatchPoolTrigger(BaseTrigger):
         max_start_task_reboots: int = 0,
         start_task_reboots: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            azbatch_conn_id=azbatch_conn_id,
+            poll_interval=poll_interval,
+            timeout_at=timeout_at,
+            max_consecutive_errors=max_consecutive_errors,
+        )
         #: JSON data returned unchanged in the event, so the operator resumes with what it knew.
         self.carry = carry
         self.pool_id = pool_id
-        self.azbatch_conn_id = azbatch_conn_id
         self.min_usable_nodes = min_usable_nodes
-        self.poll_interval = float(poll_interval)
-        self.timeout_at = timeout_at
-        self.max_consecutive_errors = int(max_consecutive_errors)
         self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
+        #: Reboots made so far; serialize() includes them, so a re-created trigger knows them.
         self._reboots_json = start_task_reboots
         self._reboots: StartTaskReboots | None = None
+        self._last_message: str | None = None
+
+    def serialize_fields(self) -> dict[str, Any]:
+        return {
+            "pool_id": self.pool_id,
+            "min_usable_nodes": self.min_usable_nodes,
+            "carry": self.carry,
+            "max_start_task_reboots": self.max_start_task_reboots,
+            "start_task_reboots": self._reboots_json if self._reboots is None else self._reboots.to_json(),
+        }
+
+    @property
+    def resource(self) -> str:
+        return f"pool {self.pool_id!r}"
 
     @property
     def reboots(self) -> StartTaskReboots:
         """Reboots made so far; serialize() includes them, so a re-created trigger knows them."""
         if self._reboots is None:
-            from airflow_batch_provider.utils.batch_status import StartTaskReboots
+            from airflow_batch_provider.batch.monitor.pool import StartTaskReboots
 
             self._reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._reboots_json)
         return self._reboots
 
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "pool_id": self.pool_id,
-                "azbatch_conn_id": self.azbatch_conn_id,
-                "min_usable_nodes": self.min_usable_nodes,
-                "poll_interval": self.poll_interval,
-                "timeout_at": self.timeout_at,
-                "max_consecutive_errors": self.max_consecutive_errors,
-                "carry": self.carry,
-                "max_start_task_reboots": self.max_start_task_reboots,
-                "start_task_reboots": self._reboots_json
-                if self._reboots is None
-                else self._reboots.to_json(),
-            },
-        )
+    async def check(self, io: AsyncBatchIO) -> PoolVerdict:
+        from airflow_batch_provider.batch.monitor.pool import check_pool  # loaded off the loop already
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook, io = await prepare_batch_io(self.azbatch_conn_id)
-        # Already imported by prepare_batch_io, off the event loop.
-        from airflow_batch_provider.hooks._sdk_compat import error_message
-        from airflow_batch_provider.utils.batch_status import check_pool
+        return await check_pool(io, self.pool_id, self.min_usable_nodes, reboots=self.reboots)
 
-        last_message = None
-        errors = 0
-        try:
-            while True:
-                try:
-                    verdict = await check_pool(io, self.pool_id, self.min_usable_nodes, reboots=self.reboots)
-                    errors = 0
-                except Exception as err:
-                    errors += 1
-                    if errors >= self.max_consecutive_errors:
-                        yield TriggerEvent(
-                            {
-                                "carry": self.carry,
-                                "status": "error",
-                                "pool_id": self.pool_id,
-                                "message": f"Could not read pool {self.pool_id!r}: "
-                                f"{type(err).__name__}: {error_message(err)}",
-                            }
-                        )
-                        return
-                    self.log.warning("Reading pool %s failed (%s); will retry", self.pool_id, err)
-                    await asyncio.sleep(self.poll_interval)
-                    continue
-                for line in verdict.reboot_messages:
-                    self.log.warning("%s", line)
-                if verdict.message != last_message:
-                    self.log.info("%s", verdict.message)
-                    last_message = verdict.message
-                if verdict.status in ("ready", "failed"):
-                    yield TriggerEvent(
-                        {
-                            "carry": self.carry,
-                            "status": verdict.status,
-                            "pool_id": self.pool_id,
-                            "message": verdict.message,
-                            "usable_nodes": verdict.usable_nodes,
-                        }
-                    )
-                    return
-                if self.timeout_at is not None and time.time() >= self.timeout_at:
-                    yield TriggerEvent(
-                        {
-                            "carry": self.carry,
-                            "status": "timeout",
-                            "pool_id": self.pool_id,
-                            "message": f"Pool {self.pool_id!r} was not ready in time. Last status: "
-                            f"{verdict.message}",
-                            "usable_nodes": verdict.usable_nodes,
-                        }
-                    )
-                    return
-                await asyncio.sleep(self.poll_interval)
-        finally:
-            await hook.aclose()
+    def on_value(self, value: PoolVerdict) -> None:
+        for line in value.reboot_messages:
+            self.log.warning("%s", line)
+        if value.message != self._last_message:
+            self.log.info("%s", value.message)
+            self._last_message = value.message
+
+    def is_done(self, value: PoolVerdict) -> bool:
+        return value.status in ("ready", "failed")
+
+    def done_event(self, value: PoolVerdict) -> dict[str, Any]:
+        return {
+            "carry": self.carry,
+            "status": value.status,
+            "pool_id": self.pool_id,
+            "message": value.message,
+            "usable_nodes": value.usable_nodes,
+        }
+
+    def timeout_event(self, value: PoolVerdict) -> dict[str, Any]:
+        return {
+            "carry": self.carry,
+            "status": "timeout",
+            "pool_id": self.pool_id,
+            "message": f"Pool {self.pool_id!r} was not ready in time. Last status: {value.message}",
+            "usable_nodes": value.usable_nodes,
+        }
+
+    def error_event(self, message: str, last: PoolVerdict | None) -> dict[str, Any]:
+        return {"carry": self.carry, "status": "error", "pool_id": self.pool_id, "message": message}

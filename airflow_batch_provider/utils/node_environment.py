@@ -1,18 +1,14 @@
-"""Names a Batch compute node gives things in a task's environment.
-
-Plain string rules with no dependencies, shared by the operators and the local emulator.
-"""
+"""Deprecated: moved to :mod:`airflow_batch_provider.batch.node_environment`; this alias will be removed."""
 
 from __future__ import annotations
 
-import re
+import warnings
 
+from airflow_batch_provider.batch.node_environment import *  # noqa: F403
+from airflow_batch_provider.batch.node_environment import __all__ as __all__
 
-def linux_variable_name(application_id: str, version: str | None = None) -> str:
-    """The variable a Linux node sets to a package's directory.
-
-    As documented: periods, hyphens and number signs become underscores and the application id keeps
-    its case; without a version (a reference to the default version) there is no version suffix.
-    """
-    name = application_id if version is None else f"{application_id}#{version}"
-    return "AZ_BATCH_APP_PACKAGE_" + re.sub(r"[.#-]", "_", name)
+warnings.warn(
+    "airflow_batch_provider.utils.node_environment moved to airflow_batch_provider.batch.node_environment.",
+    DeprecationWarning,
+    stacklevel=2,
+)

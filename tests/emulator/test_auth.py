@@ -157,7 +157,7 @@ def test_unsupported_api_version_is_rejected(emulator: BatchEmulatorServer) -> N
     old = BatchClient(
         emulator.endpoint,
         AzureNamedKeyCredential(emulator.account_name, emulator.account_key),
-        api_version="2024-07-01.20.0",
+        api_version="2022-10-01.16.0",
     )
     with pytest.raises(HttpResponseError) as excinfo:
         list(old.list_pools())

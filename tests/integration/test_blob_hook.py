@@ -38,11 +38,11 @@ from airflow_batch_provider.exceptions import (
     ConnectionConfigError,
     InvalidInputError,
 )
-from airflow_batch_provider.hooks import blob as blob_hook_module
 from airflow_batch_provider.hooks.blob import BlobInfo, BlobStorageHook
+from airflow_batch_provider.hooks.blob import transfer as blob_hook_module
+from airflow_batch_provider.storage import digest_cache, local_files
+from airflow_batch_provider.storage.local_files import safe_local_path
 from airflow_batch_provider.testing.azurite import AzuriteServer
-from airflow_batch_provider.utils import digest_cache, local_files
-from airflow_batch_provider.utils.local_files import safe_local_path
 
 pytestmark = pytest.mark.integration
 

@@ -304,14 +304,21 @@ def test_download_lists_files_only_up_to_the_threshold(
 
 
 def test_template_fields() -> None:
-    assert set(UploadDataFilesOperator.template_fields) == {"source", "container", "prefix"}
+    # The connection id is templated too (issue 15: connection fields templated in every operator).
+    assert set(UploadDataFilesOperator.template_fields) == {"source", "container", "prefix", "azblob_conn_id"}
     assert set(UploadApplicationFilesOperator.template_fields) == {
         "source",
         "container",
         "prefix",
         "node_path",
+        "azblob_conn_id",
     }
-    assert set(DownloadOutputFilesOperator.template_fields) == {"container", "prefix", "local_dir"}
+    assert set(DownloadOutputFilesOperator.template_fields) == {
+        "container",
+        "prefix",
+        "local_dir",
+        "azblob_conn_id",
+    }
 
 
 def test_expiry_default_is_a_day(default_conn: None, container: str) -> None:

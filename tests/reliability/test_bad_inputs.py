@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowNotFoundException
+from azure.core.exceptions import HttpResponseError
 from azure.storage.blob import (
     AccountSasPermissions,
     BlobServiceClient,
@@ -27,6 +29,7 @@ from azure.storage.blob import (
     generate_account_sas,
 )
 
+from airflow_batch_provider.exceptions import BatchProviderError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.operators.job import (
     BatchCreateJobOperator,
@@ -135,6 +138,8 @@ class Case:
     run: Callable[[Env], Any]
     #: Phrases the error message must contain (case-insensitive): the field, and the fix.
     expect: tuple[str, ...]
+    #: The error type the user catches.
+    error: type[Exception] = BatchProviderError
 
 
 def _execute(operator_class: type[Any], **kwargs: Any) -> Callable[[Env], Any]:
@@ -278,6 +283,7 @@ CASES: list[Case] = [
         "blob: missing connection",
         _upload("{tmp}/inputs/*.csv", azblob_conn_id="no_such_conn"),
         ("no_such_conn",),
+        AirflowNotFoundException,
     ),
     # -- pools ---------------------------------------------------------------------------------------
     Case("pool: empty id", _pool(pool_id=" "), ("empty", "non-empty")),
@@ -326,6 +332,11 @@ CASES: list[Case] = [
     ),
     Case("job: priority out of range", _job(priority=5000), ("priority", "-1000", "1000")),
     Case(
+        "job: max wall clock overflows",
+        _job(max_wall_clock_time="P99999999999999999999D"),
+        ("max_wall_clock_time", "too long"),
+    ),
+    Case(
         "job: max wall clock not a duration",
         _job(max_wall_clock_time="soon"),
         ("max_wall_clock_time", "soon"),
@@ -370,11 +381,26 @@ CASES: list[Case] = [
         ("sas_ttl", "max_wall_clock_time"),
     ),
     Case(
+        "tasks: two output patterns to one blob",
+        _add([_task()], output_container=CONTAINER, output_patterns=["a/result.json", "b/result.json"]),
+        ("a/result.json", "b/result.json", "overwrite", "wildcard"),
+    ),
+    Case(
+        "tasks: task id ending in a newline",
+        _add([_task("one\n")], prefix_task_ids=False),
+        ("'one\\n'", "hyphens"),
+    ),
+    Case(
+        "tasks: queue margin not a number",
+        _add([_task()], output_container=CONTAINER, queue_margin=float("nan")),
+        ("queue_margin", "finite"),
+    ),
+    Case(
         "tasks: invalid output container",
         _add([_task()], output_container="Out_Put"),
         ("output_container", "lower-case"),
     ),
-    Case("tasks: 101 tasks in one explicit collection", _raw_collection(101), ("100",)),
+    Case("tasks: 101 tasks in one explicit collection", _raw_collection(101), ("100",), HttpResponseError),
     # -- monitoring, output and cleanup --------------------------------------------------------------
     Case(
         "sensor: job does not exist",
@@ -505,7 +531,7 @@ def test_bad_input_is_named_with_its_fix_and_changes_nothing(catalog: Env, case:
     before = snapshot(catalog.stack)
     assert (POOL, "standard_d2s_v3", 2) in before["pools"] and (JOB, KEPT_TASK) in before["tasks"]
     assert (CONTAINER, KEPT_BLOB) in before["blobs"]
-    with pytest.raises(Exception) as info:
+    with pytest.raises(case.error) as info:
         case.run(catalog)
     message = str(info.value)
     missing = [phrase for phrase in case.expect if phrase.lower() not in message.lower()]

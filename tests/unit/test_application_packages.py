@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 from airflow.models.connection import Connection
 
-from airflow_batch_provider.exceptions import ConnectionConfigError, InvalidInputError
-from airflow_batch_provider.hooks.batch_management import DEFAULT_MANAGEMENT_ENDPOINT, BatchManagementHook
-from airflow_batch_provider.operators.application import BatchPublishApplicationPackageOperator
-from airflow_batch_provider.utils.application_packages import (
+from airflow_batch_provider.batch.application_packages import (
     build_deterministic_zip,
     existing_zip,
     package_reference,
     validate_application_id,
     validate_version,
 )
-from airflow_batch_provider.utils.node_environment import linux_variable_name
+from airflow_batch_provider.batch.node_environment import linux_variable_name
+from airflow_batch_provider.exceptions import ConnectionConfigError, InvalidInputError
+from airflow_batch_provider.hooks.batch_management import DEFAULT_MANAGEMENT_ENDPOINT, BatchManagementHook
+from airflow_batch_provider.operators.application import BatchPublishApplicationPackageOperator
 
 
 def _tree(root: Path) -> Path:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from airflow_batch_provider.batch.ids import is_valid_batch_id, make_batch_id, task_id_for, to_batch_id
 from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.ids import is_valid_batch_id, make_batch_id, task_id_for
 
 VALID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -55,3 +55,20 @@ def test_only_forbidden_characters_still_give_an_id() -> None:
 def test_task_id_for_joins_prefix_and_local_id() -> None:
     assert task_id_for("run1", "00001") == "run1-00001"
     assert is_valid_batch_id(task_id_for("p" * 60, "local-id"))
+
+
+@pytest.mark.parametrize("value", ["x\n", "job-1\n", "a" * 63 + "\n"])
+def test_a_trailing_newline_is_not_a_valid_id(value: str) -> None:
+    # Regression: ``^...$`` with re.match accepted "x\n", so tasks "x" and "x\n" could coexist.
+    assert not is_valid_batch_id(value)
+    converted = make_batch_id(value)
+    assert converted != value and VALID.fullmatch(converted)
+    assert converted != make_batch_id(value.rstrip("\n"))
+
+
+def test_an_id_argument_converts_once_naming_its_field() -> None:
+    assert to_batch_id("etl-run_1", "job_id") == "etl-run_1"
+    assert to_batch_id(42, "job_id") == "42"
+    for empty in (None, "", "   ", True):
+        with pytest.raises(InvalidInputError, match=r"job_id is empty.*non-empty"):
+            to_batch_id(empty, "job_id")

@@ -10,17 +10,22 @@ import pytest
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
-from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
-from airflow_batch_provider.hooks._sdk_compat import TaskCounts
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
+from airflow_batch_provider.batch.task_factories import BlobPrefixTasks, ParametricSweep, TasksFromUpload
+from airflow_batch_provider.exceptions import (
+    BatchJobEndedError,
+    BatchProviderError,
+    BatchTaskFailureError,
+    InvalidInputError,
+)
 from airflow_batch_provider.hooks.batch import AddTasksResult
 from airflow_batch_provider.links.portal import BatchJobLink, portal_url
 from airflow_batch_provider.operators.job import BatchCreateJobOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
-from airflow_batch_provider.sensors.job import BatchJobEndedError, BatchJobSensor, BatchTaskFailureError
+from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.sensors.pool import BatchPoolSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
-from airflow_batch_provider.utils.task_factories import BlobPrefixTasks, ParametricSweep, TasksFromUpload
 
 SUPPORTED = [
     {
@@ -551,3 +556,94 @@ def test_identity_reference_replaces_sas() -> None:
     destination = task["outputFiles"][0]["destination"]["container"]
     assert destination["containerUrl"] == "https://acct.blob.core.windows.net/results"
     assert destination["identityReference"] == {"resourceId": identity["resource_id"]}
+
+
+# -- hardening: collisions, durations and ids (issue 14) --------------------------------------------
+
+
+def test_two_output_patterns_landing_on_one_blob_fail_before_anything_is_created() -> None:
+    # Regression: "a/result.json" and "b/result.json" both went to <task>/result.json.
+    hook = _job_hook()
+    blob = FakeBlobHook()
+    op = BatchAddTasksOperator(
+        task_id="add",
+        job_id="j",
+        tasks=[{"command_line": "x"}],
+        output_container="results",
+        output_patterns=["a/result.json", "b/result.json"],
+    )
+    op._blob_hooks["azblob_default"] = blob
+    with pytest.raises(InvalidInputError, match=r"'a/result\.json' and 'b/result\.json'.*overwrite"):
+        _with(op, hook).execute(_context())
+    assert "add_tasks" not in hook.calls and blob.created == []
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (
+            lambda: BatchCreateJobOperator(
+                task_id="j", job_id="j", pool_id="p1", max_wall_clock_time=float("nan")
+            ),
+            "max_wall",
+        ),
+        (
+            lambda: BatchCreateJobOperator(task_id="j", job_id="j", pool_id="p1", max_wall_clock_time=1e300),
+            "max_wall",
+        ),
+        (
+            lambda: BatchCreateJobOperator(
+                task_id="j", job_id="j", pool_id="p1", max_wall_clock_time="P99999999999999999999D"
+            ),
+            "max_wall_clock_time",
+        ),
+        (lambda: _pool_op(wait_for_ready=True, wait_timeout=float("inf")), "wait_timeout"),
+        (lambda: _pool_op(wait_for_ready=True, poll_interval=float("nan")), "poll_interval"),
+        (
+            lambda: BatchAddTasksOperator(
+                task_id="add", job_id="j", tasks=[{"command_line": "x"}], sas_ttl=float("inf")
+            ),
+            "sas_ttl",
+        ),
+        (
+            lambda: BatchAddTasksOperator(
+                task_id="add", job_id="j", tasks=[{"command_line": "x"}], queue_margin=timedelta(days=10**8)
+            ),
+            "queue_margin",
+        ),
+        (
+            lambda: BatchAddTasksOperator(
+                task_id="add",
+                job_id="j",
+                tasks=[{"command_line": "x", "constraints": {}}],
+                constraints={"max_wall_clock_time": float("nan")},
+            ),
+            "maxWallClockTime",
+        ),
+    ],
+)
+def test_durations_that_overflow_or_are_not_numbers_name_the_field(make: Any, field: str) -> None:
+    # Regression: these raised a raw OverflowError or ValueError from timedelta.
+    hook = _job_hook()
+    hook.pools["p1"] = {"id": "p1", "taskSlotsPerNode": 1}
+    with pytest.raises(InvalidInputError, match=field):
+        _with(make(), hook).execute(_context())
+    assert not {"create_pool", "create_job", "add_tasks"} & set(hook.calls)
+
+
+def test_a_task_id_ending_in_a_newline_is_refused_before_any_call() -> None:
+    hook = _job_hook()
+    op = BatchAddTasksOperator(
+        task_id="add", job_id="j", tasks=[{"id": "x\n", "command_line": "x"}], prefix_task_ids=False
+    )
+    with pytest.raises(InvalidInputError, match="characters Batch rejects"):
+        _with(op, hook).execute(_context())
+    assert "add_tasks" not in hook.calls
+
+
+def test_an_id_ending_in_a_newline_becomes_a_distinct_valid_id() -> None:
+    hook = FakeHook()
+    hook.pools["p1"] = {"id": "p1"}
+    first = _with(BatchCreateJobOperator(task_id="j", job_id="x", pool_id="p1"), hook).execute(_context())
+    second = _with(BatchCreateJobOperator(task_id="j", job_id="x\n", pool_id="p1"), hook).execute(_context())
+    assert first["job_id"] == "x" and second["job_id"] != "x" and "\n" not in second["job_id"]

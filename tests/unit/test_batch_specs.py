@@ -7,20 +7,12 @@ from datetime import timedelta
 import pytest
 from azure.batch import models
 
+from airflow_batch_provider.batch.durations import UNBOUNDED_DURATION, parse_iso_duration, to_iso_duration
+from airflow_batch_provider.batch.job_spec import build_job_spec, job_differences
+from airflow_batch_provider.batch.pool_spec import build_pool_spec, pool_differences, resolve_image
+from airflow_batch_provider.batch.rest import to_rest
+from airflow_batch_provider.batch.task_plan import normalize_task, std_log_output_files
 from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.batch_specs import (
-    build_job_spec,
-    build_pool_spec,
-    job_differences,
-    normalize_task,
-    parse_iso_duration,
-    pool_differences,
-    resolve_image,
-    std_log_output_files,
-    to_iso_duration,
-    to_rest,
-)
-from airflow_batch_provider.utils.durations import UNBOUNDED_DURATION
 
 SUPPORTED = [
     {

@@ -9,17 +9,19 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-from airflow_batch_provider.hooks._sdk_compat import TaskCounts
-from airflow_batch_provider.utils.batch_status import (
-    StartTaskReboots,
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
+from airflow_batch_provider.batch.monitor.io import run_sync
+from airflow_batch_provider.batch.monitor.job import (
     check_job,
-    check_pool,
     counts_from_tasks,
-    evaluate_pool,
-    is_fatal_resize_error,
     job_check_due_by_clock,
     prefix_filter,
-    run_sync,
+)
+from airflow_batch_provider.batch.monitor.pool import (
+    StartTaskReboots,
+    check_pool,
+    evaluate_pool,
+    is_fatal_resize_error,
 )
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from airflow_batch_provider.batch.monitor.counts import TaskCounts
 from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.hooks._sdk_compat import TaskCounts
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.triggers.job import BatchJobTrigger
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger

@@ -6,8 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.validation import (
+from airflow_batch_provider.batch.validation import (
     sas_expiry_of,
     validate_batch_id,
     validate_non_negative_int,
@@ -16,6 +15,7 @@ from airflow_batch_provider.utils.validation import (
     validate_task_collection,
     validate_unique_batch_ids,
 )
+from airflow_batch_provider.exceptions import InvalidInputError
 
 
 def _task(task_id: str, command: str = "echo hi", **extra: object) -> dict[str, object]:
@@ -110,3 +110,56 @@ def test_reboot_budget_must_be_a_non_negative_whole_number(bad: object) -> None:
     message = str(info.value)
     assert message.startswith("max_start_task_reboots must be a whole number of at least 0 (reboots per node")
     assert message.endswith(f"got {bad!r}.")
+
+
+def test_an_id_ending_in_a_newline_is_refused() -> None:
+    # Regression: ``^...$`` with re.match let "x\n" through every id check.
+    with pytest.raises(InvalidInputError, match="characters Batch rejects: '\\\\n'"):
+        validate_batch_id("x\n", "task")
+    with pytest.raises(InvalidInputError, match="characters Batch rejects"):
+        validate_task_collection([_task("x\n")])
+
+
+def _output(pattern: str, path: str, container: str = "https://a.blob.core.windows.net/out?sig=S") -> dict:
+    return {
+        "filePattern": pattern,
+        "destination": {"container": {"containerUrl": container, "path": path}},
+        "uploadOptions": {"uploadCondition": "tasksuccess"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "blob"),
+    [
+        (
+            _output("a/result.json", "t/result.json"),
+            _output("b/result.json", "t/result.json"),
+            "t/result.json",
+        ),
+        (_output("a/*.json", "t"), _output("b/*.json", "t"), "t/*.json"),
+        (_output("a/x.txt", ""), _output("b/x.txt", ""), "x.txt"),
+    ],
+)
+def test_two_output_patterns_writing_one_blob_are_refused(first: dict, second: dict, blob: str) -> None:
+    # Regression: one file silently overwrote the other after the task ran.
+    with pytest.raises(InvalidInputError, match="overwrite") as info:
+        validate_task_collection([_task("t1", outputFiles=[first, second])])
+    message = str(info.value)
+    assert first["filePattern"] in message and second["filePattern"] in message
+    assert repr(blob) in message and "sig=" not in message and "wildcard pattern" in message
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        [_output("a/result.json", "t/a.json"), _output("b/result.json", "t/b.json")],
+        [_output("*/result.json", "t"), _output("../std*.txt", "t/logs")],
+        [_output("out/x.txt", "t/x.txt"), _output("out/x.txt", "t/x.txt")],  # the same file twice
+        [
+            _output("a/x.txt", "t/x.txt"),
+            _output("b/x.txt", "t/x.txt", "https://a.blob.core.windows.net/other"),
+        ],
+    ],
+)
+def test_output_patterns_writing_distinct_blobs_pass(outputs: list[dict]) -> None:
+    validate_task_collection([_task("t1", outputFiles=outputs)])

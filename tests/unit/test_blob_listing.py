@@ -16,8 +16,8 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
-from airflow_batch_provider.hooks import _blob_listing as listing
-from airflow_batch_provider.hooks._blob_listing import BlobInfo, parse_listing_page
+from airflow_batch_provider.hooks.blob import listing
+from airflow_batch_provider.hooks.blob.listing import BlobInfo, parse_listing_page
 
 MD5_A = hashlib.md5(b"a").digest()
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from airflow_batch_provider.utils import digest_cache
-from airflow_batch_provider.utils.digest_cache import SETTLE_NS, DigestCache, FileStamp, default_cache_dir
+from airflow_batch_provider.storage import digest_cache
+from airflow_batch_provider.storage.digest_cache import SETTLE_NS, DigestCache, FileStamp, default_cache_dir
 
 LATER = 3 * SETTLE_NS  # a run that starts long enough after the files were written
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.local_files import (
+from airflow_batch_provider.storage.local_files import (
     BackgroundHasher,
     check_sources,
     collect_local_files,

@@ -101,3 +101,21 @@ def test_airflow_cli_lists_the_provider_and_its_hooks(tmp_path: Path) -> None:
     by_type = {row["connection_type"]: row for row in json.loads(hooks.stdout)}
     assert by_type["azbatch"]["class"] == "airflow_batch_provider.hooks.batch.BatchHook"
     assert by_type["azblob"]["class"] == "airflow_batch_provider.hooks.blob.BlobStorageHook"
+
+
+def test_config_options_are_published_from_the_one_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_batch_provider.config import OPTIONS, conf_flag, conf_number
+
+    published = INFO["config"]["azure_batch_provider"]["options"]
+    assert set(published) == set(OPTIONS)
+    for key, option in OPTIONS.items():
+        assert published[key]["type"] == option.type and published[key]["description"]
+        if option.type in ("integer", "float"):
+            assert conf_number(key) == option.default
+            assert float(published[key]["default"]) == option.default
+    monkeypatch.setenv("AIRFLOW__AZURE_BATCH_PROVIDER__BLOB_RETRY_JITTER", "0.5")
+    monkeypatch.setenv("AIRFLOW__AZURE_BATCH_PROVIDER__RETRY_TOTAL", "not a number")
+    monkeypatch.setenv("AIRFLOW__AZURE_BATCH_PROVIDER__HTTP_LOGGING", "True")
+    assert conf_number("blob_retry_jitter") == 0.5
+    assert conf_number("retry_total") == OPTIONS["retry_total"].default  # a bad value is ignored
+    assert conf_flag("http_logging") is True

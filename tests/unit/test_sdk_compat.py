@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from azure.batch import BatchClient, models
 from azure.core.credentials import AzureNamedKeyCredential
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.core.pipeline.transport import HttpTransport
 
+from airflow_batch_provider.batch import service_errors
 from airflow_batch_provider.hooks import _sdk_compat as compat
 
 
@@ -153,11 +154,11 @@ def test_error_code_and_message_from_sdk_errors() -> None:
             b'\\nRequestId:abc\\nTime:2026"}}',
         )
     )
-    with pytest.raises(Exception) as info:
+    with pytest.raises(HttpResponseError) as info:
         client.create_pool(models.BatchPoolCreateOptions(id="p", vm_size="x"))
-    assert compat.error_code(info.value) == "PoolExists"
-    assert compat.error_message(info.value) == "The specified pool already exists."
-    assert compat.status_code(info.value) == 409
+    assert service_errors.error_code(info.value) == "PoolExists"
+    assert service_errors.error_message(info.value) == "The specified pool already exists."
+    assert service_errors.status_code(info.value) == 409
 
 
 def test_tail_range() -> None:

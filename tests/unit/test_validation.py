@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_batch_provider.batch.validation import normalize_blob_prefix, validate_container_name
 from airflow_batch_provider.exceptions import InvalidInputError
-from airflow_batch_provider.utils.validation import normalize_blob_prefix, validate_container_name
 
 
 @pytest.mark.parametrize(

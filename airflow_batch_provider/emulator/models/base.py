@@ -7,16 +7,18 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow_batch_provider.batch.durations import parse_duration
 from airflow_batch_provider.emulator.errors import (
     BatchError,
     condition_not_met,
     invalid_property,
     missing_property,
 )
+from airflow_batch_provider.emulator.runner.process import MAX_COMMAND_LINE_BYTES, command_line_too_long
 from airflow_batch_provider.emulator.serialization import format_datetime, new_etag, parse_http_date, utcnow
-from airflow_batch_provider.utils.durations import parse_duration
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")
 
 
 class Resource:
@@ -135,6 +137,8 @@ def get_int(
     value = body.get(name)
     if value is None:
         return default
+    if isinstance(value, str) and _INTEGER.match(value):
+        value = int(value)  # The service reads numeric strings as numbers; the Azure CLI sends them.
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid_property(path or name, value, "The value must be an integer.")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
@@ -213,12 +217,37 @@ def reject_container_settings(body: Mapping[str, Any], path: str) -> None:
         )
 
 
-def validate_command_task(body: Mapping[str, Any], path: str = "") -> None:
-    """Checks shared by tasks, start tasks and job preparation/release tasks."""
+def validate_container_settings(body: Mapping[str, Any], path: str = "") -> None:
+    """Check ``containerSettings`` as the service does (an image name is required)."""
+    settings = get_object(body, "containerSettings", f"{path}containerSettings")
+    if settings is None:
+        return
+    require(settings, "imageName", f"{path}containerSettings/imageName")
+    if get_object(settings, "registry", f"{path}containerSettings/registry") is not None:
+        get_str(settings["registry"], "registryServer", f"{path}containerSettings/registry/registryServer")
+
+
+def validate_command_task(body: Mapping[str, Any], path: str = "", *, containers: bool = False) -> None:
+    """Checks shared by tasks, start tasks and job preparation/release tasks.
+
+    ``containers``: whether ``containerSettings`` is stored (a task; it fails at run time until the
+    emulator runs containers) or refused outright.
+    """
     require(body, "commandLine", f"{path}commandLine")
     if not isinstance(body["commandLine"], str):
         raise invalid_property(f"{path}commandLine", body["commandLine"], "The value must be a string.")
-    reject_container_settings(body, path)
+    if command_line_too_long(body["commandLine"]):
+        # Only a body over the service's 1 MB limit can carry such a command line: refuse it the same way.
+        raise BatchError(
+            413,
+            "RequestBodyTooLarge",
+            "The request body is too large and exceeds the maximum permissible limit.",
+            {"MaxLimit": str(MAX_COMMAND_LINE_BYTES)},
+        )
+    if containers:
+        validate_container_settings(body, path)
+    else:
+        reject_container_settings(body, path)
     for index, setting in enumerate(
         get_list(body, "environmentSettings", f"{path}environmentSettings") or []
     ):

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
+from airflow_batch_provider.batch.durations import format_duration
 from airflow_batch_provider.emulator.errors import (
     BatchError,
     conflict,
@@ -37,7 +38,6 @@ from airflow_batch_provider.emulator.models.base import (
 )
 from airflow_batch_provider.emulator.odata import parse_datetime
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
-from airflow_batch_provider.utils.durations import format_duration
 
 if TYPE_CHECKING:
     from airflow_batch_provider.emulator.models.account import BatchAccount

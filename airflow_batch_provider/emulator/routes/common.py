@@ -8,14 +8,13 @@ from typing import Any
 
 from fastapi import Request, Response
 
+from airflow_batch_provider.emulator.api_versions import LATEST, shape, upgrade
 from airflow_batch_provider.emulator.errors import BatchError, invalid_body
 from airflow_batch_provider.emulator.models.account import BatchAccount
 from airflow_batch_provider.emulator.models.base import Resource
 from airflow_batch_provider.emulator.odata import ListQuery, apply_select
 from airflow_batch_provider.emulator.serialization import format_http_date
 
-#: The only REST API version the emulator speaks (the one azure-batch 15.x sends).
-API_VERSION = "2025-06-01"
 JSON_MEDIA_TYPE = "application/json;odata=minimalmetadata"
 
 
@@ -33,7 +32,7 @@ def query(request: Request) -> dict[str, str]:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object; 400 ``InvalidRequestBody`` when it is not one."""
+    """The request body as a JSON object, in the newest api-version's shape; 400 when it is not one."""
     raw = await request.body()
     if not raw:
         return {}
@@ -43,7 +42,17 @@ async def read_json(request: Request) -> dict[str, Any]:
         raise invalid_body(f"The body is not valid JSON: {err}") from err
     if not isinstance(body, dict):
         raise invalid_body("The body must be a JSON object.")
-    return body
+    return upgrade(body, api_version(request))
+
+
+def api_version(request: Request) -> str:
+    """The api-version the request names (checked by the app before any route runs)."""
+    return request.query_params.get("api-version") or LATEST
+
+
+def versioned(request: Request, document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` as the request's api-version names its properties."""
+    return shape(document, api_version(request))
 
 
 def metadata_url(request: Request, fragment: str) -> str:
@@ -70,7 +79,7 @@ def entity_response(
     """200 with one resource (``$select`` applied), its ETag and Last-Modified."""
     body = {
         "odata.metadata": metadata_url(request, fragment),
-        **apply_select(document, query(request).get("$select")),
+        **apply_select(versioned(request, document), query(request).get("$select")),
     }
     return Response(_dump(body), 200, resource_headers(resource), media_type=JSON_MEDIA_TYPE)
 
@@ -80,10 +89,15 @@ def json_response(body: dict[str, Any], status: int = 200) -> Response:
 
 
 def list_response(request: Request, documents: Sequence[dict[str, Any]], fragment: str) -> Response:
-    """200 with one page of a list: ``$filter``, ``$select``, ``maxresults`` and an absolute next link."""
+    """200 with one page of a list: ``$filter``, ``$select``, ``maxresults`` and an absolute next link.
+
+    Items are shaped for the request's api-version, and the next link keeps that version.
+    """
     options = ListQuery.from_params(query(request))
     list_url = f"{base_url(request)}{request.url.path}"
-    body = options.page(documents, list_url, API_VERSION, metadata_url(request, fragment))
+    version = api_version(request)
+    shaped = [shape(document, version) for document in documents]
+    body = options.page(shaped, list_url, version, metadata_url(request, fragment))
     return json_response(body)
 
 

@@ -17,6 +17,7 @@ from airflow_batch_provider.emulator.routes.common import (
     metadata_url,
     ok,
     read_json,
+    versioned,
 )
 from airflow_batch_provider.emulator.routes.common import query as query_params
 
@@ -32,7 +33,7 @@ async def list_nodes(request: Request, pool_id: str) -> Response:
 @router.get("/pools/{pool_id}/nodes/{node_id}")
 async def get_node(request: Request, pool_id: str, node_id: str) -> Response:
     node = get_account(request).nodes.get(pool_id, node_id)
-    document = apply_select(node.to_dict(), query_params(request).get("$select"))
+    document = apply_select(versioned(request, node.to_dict()), query_params(request).get("$select"))
     return json_response({"odata.metadata": metadata_url(request, "nodes/@Element"), **document})
 
 

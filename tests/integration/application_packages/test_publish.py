@@ -16,12 +16,8 @@ from azure.batch import BatchClient
 from azure.batch import models as m
 from azure.storage.blob import BlobClient
 
-from airflow_batch_provider.exceptions import ConnectionConfigError
-from airflow_batch_provider.hooks.batch_management import (
-    CONTENT_HASH_TAG,
-    ApplicationPackageConflictError,
-    BatchManagementHook,
-)
+from airflow_batch_provider.exceptions import ApplicationPackageConflictError, ConnectionConfigError
+from airflow_batch_provider.hooks.batch_management import CONTENT_HASH_TAG, BatchManagementHook
 from airflow_batch_provider.operators.application import BatchPublishApplicationPackageOperator
 from airflow_batch_provider.testing.stack import LocalAzureStack
 from tests.integration.application_packages.conftest import ARM_CONN_ID

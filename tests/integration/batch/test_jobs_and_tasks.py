@@ -14,6 +14,13 @@ import pytest
 from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 from azure.core.pipeline.policies import SansIOHTTPPolicy
 
+from airflow_batch_provider.batch.task_factories import ParametricSweep, TasksFromUpload
+from airflow_batch_provider.exceptions import (
+    BatchJobEndedError,
+    BatchProviderError,
+    BatchTaskFailureError,
+    InvalidInputError,
+)
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.hooks.blob import BlobStorageHook
 from airflow_batch_provider.operators.job import (
@@ -25,9 +32,8 @@ from airflow_batch_provider.operators.output import BatchCollectTaskOutputOperat
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator
 from airflow_batch_provider.operators.storage import UploadDataFilesOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
-from airflow_batch_provider.sensors.job import BatchJobEndedError, BatchJobSensor, BatchTaskFailureError
+from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
-from airflow_batch_provider.utils.task_factories import ParametricSweep, TasksFromUpload
 from tests.support.task_context import task_context
 
 pytestmark = pytest.mark.integration
@@ -108,7 +114,7 @@ def test_job_ids_from_templates_creation_reuse_and_teardown(pool_id: str, hook: 
     assert job["maxParallelTasks"] == 8 and job["priority"] == 10
     assert create.execute(_ctx("job", uid))["created"] is False  # an Airflow retry re-attaches
 
-    with pytest.raises(Exception, match=r"poolInfo\.poolId"):
+    with pytest.raises(BatchProviderError, match=r"poolInfo\.poolId"):
         BatchCreateJobOperator(task_id="job2", job_id=raw_id, pool_id="another-pool").execute(
             _ctx("job2", uid)
         )
@@ -118,7 +124,7 @@ def test_job_ids_from_templates_creation_reuse_and_teardown(pool_id: str, hook: 
     )
     assert terminate.execute(_ctx("t", uid))["outcome"] == "terminated"
     assert terminate.execute(_ctx("t", uid))["outcome"] == "already_completed"
-    with pytest.raises(Exception, match="accepts no new tasks"):
+    with pytest.raises(BatchProviderError, match="accepts no new tasks"):
         create.execute(_ctx("job", uid))
     delete = BatchDeleteJobOperator(task_id="d", job_id=raw_id, wait_for_deletion=True, poll_interval=0.2)
     assert delete.execute(_ctx("d", uid))["outcome"] == "deleted"
@@ -263,7 +269,7 @@ def test_outputs_and_std_logs_are_uploaded_and_listed(pool_id: str, hook: BatchH
 def test_plain_file_outputs_seconds_constraints_readable_ids_and_a_new_output_container(
     pool_id: str, hook: BatchHook, uid: str
 ) -> None:
-    from airflow_batch_provider.utils.task_factories import BlobPrefixTasks
+    from airflow_batch_provider.batch.task_factories import BlobPrefixTasks
 
     blob = BlobStorageHook()
     blob.create_container("itest-data")
@@ -303,7 +309,9 @@ def test_plain_file_outputs_seconds_constraints_readable_ids_and_a_new_output_co
 
 def test_validation_refuses_before_adding(pool_id: str, hook: BatchHook, uid: str) -> None:
     job_id = _job(pool_id, uid)
-    with pytest.raises(Exception, match=r"require more slots than a node of pool .* \(taskSlotsPerNode=4\)"):
+    with pytest.raises(
+        InvalidInputError, match=r"require more slots than a node of pool .* \(taskSlotsPerNode=4\)"
+    ):
         BatchAddTasksOperator(
             task_id="add", job_id=job_id, tasks=[{"command_line": "echo", "required_slots": 8}]
         ).execute(_ctx("add", uid))
@@ -351,8 +359,8 @@ def test_timeout_terminates_the_tasks_under_the_prefix(pool_id: str, hook: Batch
 def test_application_files_and_one_task_per_blob(
     pool_id: str, hook: BatchHook, uid: str, tmp_path: Path
 ) -> None:
+    from airflow_batch_provider.batch.task_factories import BlobPrefixTasks
     from airflow_batch_provider.operators.storage import UploadApplicationFilesOperator
-    from airflow_batch_provider.utils.task_factories import BlobPrefixTasks
 
     app = tmp_path / "app"
     app.mkdir()
@@ -501,7 +509,7 @@ def test_active_job_quota_error_says_what_to_do(monkeypatch: pytest.MonkeyPatch,
         BatchCreateJobOperator(
             task_id="j1", job_id="first", pool_id="p", azbatch_conn_id="azbatch_quota"
         ).execute(ctx)
-        with pytest.raises(Exception, match="active job quota is used up") as info:
+        with pytest.raises(BatchProviderError, match="active job quota is used up") as info:
             BatchCreateJobOperator(
                 task_id="j2", job_id="second", pool_id="p", azbatch_conn_id="azbatch_quota"
             ).execute(ctx)

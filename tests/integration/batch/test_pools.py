@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProviderError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, BatchDeletePoolOperator
-from airflow_batch_provider.sensors.pool import BatchPoolNotReadyError, BatchPoolSensor
+from airflow_batch_provider.sensors.pool import BatchPoolSensor
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
 
@@ -51,7 +52,7 @@ def test_create_wait_reuse_refuse_recreate_delete(hook: BatchHook, context: dict
     again = _pool_op(pool_id, task_slots_per_node=2).execute(context)
     assert again["created"] is False and again["usable_nodes"] == 2
 
-    with pytest.raises(Exception, match="taskSlotsPerNode: existing 2, requested 4") as info:
+    with pytest.raises(BatchProviderError, match="taskSlotsPerNode: existing 2, requested 4") as info:
         _pool_op(pool_id, task_slots_per_node=4, wait_for_ready=False).execute(context)
     assert "if_exists='recreate'" in str(info.value)
 
@@ -195,7 +196,7 @@ def test_autoscale_pool_waits_for_the_formula_nodes(hook: BatchHook, context: di
     assert (
         pool is not None and pool["enableAutoScale"] is True and pool["autoScaleEvaluationInterval"] == "PT5M"
     )
-    with pytest.raises(Exception, match="enableAutoScale: existing True, requested False"):
+    with pytest.raises(BatchProviderError, match="enableAutoScale: existing True, requested False"):
         _pool_op(pool_id, wait_for_ready=False).execute(context)
     hook.delete_pool(pool_id)
 

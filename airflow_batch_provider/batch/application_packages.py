@@ -24,8 +24,8 @@ from pathlib import Path
 from airflow_batch_provider.exceptions import InvalidInputError
 
 MAX_NAME_LENGTH = 64
-_APPLICATION_ID = re.compile(r"^[A-Za-z0-9_-]+$")
-_VERSION = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+_APPLICATION_ID = re.compile(r"[A-Za-z0-9_-]+")
+_VERSION = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 #: The timestamp of every entry (the earliest a zip can hold), so rebuilding never changes the bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _CHUNK = 1024 * 1024
@@ -40,7 +40,7 @@ def validate_application_id(value: object, field: str = "application_id") -> str
             f"{field} {value!r} is {len(value)} characters long; application names have at most "
             f"{MAX_NAME_LENGTH}."
         )
-    if not _APPLICATION_ID.match(value):
+    if not _APPLICATION_ID.fullmatch(value):
         bad = sorted({char for char in value if not re.match(r"[A-Za-z0-9_-]", char)})
         raise InvalidInputError(
             f"{field} {value!r} contains {''.join(bad)!r}; application names may only contain letters, "
@@ -59,7 +59,7 @@ def validate_version(value: object, field: str = "version") -> str:
         )
     if value.startswith("."):
         raise InvalidInputError(f"{field} {value!r} starts with a period, which versions may not do.")
-    if not _VERSION.match(value):
+    if not _VERSION.fullmatch(value):
         bad = sorted({char for char in value if not re.match(r"[A-Za-z0-9_.-]", char)})
         raise InvalidInputError(
             f"{field} {value!r} contains {''.join(bad)!r}; versions may only contain letters, digits, "

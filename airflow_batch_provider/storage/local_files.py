@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Generic, TypeVar
 
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
-from airflow_batch_provider.utils.digest_cache import FileStamp
+from airflow_batch_provider.storage.digest_cache import FileStamp
 
 _GLOB_CHARS = frozenset("*?[")
 _HASH_CHUNK = 8 * 1024 * 1024

@@ -108,10 +108,10 @@ def validate_start_task_reboots(value: Any) -> int:
 # Batch ids, task collections and SAS lifetimes (Batch operators)
 # ---------------------------------------------------------------------------------------------------
 
-_BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _BATCH_ID_HINT = (
     "Batch ids may contain only letters, digits, hyphens and underscores, at most 64 characters. "
-    "airflow_batch_provider.utils.ids.make_batch_id() turns any string into a valid, unique id."
+    "airflow_batch_provider.batch.ids.make_batch_id() turns any string into a valid, unique id."
 )
 
 
@@ -123,7 +123,7 @@ def validate_batch_id(value: Any, kind: str = "task") -> str:
         raise InvalidInputError(
             f"The {kind} id {value[:80]!r} has {len(value)} characters, more than 64. {_BATCH_ID_HINT}"
         )
-    if not _BATCH_ID.match(value):
+    if not _BATCH_ID.fullmatch(value):
         bad = sorted({ch for ch in value if not (ch.isascii() and (ch.isalnum() or ch in "-_"))})
         raise InvalidInputError(
             f"The {kind} id {value!r} contains characters Batch rejects: {''.join(bad)!r}. {_BATCH_ID_HINT}"
@@ -172,6 +172,56 @@ def _oversized_message(tasks: list[Mapping[str, Any]]) -> str:
     )
 
 
+_WILDCARDS = frozenset("*?[")
+
+
+def _upload_source_and_target(output: Mapping[str, Any]) -> tuple[str, tuple[str, str]] | None:
+    """Where one ``outputFiles`` entry reads (its fixed path) and writes (container, blob name or pattern).
+
+    As on Batch nodes: a pattern without wildcards uploads one file to ``path`` (else to its own name);
+    a wildcard pattern uploads each file under ``path`` by its path below the pattern's fixed folders.
+    """
+    pattern = str(output.get("filePattern") or "")
+    container = (output.get("destination") or {}).get("container") or {}
+    url = str(container.get("containerUrl") or "").split("?", 1)[0].rstrip("/")
+    path = str(container.get("path") or "").strip("/")
+    segments = [segment for segment in pattern.split("/") if segment not in ("", ".")]
+    if not segments:
+        return None
+    if not any(char in _WILDCARDS for char in pattern):
+        return "/".join(segments), (url, path or segments[-1])
+    fixed: list[str] = []
+    while not any(char in _WILDCARDS for char in segments[0]):
+        fixed.append(segments.pop(0))
+    return "/".join(fixed), (url, "/".join([path, *segments] if path else segments))
+
+
+def validate_output_destinations(task: Mapping[str, Any]) -> None:
+    """Raise when two output file patterns of a task upload different files to the same blob name.
+
+    One would silently overwrite the other: ``a/result.json`` and ``b/result.json`` both land as
+    ``<path>/result.json``, and so would ``a/*.json`` and ``b/*.json`` for files of the same name.
+    """
+    outputs = task.get("outputFiles")
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for output in outputs if isinstance(outputs, list | tuple) else []:
+        where = _upload_source_and_target(output) if isinstance(output, Mapping) else None
+        if where is None:
+            continue
+        source, target = where
+        pattern = str(output.get("filePattern"))
+        other_source, other = seen.setdefault(target, (source, pattern))
+        if other_source == source:
+            continue  # the same files to the same place
+        container, blob = target
+        raise InvalidInputError(
+            f"Task {task.get('id')!r}: the output file patterns {other!r} and {pattern!r} both upload to "
+            f"the blob {blob!r} of {container}, so one would overwrite the other. Keep the folders in the "
+            f"blob names with one wildcard pattern (e.g. '*/{blob.rsplit('/', 1)[-1]}'), or give the "
+            "files different names."
+        )
+
+
 def validate_task_collection(
     tasks: Iterable[Mapping[str, Any]],
     *,
@@ -180,8 +230,9 @@ def validate_task_collection(
 ) -> None:
     """Check task bodies (REST JSON shape) before anything is sent.
 
-    Every task needs a valid, unique id and a non-empty command line, and no task may require more
-    slots than a node of the pool offers (such a task would never be scheduled).
+    Every task needs a valid, unique id and a non-empty command line, no two of its output file
+    patterns may upload to the same blob, and no task may require more slots than a node of the pool
+    offers (such a task would never be scheduled).
     """
     task_list = list(tasks)
     if not task_list:
@@ -207,6 +258,8 @@ def validate_task_collection(
             if task_slots_per_node is not None and slots > task_slots_per_node:
                 too_big.append(f"{task_id} ({slots})")
     validate_unique_batch_ids(ids)
+    for task in task_list:
+        validate_output_destinations(task)
     oversized = [task for task in task_list if task_body_size(task) > MAX_TASK_BODY_BYTES]
     if oversized:
         raise InvalidInputError(_oversized_message(oversized))
