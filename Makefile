@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit soak demo bench clean conformance conformance-sdk conformance-cli conformance-emulator
+.PHONY: setup test lint unit soak demo system-test bench clean conformance conformance-sdk conformance-cli conformance-emulator
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -33,6 +33,10 @@ soak: setup
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# Every example DAG on a real deployment: PostgreSQL, LocalExecutor, separate Airflow processes, a browser.
+system-test: setup
+	$(BIN)/python scripts/system_test.py
+
 bench: setup
 	$(BIN)/python -m bench
 
@@ -56,4 +60,4 @@ conformance-emulator: setup
 	$(BIN)/python -m conformance.emulator --results build/conformance/emulator.json
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo .conformance
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo .system-test .conformance

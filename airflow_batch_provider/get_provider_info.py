@@ -6,14 +6,13 @@ from typing import Any
 
 from airflow_batch_provider import __version__
 from airflow_batch_provider.config import provider_info_section
-from airflow_batch_provider.hooks.connection_fields import credential_conn_fields
+from airflow_batch_provider.hooks.connection_fields import BATCH_AUTH_MODES, credential_conn_fields
 
 PACKAGE = "airflow_batch_provider"
 
 
 def _connection_types() -> list[dict[str, Any]]:
-    fields = credential_conn_fields()
-    batch_fields = dict(fields)
+    batch_fields = credential_conn_fields(BATCH_AUTH_MODES)
     batch_fields["subscription_id"] = {
         "label": "Subscription ID",
         "description": "Subscription of the Batch account: for portal links; needed for application "
@@ -38,7 +37,7 @@ def _connection_types() -> list[dict[str, Any]]:
         "(Azure Stack, or the local emulator's generated CA).",
         "schema": {"type": ["string", "null"]},
     }
-    blob_fields = dict(fields)
+    blob_fields = credential_conn_fields()
     blob_fields["connection_string"] = {
         "label": "Connection string",
         "description": "Storage account connection string. Takes precedence over every other field.",

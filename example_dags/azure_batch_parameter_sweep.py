@@ -80,6 +80,8 @@ with DAG(
         "steps": Param(2000, type="integer", minimum=1, description="Iterations per point."),
         # Outside (0, 1) every point fails with exit code 2: the merge is blocked and the job ends.
         "start": Param(0.2, type="number", description="Initial value x0 of every orbit."),
+        # A real simulation takes minutes; raise this to see the wait deferred to the triggerer.
+        "min_seconds": Param(0, type="number", minimum=0, description="Least seconds a point runs."),
         "output_dir": Param(OUTPUT_DIR, type="string", description="Local directory for sweep.json."),
         "data_container": Param("batch-sweep", type="string", description="Application files."),
         "output_container": Param("batch-sweep-output", type="string", description="Task outputs."),
@@ -113,7 +115,8 @@ with DAG(
                     "command_line": (
                         f"python3 {app['prefix']}simulate.py --point point-{index:02d} "
                         f"--rate {float(rate)!r} --steps {int(params['steps'])} "
-                        f"--start {float(params['start'])!r} --out out"
+                        f"--start {float(params['start'])!r} "
+                        f"--min-seconds {float(params.get('min_seconds') or 0)!r} --out out"
                     ),
                 }
             ]

@@ -231,6 +231,7 @@ def _serve_with_management(args: Any, settings: EmulatorSettings, fault_plan: An
     import uvicorn
 
     from airflow_batch_provider.emulator.app import create_app
+    from airflow_batch_provider.emulator.identity import TokenIssuer, create_identity_app, with_identity
     from airflow_batch_provider.emulator.management.app import create_management_app
     from airflow_batch_provider.emulator.management.models import ApplicationBackend
     from airflow_batch_provider.emulator.management.server import (
@@ -247,6 +248,10 @@ def _serve_with_management(args: Any, settings: EmulatorSettings, fault_plan: An
         backend = ApplicationBackend(settings.account_name, root, settings.storage_connection_string)
         print(f"  Management:   https://{display_host}:{args.management_port} (Resource Manager subset)")
         print(f"  CA to trust:  {tls.ca_path}")
+        print(
+            f"  Entra ID:     authority_host https://{display_host}:{args.management_port} "
+            "(client credentials; any client id and secret)"
+        )
         if scratch is not None:
             print("  (a new CA each start: pass --state-dir to keep one across restarts)")
         if not settings.storage_connection_string:
@@ -262,7 +267,11 @@ def _serve_with_management(args: Any, settings: EmulatorSettings, fault_plan: An
         )
         companion = CompanionServer(
             management_config(
-                create_management_app(backend), args.host, args.management_port, tls, args.log_level
+                with_identity(create_management_app(backend), create_identity_app(TokenIssuer())),
+                args.host,
+                args.management_port,
+                tls,
+                args.log_level,
             )
         )
         # The data plane's server handles Ctrl-C and, once shut down, re-raises it: that is the exit.

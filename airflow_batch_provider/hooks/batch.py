@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -353,11 +354,16 @@ class BatchHook(AzureBaseHook):
         if self._async_client is None:
             settings = await self.aget_settings()
             self._check_transport(settings)
-            self._async_credential = settings.async_credential()
-            self._async_client = AsyncBatchClient(
-                settings.batch_endpoint, self._async_credential, **self._client_kwargs(True)
-            )
+            # Built in a worker thread: it imports aiohttp and builds a pipeline, which would stall
+            # every other trigger of the triggerer's event loop.
+            credential, client = await asyncio.to_thread(self._new_async_client, settings)
+            self._async_credential, self._async_client = credential, client
+            return client
         return self._async_client
+
+    def _new_async_client(self, settings: AzureConnectionSettings) -> tuple[Any, AsyncBatchClient]:
+        credential = settings.async_credential()
+        return credential, AsyncBatchClient(settings.batch_endpoint, credential, **self._client_kwargs(True))
 
     async def aclose(self) -> None:
         """Close the async client and its credential."""

@@ -72,6 +72,8 @@ class AzureConnectionSettings:
     workload_identity: bool = False
     federated_token_file: str | None = None
     authority_host: str | None = None
+    #: A CA file to trust for ``authority_host`` (a private cloud's, or the local emulator's).
+    authority_ca_bundle: str | None = None
     auth_type: AuthMode | None = None
     extras: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
@@ -130,6 +132,7 @@ class AzureConnectionSettings:
             workload_identity=_as_bool(extras.get("workload_identity", False)),
             federated_token_file=extras.get("federated_token_file"),
             authority_host=extras.get("authority_host"),
+            authority_ca_bundle=extras.get("authority_ca_bundle"),
             auth_type=auth_type,
             extras=extras,
         )
@@ -315,6 +318,12 @@ class AzureConnectionSettings:
         options: dict[str, Any] = {}
         if self.authority_host:
             options["authority"] = self.authority_host
+            if not _known_to_microsoft(self.authority_host):
+                # Azure Stack, a private cloud or the local emulator: there is no instance metadata
+                # for it at login.microsoftonline.com, which MSAL would otherwise ask.
+                options["disable_instance_discovery"] = True
+        if self.authority_ca_bundle:
+            options["connection_verify"] = self.authority_ca_bundle
         if mode is AuthMode.SERVICE_PRINCIPAL:
             return identity.ClientSecretCredential(
                 tenant_id=str(self.tenant_id),
@@ -341,4 +350,24 @@ class AzureConnectionSettings:
             default_options["workload_identity_tenant_id"] = self.tenant_id
         if self.authority_host:
             default_options["authority"] = self.authority_host
+            if not _known_to_microsoft(self.authority_host):
+                default_options["disable_instance_discovery"] = True
         return identity.DefaultAzureCredential(**default_options)
+
+
+#: Entra ID's public and sovereign cloud authorities, which MSAL validates with instance discovery.
+MICROSOFT_AUTHORITY_HOSTS = (
+    "login.microsoftonline.com",
+    "login.microsoftonline.us",
+    "login.chinacloudapi.cn",
+    "login.partner.microsoftonline.cn",
+    "login.microsoftonline.de",
+    "login.microsoft.com",
+    "login.windows.net",
+    "sts.windows.net",
+)
+
+
+def _known_to_microsoft(authority_host: str) -> bool:
+    host = urlsplit(authority_host if "//" in authority_host else f"https://{authority_host}").hostname or ""
+    return host.lower() in MICROSOFT_AUTHORITY_HOSTS

@@ -6,12 +6,16 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from azure.core.exceptions import HttpResponseError
+
 from airflow_batch_provider.assets import container_asset_uri, emit_asset, outlet_alias
 from airflow_batch_provider.batch.containers import check_container_tasks, container_settings
 from airflow_batch_provider.batch.durations import to_timedelta
 from airflow_batch_provider.batch.ids import make_batch_id, to_batch_id
-from airflow_batch_provider.batch.monitor.job import prefix_filter
+from airflow_batch_provider.batch.monitor.io import SyncBatchIO, run_sync
+from airflow_batch_provider.batch.monitor.job import job_end_cause, prefix_filter
 from airflow_batch_provider.batch.rest import environment_list, to_rest
+from airflow_batch_provider.batch.service_errors import error_code
 from airflow_batch_provider.batch.task_factories import TaskBuildContext
 from airflow_batch_provider.batch.task_plan import (
     MAX_SAS_TTL,
@@ -257,7 +261,7 @@ class BatchAddTasksOperator(BatchBaseOperator):
         ctx, needed_until = self._build_context(lifetime, why)
         tasks = [_with_container_settings(task) for task in number_tasks(self._raw_tasks(ctx), id_prefix)]
         if not job_accepts_tasks(job):
-            return self._added_before(job_id, str(job.get("state") or "").lower(), tasks, id_prefix)
+            return self._added_before(job, tasks, id_prefix)
         check_dependencies(tasks, job, job_id)
         outputs = self._output_settings(ctx, job_id, prefix)
         final = plan_task_collection(
@@ -360,7 +364,15 @@ class BatchAddTasksOperator(BatchBaseOperator):
         self.log.info(
             "Adding %d task(s) with ids %s* to job %s (pool %s)", len(tasks), id_prefix or "", job_id, pool_id
         )
-        result = self.hook.add_tasks(job_id, tasks, max_concurrency=self.max_concurrency)
+        try:
+            result = self.hook.add_tasks(job_id, tasks, max_concurrency=self.max_concurrency)
+        except HttpResponseError as err:
+            if error_code(err) not in ("JobCompleted", "JobNotActive"):
+                raise
+            # The job ended between the check and the request: say why, as for an ended job.
+            ended = self.hook.get_job(job_id) or {"id": job_id}
+            refused = f"Job {job_id!r} ended while {len(tasks)} task(s) were added."
+            raise self._job_ended_error(ended, refused) from err
         if result.failures:
             shown = "; ".join(f"{f['id']}: {f.get('code')}: {f.get('message')}" for f in result.failures[:10])
             raise BatchProviderError(
@@ -382,25 +394,38 @@ class BatchAddTasksOperator(BatchBaseOperator):
             "already_existed": result.already_existed,
         }
 
+    def _job_ended_error(self, job: dict[str, Any], refused: str) -> BatchProviderError:
+        """``refused``, then why the job ended: the failed task that ended it, or its terminate reason."""
+        cause = run_sync(job_end_cause(SyncBatchIO(self.hook), job))
+        if cause is None:
+            reason = (job.get("executionInfo") or {}).get("terminateReason") or "unknown"
+            cause = (
+                f"It ended with terminate reason {reason}. Add tasks to an active job: a per-run "
+                "job_id such as '{{ dag.dag_id }}-{{ run_id }}' gets a new job on every run."
+            )
+        return BatchProviderError(f"{refused} {cause}")
+
     def _added_before(
-        self, job_id: str, state: str, planned: list[dict[str, Any]], id_prefix: str
+        self, job: dict[str, Any], planned: list[dict[str, Any]], id_prefix: str
     ) -> dict[str, Any]:
         """A job that ended takes no tasks: fine when an earlier try of this task added them all.
 
         That is a retry after the worker died between adding the last task and reporting success,
-        with a job set to terminate when its tasks complete.
+        with a job set to terminate when its tasks complete. Otherwise the error names why the job
+        ended: for a job ended by a failed task's exit options, that task, its exit code and stderr.
         """
+        job_id, state = str(job.get("id")), str(job.get("state") or "").lower()
         wanted = {str(task["id"]) for task in planned}
         listed = self.hook.list_tasks(
             job_id, filter=prefix_filter(id_prefix) if id_prefix else None, select=["id"]
         )
         missing = sorted(wanted - {str(task.get("id")) for task in listed})
         if missing:
-            raise BatchProviderError(
+            refused = (
                 f"Job {job_id!r} is {state!r} and accepts no new tasks, and {len(missing)} of the "
-                f"{len(wanted)} task(s) to add are not in it (e.g. {', '.join(missing[:3])}). Add tasks to "
-                "a new job (a per-run job_id such as '{{ dag.dag_id }}-{{ run_id }}')."
+                f"{len(wanted)} task(s) to add are not in it (e.g. {', '.join(missing[:3])})."
             )
+            raise self._job_ended_error(job, refused)
         self.log.info(
             "Job %s is %s and already holds all %d task(s): an earlier try added them.",
             job_id,

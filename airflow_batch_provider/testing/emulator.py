@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import uvicorn
 
     from airflow_batch_provider.emulator.faults import FaultInjector, FaultPlan, FaultRecord
+    from airflow_batch_provider.emulator.identity import TokenIssuer
     from airflow_batch_provider.emulator.management.models import ApplicationBackend
     from airflow_batch_provider.emulator.management.tls import TlsFiles
     from airflow_batch_provider.emulator.models.account import BatchAccount
@@ -69,6 +70,8 @@ class BatchEmulatorServer(StartStop):
     #: Serve the Resource Manager routes for application packages over HTTPS too.
     management: bool = False
     management_port: int = 0
+    #: Signs the tokens of the Entra ID endpoint served beside the management plane.
+    token_issuer: TokenIssuer = field(default_factory=lambda: _token_issuer(), repr=False)
     _server: uvicorn.Server | None = field(default=None, repr=False)
     _management_server: uvicorn.Server | None = field(default=None, repr=False)
     _management_app: Any = field(default=None, repr=False)
@@ -88,6 +91,11 @@ class BatchEmulatorServer(StartStop):
         if not self.management:
             raise RuntimeError("the management endpoint is off; create the server with management=True")
         return f"https://{self.host}:{self.management_port}"
+
+    @property
+    def authority_host(self) -> str:
+        """The Entra ID authority a service-principal connection uses offline (any client id and secret)."""
+        return self.management_endpoint
 
     @property
     def ca_cert_path(self) -> Path:
@@ -264,6 +272,7 @@ class BatchEmulatorServer(StartStop):
 
     def _management_companion(self) -> uvicorn.Server:
         """The HTTPS management server, sharing the data plane's loop (started by :meth:`start`)."""
+        from airflow_batch_provider.emulator.identity import create_identity_app, with_identity
         from airflow_batch_provider.emulator.management.app import create_management_app
         from airflow_batch_provider.emulator.management.models import ApplicationBackend
         from airflow_batch_provider.emulator.management.server import (
@@ -281,7 +290,9 @@ class BatchEmulatorServer(StartStop):
         self._tls = tls_files(root, self.host)
         backend = ApplicationBackend(self.account_name, root, self.storage_connection_string)
         self._management_app = create_management_app(backend)
-        config = management_config(self._management_app, self.host, self.management_port, self._tls)
+        # Beside Resource Manager, an Entra ID token endpoint: the authority_host of offline connections.
+        served = with_identity(self._management_app, create_identity_app(self.token_issuer))
+        config = management_config(served, self.host, self.management_port, self._tls)
         self._management_server = CompanionServer(config)
         return self._management_server
 
@@ -296,3 +307,9 @@ class BatchEmulatorServer(StartStop):
         if self._owned_dir is not None:
             shutil.rmtree(self._owned_dir, ignore_errors=True)
             self._owned_dir = None
+
+
+def _token_issuer() -> TokenIssuer:
+    from airflow_batch_provider.emulator.identity import TokenIssuer
+
+    return TokenIssuer()

@@ -22,6 +22,10 @@ ARM_CONN_ID = "azbatch_arm"
 #: Subscription and resource group the emulated Resource Manager accepts (any value works).
 EMULATED_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 EMULATED_RESOURCE_GROUP = "local-batch-rg"
+#: The service principal of ``azbatch_arm``: the emulator's token endpoint accepts any id and secret.
+EMULATED_TENANT_ID = "00000000-0000-0000-0000-000000000001"
+OFFLINE_CLIENT_ID = "airflow-offline"
+OFFLINE_CLIENT_SECRET = "offline-not-a-secret"
 
 
 @dataclass
@@ -30,9 +34,9 @@ class LocalAzureStack(StartStop):
 
     ``airflow_connections()`` and ``environ()`` give Airflow what it needs to reach both, as the
     default ``azbatch`` and ``azblob`` connections. With ``BatchEmulatorServer(management=True)`` there
-    is also ``azbatch_arm``: an Entra ID (``default_azure_credential``) connection to the emulator's
-    HTTPS management endpoint, trusting its CA, for publishing application packages. Offline there is
-    no identity provider, so tests give that connection's hook a static token credential.
+    is also ``azbatch_arm``: a service-principal connection to the emulator's HTTPS management
+    endpoint, trusting its CA, for publishing application packages; its tokens come from the
+    emulator's Entra ID endpoint (``authority_host``), so it works offline as a connection only.
 
     With ``storage_faults=True`` Airflow's blob connection goes through a
     :class:`~airflow_batch_provider.testing.fault_proxy.StorageFaultProxy` (``storage_proxy``), and
@@ -118,12 +122,18 @@ class LocalAzureStack(StartStop):
             },
         }
         if self.batch.management:
+            # A service principal whose tokens come from the emulator's Entra ID endpoint.
             connections[ARM_CONN_ID] = {
                 "conn_type": "azbatch",
                 "host": self.batch.endpoint,
                 "login": self.batch.account_name,
                 "extra": {
-                    "auth_type": "default_azure_credential",
+                    "auth_type": "service_principal",
+                    "tenant_id": EMULATED_TENANT_ID,
+                    "client_id": OFFLINE_CLIENT_ID,
+                    "client_secret": OFFLINE_CLIENT_SECRET,
+                    "authority_host": self.batch.authority_host,
+                    "authority_ca_bundle": str(self.batch.ca_cert_path),
                     "subscription_id": EMULATED_SUBSCRIPTION_ID,
                     "resource_group": EMULATED_RESOURCE_GROUP,
                     "management_endpoint": self.batch.management_endpoint,

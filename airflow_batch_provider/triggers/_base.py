@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import AsyncIterator
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
 from airflow_batch_provider.batch.monitor.polling import PollPolicy, apoll_until
-from airflow_batch_provider.batch.service_errors import error_message
-from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID, prepare_batch_io
+
+if TYPE_CHECKING:  # the triggerer imports triggers on its event loop: the SDK comes later, off it
+    from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
 
 V = TypeVar("V")
 
@@ -33,7 +34,7 @@ class BatchPollingTrigger(BaseTrigger, Generic[V]):
     def __init__(
         self,
         *,
-        azbatch_conn_id: str = BatchHook.default_conn_name,
+        azbatch_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 30.0,
         timeout_at: float | None = None,
         max_consecutive_errors: int = 3,
@@ -90,8 +91,7 @@ class BatchPollingTrigger(BaseTrigger, Generic[V]):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        hook = BatchHook(self.azbatch_conn_id)
-        io = AsyncBatchIO(hook)
+        hook, io = await prepare_batch_io(self.azbatch_conn_id)
         policy = PollPolicy(self.poll_interval, self.timeout_at, self.max_consecutive_errors)
         try:
             result = await apoll_until(
@@ -109,6 +109,8 @@ class BatchPollingTrigger(BaseTrigger, Generic[V]):
         elif result.outcome == "timeout" and result.value is not None:
             yield TriggerEvent(self.timeout_event(result.value))
         else:
+            from airflow_batch_provider.batch.service_errors import error_message
+
             err = result.error
             detail = f"{type(err).__name__}: {error_message(err)}" if err else "no answer"
             yield TriggerEvent(self.error_event(f"Could not read {self.resource}: {detail}", result.value))

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_batch_provider.batch.monitor.counts import TaskCounts
-from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
-from airflow_batch_provider.batch.monitor.job import JobCheck, check_job
-from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.triggers._base import BatchPollingTrigger
+from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:  # the triggerer imports this module on its event loop: the SDK comes later, off it
+    from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
+    from airflow_batch_provider.batch.monitor.job import JobCheck
 
 
-class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
+class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
     """Poll a job's tasks with the async Batch client until all are complete.
 
     Without ``task_id_prefix`` each poll is one task-counts request (whatever the number of tasks),
@@ -36,7 +38,7 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
         self,
         job_id: str,
         task_id_prefix: str | None = None,
-        azbatch_conn_id: str = BatchHook.default_conn_name,
+        azbatch_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 30.0,
         timeout_at: float | None = None,
         expected_task_count: int | None = None,
@@ -72,6 +74,8 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
         return f"job {self.job_id!r}"
 
     async def check(self, io: AsyncBatchIO) -> JobCheck:
+        from airflow_batch_provider.batch.monitor.job import check_job  # loaded off the loop already
+
         return await check_job(
             io,
             self.job_id,

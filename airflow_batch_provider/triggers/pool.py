@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
-from airflow_batch_provider.batch.monitor.pool import PoolVerdict, StartTaskReboots, check_pool
 from airflow_batch_provider.batch.validation import validate_start_task_reboots
-from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.triggers._base import BatchPollingTrigger
+from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID
+
+if TYPE_CHECKING:  # the triggerer imports this module on its event loop: the SDK comes later, off it
+    from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
+    from airflow_batch_provider.batch.monitor.pool import PoolVerdict, StartTaskReboots
 
 
-class BatchPoolTrigger(BatchPollingTrigger[PoolVerdict]):
+class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
     """Poll a pool with the async Batch client until it is steady with enough usable nodes.
 
     Emits one event ``{"status": "ready"|"failed"|"timeout"|"error", "pool_id", "message",
@@ -39,7 +41,7 @@ class BatchPoolTrigger(BatchPollingTrigger[PoolVerdict]):
     def __init__(
         self,
         pool_id: str,
-        azbatch_conn_id: str = BatchHook.default_conn_name,
+        azbatch_conn_id: str = DEFAULT_CONN_ID,
         min_usable_nodes: int | None = None,
         poll_interval: float = 30.0,
         timeout_at: float | None = None,
@@ -60,7 +62,8 @@ class BatchPoolTrigger(BatchPollingTrigger[PoolVerdict]):
         self.min_usable_nodes = min_usable_nodes
         self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
         #: Reboots made so far; serialize() includes them, so a re-created trigger knows them.
-        self.reboots = StartTaskReboots.from_json(self.max_start_task_reboots, start_task_reboots)
+        self._reboots_json = start_task_reboots
+        self._reboots: StartTaskReboots | None = None
         self._last_message: str | None = None
 
     def serialize_fields(self) -> dict[str, Any]:
@@ -69,14 +72,25 @@ class BatchPoolTrigger(BatchPollingTrigger[PoolVerdict]):
             "min_usable_nodes": self.min_usable_nodes,
             "carry": self.carry,
             "max_start_task_reboots": self.max_start_task_reboots,
-            "start_task_reboots": self.reboots.to_json(),
+            "start_task_reboots": self._reboots_json if self._reboots is None else self._reboots.to_json(),
         }
 
     @property
     def resource(self) -> str:
         return f"pool {self.pool_id!r}"
 
+    @property
+    def reboots(self) -> StartTaskReboots:
+        """Reboots made so far; serialize() includes them, so a re-created trigger knows them."""
+        if self._reboots is None:
+            from airflow_batch_provider.batch.monitor.pool import StartTaskReboots
+
+            self._reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._reboots_json)
+        return self._reboots
+
     async def check(self, io: AsyncBatchIO) -> PoolVerdict:
+        from airflow_batch_provider.batch.monitor.pool import check_pool  # loaded off the loop already
+
         return await check_pool(io, self.pool_id, self.min_usable_nodes, reboots=self.reboots)
 
     def on_value(self, value: PoolVerdict) -> None:

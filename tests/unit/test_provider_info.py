@@ -60,6 +60,18 @@ def test_connection_types_point_at_hooks_that_declare_them() -> None:
         assert "client_secret" in secret_fields
 
 
+def test_connection_forms_offer_only_the_auth_modes_of_their_service_and_no_null() -> None:
+    declared = {entry["connection-type"]: entry["conn-fields"] for entry in INFO["connection-types"]}
+    batch_modes = declared["azbatch"]["auth_type"]["schema"]["enum"]
+    blob_modes = declared["azblob"]["auth_type"]["schema"]["enum"]
+    assert None not in batch_modes and None not in blob_modes
+    assert "connection_string" not in batch_modes and "sas_token" not in batch_modes
+    assert "connection_string" not in declared["azbatch"] and "sas_token" not in declared["azbatch"]
+    assert {"shared_key", "service_principal", "managed_identity"} <= set(batch_modes)
+    assert {"connection_string", "sas_token"} <= set(blob_modes)
+    assert "connection_string" not in declared["azbatch"]["auth_type"]["description"]
+
+
 def test_extra_links_are_operator_links() -> None:
     for dotted in INFO["extra-links"]:
         assert issubclass(_import(dotted), BaseOperatorLink)

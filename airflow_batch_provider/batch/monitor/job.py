@@ -127,8 +127,43 @@ def _job_end_note(job: Mapping[str, Any] | None) -> str | None:
     state = lowered(job.get("state"))
     reason = (job.get("executionInfo") or {}).get("terminateReason")
     if state in ("completed", "terminating") and reason and lowered(reason) != "alltaskscomplete":
+        if lowered(reason) == "taskfailed":
+            return (
+                f"Job {job.get('id')!r} was ended by a failed task's exit options (jobAction terminate, "
+                "reason TaskFailed); its running tasks were stopped."
+            )
         return f"Job {job.get('id')!r} was terminated ({reason}); its running tasks were stopped."
     return None
+
+
+def _failure_code(task: Mapping[str, Any]) -> str | None:
+    return ((task.get("executionInfo") or {}).get("failureInfo") or {}).get("code")
+
+
+async def job_end_cause(
+    io: BatchIO, job: Mapping[str, Any], *, max_failed: int = 3, tail_bytes: int = 2048
+) -> str | None:
+    """Why a job that takes no more tasks ended, naming the failed tasks (exit code, stderr tail).
+
+    ``None`` for a job that ended otherwise than through a task's exit options (``TaskFailed``), whose
+    cause is in its terminate reason. For a ``TaskFailed`` job the failed tasks are the cause: fix
+    them, then run again (with a per-run job id, the next run gets a new job).
+    """
+    reason = (job.get("executionInfo") or {}).get("terminateReason")
+    if lowered(reason) != "taskfailed":
+        return None
+    job_id = str(job.get("id"))
+    failed = await io.list_tasks(job_id, filter="executionInfo/result eq 'failure'", select=TASK_SELECT)
+    failed = [task for task in failed if is_failed_task(task)]
+    # Tasks the termination stopped (TaskEnded) are its victims, not its cause.
+    causes = [task for task in failed if _failure_code(task) != "TaskEnded"] or failed
+    details = await _failed_details(io, job_id, causes, max_failed, max_failed, tail_bytes)
+    report = failure_report({"job_id": job_id, "failed_tasks": details, "failed_count": len(causes)})
+    return (
+        f"Job {job_id!r} was ended by a failed task's exit options (jobAction terminate, reason "
+        f"TaskFailed): that failure is the cause, not this task. {report}\nFix the failing task (its "
+        "command, inputs or exit conditions) and run the DAG again."
+    )
 
 
 @dataclass
