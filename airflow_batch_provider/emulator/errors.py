@@ -119,3 +119,13 @@ def authentication_failed(detail: str) -> BatchError:
         "correctly formed including the signature.",
         {"AuthenticationErrorDetail": detail},
     )
+
+
+def not_emulated(feature: str) -> BatchError:
+    """501 for a part of the Batch API the emulator does not model, naming it (never run on the host)."""
+    return BatchError(
+        501,
+        "NotImplemented",
+        f"{feature} are not supported by the local Batch emulator.",
+        {"Reason": "Use a real Batch account for this feature."},
+    )

@@ -78,8 +78,8 @@ def test_create_fills_in_defaults(client: BatchClient, shared_pool: str) -> None
         (_task("slots", required_slots=0), 400, "InvalidPropertyValue"),
         (
             _task("mpi", multi_instance_settings=m.MultiInstanceSettings(coordination_command_line="x")),
-            400,
-            "InvalidPropertyValue",
+            501,
+            "NotImplemented",
         ),
     ],
 )
@@ -325,10 +325,13 @@ def test_job_manager_task_runs_and_ends_the_job(client: BatchClient, shared_pool
     assert job.execution_info.termination_reason == "JMComplete"
 
 
-def test_unmodelled_features_say_so(client: BatchClient) -> None:
+def test_unmodelled_features_say_so(client: BatchClient, parked_job: str) -> None:
     assert list(client.list_applications()) == []
-    # Job schedules (tests/emulator/test_job_schedules.py) and VM extensions, node users, remote login
-    # and service log upload (tests/emulator/test_node_features.py) are emulated now: no route is 501.
+    mpi = _task("mpi", multi_instance_settings=m.MultiInstanceSettings(coordination_command_line="x"))
+    with pytest.raises(HttpResponseError) as excinfo:
+        client.create_task(parked_job, mpi)
+    assert error_of(excinfo) == (501, "NotImplemented")
+    assert "Multi-instance (MPI) tasks are not supported by the local Batch emulator" in str(excinfo.value)
 
 
 def test_terminating_a_task_takes_no_job_action(client: BatchClient) -> None:

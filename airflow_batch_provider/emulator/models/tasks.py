@@ -16,6 +16,7 @@ from airflow_batch_provider.emulator.errors import (
     conflict,
     invalid_property,
     missing_property,
+    not_emulated,
     resource_exists,
     resource_not_found,
 )
@@ -271,11 +272,7 @@ class TaskBackend:
         task_id = validate_id(body.get("id"))
         validate_command_task(body)
         if body.get("multiInstanceSettings") is not None:
-            raise invalid_property(
-                "multiInstanceSettings",
-                None,
-                "Multi-instance (MPI) tasks are not supported by the local Batch emulator.",
-            )
+            raise not_emulated("Multi-instance (MPI) tasks")
         _validate_exit_conditions(body, job)
         _validate_dependencies(body, job)
         self.account.applications.validate(body.get("applicationPackageReferences"))

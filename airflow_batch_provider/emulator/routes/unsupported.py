@@ -1,22 +1,12 @@
-"""Parts of the Batch API the emulator does not model: empty where that is honest, else 501."""
+"""Parts of the Batch API the emulator answers without modelling them: empty where that is honest."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.routes.common import json_response, metadata_url
 
 router = APIRouter()
-
-
-def not_supported(feature: str) -> BatchError:
-    return BatchError(
-        501,
-        "NotImplemented",
-        f"{feature} are not supported by the local Batch emulator.",
-        {"Reason": "Use a real Batch account for this feature."},
-    )
 
 
 @router.get("/poolusagemetrics")
