@@ -757,3 +757,12 @@ class BatchHook(AzureBaseHook):
         except ResourceExistsError:
             return "already_completed"
         return "terminated"
+
+    async def aterminate_task(self, job_id: str, task_id: str) -> bool:
+        """Async :meth:`terminate_task`: ``False`` when the task is gone or already completed."""
+        client = await self.aget_client()
+        try:
+            await client.terminate_task(job_id, task_id)
+        except (ResourceNotFoundError, ResourceExistsError):
+            return False
+        return True

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_batch_provider.batch.durations import to_timedelta
 from airflow_batch_provider.batch.ids import make_batch_id, to_batch_id
+from airflow_batch_provider.batch.monitor.io import SyncBatchIO, run_sync
 from airflow_batch_provider.batch.monitor.job import prefix_filter
+from airflow_batch_provider.batch.monitor.stop import stop_work
 from airflow_batch_provider.batch.rest import environment_list, to_rest
 from airflow_batch_provider.batch.task_factories import TaskBuildContext
 from airflow_batch_provider.batch.task_plan import (
@@ -77,6 +79,10 @@ class BatchAddTasksOperator(BatchBaseOperator):
     pool's ``taskSlotsPerNode``, dependencies only on jobs that allow them, and every SAS valid until the
     job's max wall clock (or the tasks' own) plus ``queue_margin``.
 
+    When the Airflow task is killed or times out while adding, the tasks already added under its prefix
+    are terminated (``terminate_on_kill=False`` keeps them); once it returns, the tasks are the
+    downstream wait's to watch.
+
     Returns ``{"job_id", "task_count", "task_id_prefix", "added", "already_existed"}``.
     """
 
@@ -131,6 +137,7 @@ class BatchAddTasksOperator(BatchBaseOperator):
         sas_ttl: timedelta | float | None = None,
         queue_margin: timedelta | float = DEFAULT_QUEUE_MARGIN,
         max_concurrency: int | None = None,
+        terminate_on_kill: bool = True,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         azblob_conn_id: str = AZBLOB_DEFAULT_CONN_ID,
         **kwargs: Any,
@@ -159,6 +166,8 @@ class BatchAddTasksOperator(BatchBaseOperator):
         self.sas_ttl = sas_ttl
         self.queue_margin = queue_margin
         self.max_concurrency = max_concurrency
+        self.terminate_on_kill = terminate_on_kill
+        self._adding: tuple[str, str] | None = None
 
     # -- planning -----------------------------------------------------------------------------------
 
@@ -254,7 +263,31 @@ class BatchAddTasksOperator(BatchBaseOperator):
             # Without the container every task would run and then fail its upload; create it once
             # everything local has been checked.
             self.blob_hook_for().create_container(str(self.output_container))
-        return self._submit(job_id, id_prefix, pool_id, final)
+        self._adding = (job_id, id_prefix)
+        try:
+            return self._submit(job_id, id_prefix, pool_id, final)
+        finally:
+            self._adding = None
+
+    def on_kill(self) -> None:
+        """Terminate the tasks added so far under this task's prefix (never others of a shared job)."""
+        if not (self.terminate_on_kill and self._adding):
+            return
+        job_id, id_prefix = self._adding
+        if not id_prefix:
+            self.log.warning(
+                "Killed while adding tasks without an id prefix to job %s: they were left running, since "
+                "they cannot be told from other tasks of the job (use prefix_task_ids=True).",
+                job_id,
+            )
+            return
+        try:
+            self.log.warning(
+                "Killed while adding tasks: %s",
+                run_sync(stop_work(SyncBatchIO(self.hook), job_id, id_prefix)),
+            )
+        except Exception as err:
+            self.log.error("Could not terminate the tasks under %r in job %s: %s", id_prefix, job_id, err)
 
     def _task_id_prefix(self, context: Context) -> str:
         """``task_id_prefix`` made a valid id, else one derived from the DAG run (the same on retries)."""

@@ -17,8 +17,8 @@ from airflow_batch_provider.batch.monitor.job import (
     failure_report,
     is_failed_task,
     job_check_due_by_clock,
-    prefix_filter,
 )
+from airflow_batch_provider.batch.monitor.stop import stop_work
 from airflow_batch_provider.exceptions import BatchJobEndedError, BatchProviderError, BatchTaskFailureError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
@@ -57,7 +57,8 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
     :param max_failed_tasks: How many failed tasks the error lists.
     :param max_failure_logs: For how many failed tasks the tail of stderr.txt is shown.
     :param terminate_on_timeout: Terminate the job (or the prefix's tasks) when the wait times out.
-    :param terminate_on_kill: Terminate it when the Airflow task is killed or hits execution_timeout.
+    :param terminate_on_kill: Terminate it (default) when the Airflow task is killed, hits
+        ``execution_timeout`` or is marked failed, also while deferred; ``False`` leaves it running.
     :param deferrable: Wait in the triggerer and free the worker slot.
     """
 
@@ -76,7 +77,7 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
         max_failed_tasks: int = 10,
         max_failure_logs: int = 3,
         terminate_on_timeout: bool = False,
-        terminate_on_kill: bool = False,
+        terminate_on_kill: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: timedelta | float = 30,
         **kwargs: Any,
@@ -116,6 +117,7 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
                     expected_task_count=self._expected(),
                     max_failed_tasks=self.max_failed_tasks,
                     max_failure_logs=self.max_failure_logs,
+                    terminate_on_kill=self.terminate_on_kill,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout + _DEFERRAL_MARGIN),
@@ -186,22 +188,16 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
 
     def _terminate(self, why: str) -> None:
         try:
-            if self.task_id_prefix:
-                pending = self.hook.list_tasks(
-                    self.job_id,
-                    filter=f"{prefix_filter(self.task_id_prefix)} and state ne 'completed'",
-                    select=["id"],
-                )
-                for task in pending:
-                    self.hook.terminate_task(self.job_id, str(task["id"]))
-                self.log.warning(
-                    "Terminated %d task(s) under %s because %s", len(pending), self.task_id_prefix, why
-                )
-            else:
-                outcome = self.hook.terminate_job(self.job_id, reason="AirflowTimeoutOrKill")
-                self.log.warning("Job %s: %s because %s", self.job_id, outcome, why)
+            done = run_sync(stop_work(SyncBatchIO(self.hook), self.job_id, self.task_id_prefix or None))
+            self.log.warning("%s because %s", done[:1].upper() + done[1:], why)
         except Exception as err:
-            self.log.error("Could not terminate job %s: %s", self.job_id, err)
+            self.log.error(
+                "Could not terminate job %s (%s); terminate it in the portal or with "
+                "BatchTerminateJobOperator: %s",
+                self.job_id,
+                why,
+                err,
+            )
 
     def on_kill(self) -> None:
         if self.terminate_on_kill:

@@ -7,6 +7,7 @@ from typing import Any
 from airflow_batch_provider.batch.monitor.counts import TaskCounts
 from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
 from airflow_batch_provider.batch.monitor.job import JobCheck, check_job
+from airflow_batch_provider.batch.monitor.stop import stop_work
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.triggers._base import BatchPollingTrigger
 
@@ -30,6 +31,8 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
     :param max_failed_tasks: Failed task ids reported in the event.
     :param max_failure_logs: Failed tasks whose stderr tail is read.
     :param max_consecutive_errors: Failed reads in a row that end the wait with an ``error`` event.
+    :param terminate_on_kill: When the deferred Airflow task is killed or marked failed, terminate the
+        job (or the prefix's unfinished tasks). A triggerer restart does not count as a kill.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
         max_failed_tasks: int = 10,
         max_failure_logs: int = 3,
         max_consecutive_errors: int = 3,
+        terminate_on_kill: bool = False,
     ) -> None:
         super().__init__(
             azbatch_conn_id=azbatch_conn_id,
@@ -55,6 +59,7 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
         self.expected_task_count = expected_task_count
         self.max_failed_tasks = int(max_failed_tasks)
         self.max_failure_logs = int(max_failure_logs)
+        self.terminate_on_kill = bool(terminate_on_kill)
         self._last_counts: TaskCounts | None = None
         self._stalled = 0
 
@@ -65,6 +70,7 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
             "expected_task_count": self.expected_task_count,
             "max_failed_tasks": self.max_failed_tasks,
             "max_failure_logs": self.max_failure_logs,
+            "terminate_on_kill": self.terminate_on_kill,
         }
 
     @property
@@ -111,3 +117,14 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
             "failed_tasks": [],
             "failed_count": 0,
         }
+
+    async def on_kill(self) -> None:
+        """Terminate the watched work when the user kills the deferred task (not on triggerer restarts)."""
+        if not self.terminate_on_kill:
+            return
+        hook = BatchHook(self.azbatch_conn_id)
+        try:
+            done = await stop_work(AsyncBatchIO(hook), self.job_id, self.task_id_prefix)
+            self.log.warning("%s because the deferred Airflow task was killed", done)
+        finally:
+            await hook.aclose()
