@@ -7,6 +7,7 @@ from typing import Any
 from airflow_batch_provider.batch.monitor.counts import TaskCounts
 from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
 from airflow_batch_provider.batch.monitor.job import JobCheck, check_job
+from airflow_batch_provider.batch.monitor.live_output import OutputFollower, log_lines
 from airflow_batch_provider.batch.monitor.stop import stop_work
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.triggers._base import BatchPollingTrigger
@@ -33,6 +34,9 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
     :param max_consecutive_errors: Failed reads in a row that end the wait with an ``error`` event.
     :param terminate_on_kill: When the deferred Airflow task is killed or marked failed, terminate the
         job (or the prefix's unfinished tasks). A triggerer restart does not count as a kill.
+    :param follow_output: :meth:`OutputFollower.settings` to log the running tasks' new output lines
+        on every poll; ``None`` for none.
+    :param follow_output_up_to: Follow only while the watch has at most this many tasks.
     """
 
     def __init__(
@@ -47,6 +51,8 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
         max_failure_logs: int = 3,
         max_consecutive_errors: int = 3,
         terminate_on_kill: bool = False,
+        follow_output: dict[str, Any] | None = None,
+        follow_output_up_to: int = 20,
     ) -> None:
         super().__init__(
             azbatch_conn_id=azbatch_conn_id,
@@ -60,6 +66,19 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
         self.max_failed_tasks = int(max_failed_tasks)
         self.max_failure_logs = int(max_failure_logs)
         self.terminate_on_kill = bool(terminate_on_kill)
+        self.follow_output_up_to = int(follow_output_up_to)
+        self._follower = (
+            OutputFollower(
+                job_id=job_id,
+                task_id_prefix=self.task_id_prefix,
+                task_ids=tuple(follow_output["task_ids"]) if follow_output.get("task_ids") else None,
+                max_tasks=int(follow_output.get("max_tasks", 5)),
+                max_bytes=int(follow_output.get("max_bytes", 16384)),
+                offsets=dict(follow_output.get("offsets") or {}),
+            )
+            if follow_output is not None
+            else None
+        )
         self._last_counts: TaskCounts | None = None
         self._stalled = 0
 
@@ -71,6 +90,8 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
             "max_failed_tasks": self.max_failed_tasks,
             "max_failure_logs": self.max_failure_logs,
             "terminate_on_kill": self.terminate_on_kill,
+            "follow_output": self._follower.settings() if self._follower else None,
+            "follow_output_up_to": self.follow_output_up_to,
         }
 
     @property
@@ -78,6 +99,16 @@ class BatchJobTrigger(BatchPollingTrigger[JobCheck]):
         return f"job {self.job_id!r}"
 
     async def check(self, io: AsyncBatchIO) -> JobCheck:
+        check = await self._check_job(io)
+        follower = self._follower
+        if follower and check.status == "running" and follower.wanted(check.counts, self.follow_output_up_to):
+            try:
+                log_lines(await follower.poll(io), self.log.info)
+            except Exception as err:  # the output is a courtesy: it never fails the wait
+                self.log.debug("Could not read the tasks' output: %s", err)
+        return check
+
+    async def _check_job(self, io: AsyncBatchIO) -> JobCheck:
         return await check_job(
             io,
             self.job_id,

@@ -46,6 +46,10 @@ class BatchIO(Protocol):
         self, job_id: str, task_id: str, path: str, max_bytes: int
     ) -> str | None: ...
 
+    async def read_task_file_from(
+        self, job_id: str, task_id: str, path: str, start: int, max_bytes: int
+    ) -> bytes | None: ...
+
     async def terminate_job(self, job_id: str, reason: str | None = None) -> str: ...
 
     async def terminate_task(self, job_id: str, task_id: str) -> bool: ...
@@ -87,6 +91,11 @@ class SyncBatchIO:
 
     async def read_task_file_tail(self, job_id: str, task_id: str, path: str, max_bytes: int) -> str | None:
         return self.hook.read_task_file_tail(job_id, task_id, path, max_bytes=max_bytes)
+
+    async def read_task_file_from(
+        self, job_id: str, task_id: str, path: str, start: int, max_bytes: int
+    ) -> bytes | None:
+        return self.hook.read_task_file_from(job_id, task_id, path, start, max_bytes=max_bytes)
 
     async def terminate_job(self, job_id: str, reason: str | None = None) -> str:
         return self.hook.terminate_job(job_id, reason)
@@ -131,6 +140,11 @@ class AsyncBatchIO:
 
     async def read_task_file_tail(self, job_id: str, task_id: str, path: str, max_bytes: int) -> str | None:
         return await self.hook.aread_task_file_tail(job_id, task_id, path, max_bytes=max_bytes)
+
+    async def read_task_file_from(
+        self, job_id: str, task_id: str, path: str, start: int, max_bytes: int
+    ) -> bytes | None:
+        return await self.hook.aread_task_file_from(job_id, task_id, path, start, max_bytes=max_bytes)
 
     async def terminate_job(self, job_id: str, reason: str | None = None) -> str:
         return await self.hook.aterminate_job(job_id, reason)
