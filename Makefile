@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup test lint unit soak demo bench clean conformance-cli
+.PHONY: setup test lint unit soak demo bench clean conformance conformance-sdk conformance-cli conformance-emulator
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -36,9 +36,24 @@ demo: setup
 bench: setup
 	$(BIN)/python -m bench
 
+# Clients we did not write, run against the emulator; writes docs/emulator-conformance.md.
+# Each client's run may fail; the report runs anyway and fails on an unexpected failure.
+conformance: setup
+	-$(MAKE) --no-print-directory conformance-sdk
+	-$(MAKE) --no-print-directory conformance-cli
+	-$(MAKE) --no-print-directory conformance-emulator
+	$(BIN)/python -m conformance.report
+
+# azure-batch's own tests (the sdist of the installed version, checksum-checked) live against the emulator.
+conformance-sdk: setup
+	$(BIN)/python -m conformance.sdk --results build/conformance/sdk.json
+
 # The Azure CLI (installed into .conformance/cli-venv on first use) driven against the emulator.
 conformance-cli: setup
 	$(BIN)/python -m conformance.cli --results build/conformance/cli.json
+
+conformance-emulator: setup
+	$(BIN)/python -m conformance.emulator --results build/conformance/emulator.json
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .demo .conformance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench import (
+    emulator_big_inputs,
     emulator_throughput,
     live_output_poll,
     monitor_poll,
@@ -23,4 +24,5 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     upload_large.BENCHMARK,
     triggers_concurrent.BENCHMARK,
     emulator_throughput.BENCHMARK,
+    emulator_big_inputs.BENCHMARK,
 )

@@ -1,1 +1,1 @@
-"""Conformance runs: clients the project did not write, driven against the emulator (not installed)."""
+"""Conformance runs: clients the project did not write, driven against the emulator (``make conformance``)."""

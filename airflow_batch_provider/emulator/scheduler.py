@@ -5,6 +5,9 @@ runner starts them on worker threads, so the API stays responsive while hundreds
 of higher priority go first; jobs of equal priority take turns, one task each, so no job starves
 another. A pool's ``nodeFillType`` decides between spreading tasks over nodes and packing them onto
 the fullest node that still fits.
+
+No task can wedge the scheduler: whatever a task carries, if it cannot be placed or started, that
+task completes with a ``usererror`` failure and every other task goes on.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import logging
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_batch_provider.batch.durations import UNBOUNDED, parse_duration
 from airflow_batch_provider.batch.node_environment import linux_variable_name
+from airflow_batch_provider.emulator.dependencies import CompletedTasks
 from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.models.base import environment_dict
 from airflow_batch_provider.emulator.runner import failures
@@ -140,23 +144,45 @@ class Scheduler:
                     if task is None:
                         queues.remove(entry)
                         continue
-                    node = self._pick_node(pool, nodes, task)
-                    if node is not None:
-                        self._dispatch(task, node)
+                    try:
+                        node = self._pick_node(pool, nodes, task)
+                        if node is not None:
+                            self._dispatch(task, node)
+                    except Exception as err:  # the task's own data, not the pass, is at fault
+                        self._fail_unstartable(task, err)
                 nodes = [node for node in nodes if node.free_slots > 0]
                 if not nodes:
                     return
 
-    @staticmethod
-    def _ready_tasks(job: Job, pool: Pool) -> Iterator[Task]:
+    def _ready_tasks(self, job: Job, pool: Pool) -> Iterator[Task]:
+        completed = CompletedTasks(job)
         for task in list(job.tasks.values()):
-            if (
-                task.state == "active"
-                and not task.in_flight
-                and task.required_slots <= pool.task_slots_per_node
-                and task.dependencies() == "ready"
-            ):
+            if task.state != "active" or task.in_flight or task.required_slots > pool.task_slots_per_node:
+                continue
+            try:
+                ready = completed.state_of(task) == "ready"
+            except Exception as err:
+                self._fail_unstartable(task, err)
+                continue
+            if ready:
                 yield task
+
+    def _fail_unstartable(self, task: Task, err: Exception) -> None:
+        """Complete ``task``, which cannot be scheduled or started, with a ``usererror`` failure."""
+        log.warning("task %s/%s cannot run and fails: %r", task.job.id, task.id, err)
+        if task.node is not None and task.node.running.pop(id(task), None) is not None:
+            task.node.refresh_state()
+        task.cancel_event = task.cancel_reason = None
+        failure = failures.invalid_task_failure(err)
+        try:
+            self.account.tasks.complete(task, failure=failure, exit_code=None)
+        except Exception:  # e.g. exit conditions that cannot be evaluated: complete it plainly
+            log.exception("task %s/%s: its exit conditions could not be applied", task.job.id, task.id)
+            task.execution_info.update(
+                {"endTime": format_datetime(utcnow()), "result": "failure", "failureInfo": failure}
+            )
+            task.exit_options = {"jobAction": "none", "dependencyAction": "block"}
+            task.set_state("completed")
 
     @staticmethod
     def _pick_node(pool: Pool, nodes: list[Node], task: Task) -> Node | None:
@@ -221,22 +247,11 @@ class Scheduler:
                 pass
             else:
                 task.set_state("running")
-                environment = environment_dict(
-                    job.properties.get("commonEnvironmentSettings"),
-                    task.properties.get("environmentSettings"),
-                )
-                result = await self.run_process(
-                    RunKind.TASK,
-                    node,
-                    {"commandLine": task.command_line, **task.properties},
-                    task.task_dir(node),
-                    environment=environment,
-                    job_id=job.id,
-                    task_id=task.id,
-                    retry_count=int(task.execution_info.get("retryCount", 0)),
-                    max_wall_clock_seconds=_seconds(task.max_wall_clock),
-                    cancel=cancel,
-                )
+                result = await self._run_task(task, node, cancel)
+        except Exception as err:  # e.g. a job preparation task that cannot even be set up
+            log.warning("task %s/%s cannot start: %r", job.id, task.id, err)
+            now = utcnow()
+            result = TaskRunResult(now, now, None, failures.invalid_task_failure(err))
         finally:
             node.running.pop(id(task), None)
             node.refresh_state()
@@ -244,8 +259,37 @@ class Scheduler:
             now = utcnow()
             result = TaskRunResult(start_time=now, end_time=now, exit_code=None, cancelled=True)
             task.cancel_reason = task.cancel_reason or "requeue"
-        self.account.tasks.finish_attempt(task, result)
+        try:
+            self.account.tasks.finish_attempt(task, result)
+        except Exception as err:  # the task's exit conditions or retry settings cannot be applied
+            self._fail_unstartable(task, err)
         self.kick()
+
+    async def _run_task(self, task: Task, node: Node, cancel: asyncio.Event) -> TaskRunResult:
+        """Run ``task``'s command line on ``node``; a task that cannot be set up fails as a user error."""
+        started = utcnow()
+        try:
+            environment = environment_dict(
+                task.job.properties.get("commonEnvironmentSettings"),
+                task.properties.get("environmentSettings"),
+            )
+            retry_count = int(task.execution_info.get("retryCount", 0))
+            wall_clock = _seconds(task.max_wall_clock)
+        except Exception as err:
+            log.warning("task %s/%s cannot start: %r", task.job.id, task.id, err)
+            return TaskRunResult(started, utcnow(), None, failures.invalid_task_failure(err))
+        return await self.run_process(
+            RunKind.TASK,
+            node,
+            {"commandLine": task.command_line, **task.properties},
+            task.task_dir(node),
+            environment=environment,
+            job_id=task.job.id,
+            task_id=task.id,
+            retry_count=retry_count,
+            max_wall_clock_seconds=wall_clock,
+            cancel=cancel,
+        )
 
     def _preparation_dir(self, job_id: str | None, node: Node) -> Path | None:
         if job_id is None:
@@ -383,7 +427,47 @@ class Scheduler:
         cancel: asyncio.Event | None = None,
     ) -> TaskRunResult:
         """Run one process through the runner and return its result (never raises for its failures)."""
-        spec = TaskRunSpec(
+        started = utcnow()
+        try:
+            spec = self._run_spec(
+                kind,
+                node,
+                task,
+                task_dir,
+                environment=environment,
+                job_id=job_id,
+                task_id=task_id,
+                retry_count=retry_count,
+                max_wall_clock_seconds=max_wall_clock_seconds,
+            )
+        except Exception as err:  # what the task carries cannot be run: its failure, not the runner's
+            log.warning("%s on %s cannot start: %r", task_id or kind.value, node.id, err)
+            return TaskRunResult(started, utcnow(), None, failures.invalid_task_failure(err))
+        cancel = cancel or asyncio.Event()
+        self._cancels.add(cancel)
+        try:
+            return await self._run_spec_on(spec, node, task, cancel, started)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        finally:
+            self._cancels.discard(cancel)
+
+    def _run_spec(
+        self,
+        kind: RunKind,
+        node: Node,
+        task: dict[str, Any],
+        task_dir: Path,
+        *,
+        environment: dict[str, str] | None,
+        job_id: str | None,
+        task_id: str | None,
+        retry_count: int,
+        max_wall_clock_seconds: float | None,
+    ) -> TaskRunSpec:
+        """What the runner needs to run ``task`` (raises if the task's properties have wrong shapes)."""
+        return TaskRunSpec(
             kind=kind,
             account_name=self.account.name,
             pool_id=node.pool.id,
@@ -403,10 +487,13 @@ class Scheduler:
             node_is_dedicated=node.is_dedicated,
             job_prep_dir=self._preparation_dir(job_id, node),
             user_identity=task.get("userIdentity"),
+            container_image=(task.get("containerSettings") or {}).get("imageName"),
         )
-        cancel = cancel or asyncio.Event()
-        self._cancels.add(cancel)
-        started = utcnow()
+
+    async def _run_spec_on(
+        self, spec: TaskRunSpec, node: Node, task: dict[str, Any], cancel: asyncio.Event, started: datetime
+    ) -> TaskRunResult:
+        task_id = spec.task_id or spec.kind.value
         try:
             references = [
                 *(node.pool.properties.get("applicationPackageReferences") or []),
@@ -434,10 +521,9 @@ class Scheduler:
                 spec = replace(spec, app_package_dirs=app_package_dirs)
             return await self.executor.run(spec, cancel)
         except asyncio.CancelledError:
-            cancel.set()
             raise
         except Exception as err:
-            log.exception("the runner failed to run %s on %s", task_id or kind.value, node.id)
+            log.exception("the runner failed to run %s on %s", task_id, node.id)
             return TaskRunResult(
                 start_time=started,
                 end_time=utcnow(),
@@ -449,5 +535,3 @@ class Scheduler:
                     "details": [],
                 },
             )
-        finally:
-            self._cancels.discard(cancel)

@@ -1,6 +1,6 @@
 """Wire formats the service uses: ISO 8601 datetimes, RFC 1123 dates and ETags.
 
-Durations live in :mod:`airflow_batch_provider.utils.durations`, shared with the operators.
+Durations live in :mod:`airflow_batch_provider.batch.durations`, shared with the operators.
 """
 
 from __future__ import annotations

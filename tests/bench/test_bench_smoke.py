@@ -60,6 +60,9 @@ def test_smoke_run_writes_every_benchmark(tmp_path: Path) -> None:
     # Requests are counted through the hooks' http_policies, for Batch and for Blob.
     assert results["upload_many_small"]["requests"]["ours"] >= results["upload_many_small"]["sizes"]["files"]
     assert results["upload_rerun_unchanged"]["metrics"]["rerun_bytes_sent"] == 0
+    # Get-task latency was probed while each big input was handled.
+    big_inputs = results["emulator_big_inputs"]["requests"]
+    assert big_inputs["probes_long_command_line"] >= 1 and big_inputs["probes_dependency_range"] >= 1
     # The upload also ran over a delayed link, and the link really delayed every request.
     many_small = results["upload_many_small"]
     assert _is_number(many_small["ratios"]["speedup_vs_sequential_over_2ms_link"])

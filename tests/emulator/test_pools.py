@@ -43,7 +43,7 @@ def test_create_fills_in_the_service_defaults(client: BatchClient) -> None:
     pool = client.get_pool(pool_id)
     assert pool.state == "active"
     assert pool.task_slots_per_node == 1
-    assert pool.task_scheduling_policy.node_fill_type == "spread"
+    assert pool.task_scheduling_policy.node_fill_type == "Spread"
     assert pool.resize_timeout.total_seconds() == 15 * 60
     assert pool.enable_auto_scale is False
     assert pool.creation_time is not None and pool.etag.startswith("0x")
@@ -82,7 +82,6 @@ def test_duplicate_ids_conflict_case_insensitively(client: BatchClient) -> None:
         ),
         ({"task_slots_per_node": 0}, "InvalidPropertyValue", "taskSlotsPerNode"),
         ({"resize_timeout": "PT1M"}, "InvalidPropertyValue", "resizeTimeout"),
-        ({"target_dedicated_nodes": None}, "MissingRequiredProperty", "targetDedicatedNodes"),
         (
             {"start_task": m.BatchStartTask(command_line="")},
             "MissingRequiredProperty",
@@ -361,3 +360,40 @@ def test_malformed_bodies_get_400s(client: BatchClient) -> None:
     )
     with pytest.raises(ResourceNotFoundError):
         client.get_pool(pool_id)
+
+
+@pytest.mark.parametrize(
+    ("image_id", "accepted"),
+    [
+        ("/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/gal/images/img", True),
+        (
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/gal/images/img/versions/1.0.0",
+            True,
+        ),
+        ("/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/images/managed", True),
+        (
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/gallery/gal/images/img/versions/v",
+            False,
+        ),
+        ("not-an-id", False),
+    ],
+)
+def test_custom_image_ids_must_be_resource_manager_image_ids(
+    client: BatchClient, image_id: str, accepted: bool
+) -> None:
+    configuration = m.VirtualMachineConfiguration(
+        image_reference=m.BatchVmImageReference(virtual_machine_image_id=image_id),
+        node_agent_sku_id="batch.node.ubuntu 22.04",
+    )
+    options = pool_options(
+        unique("custom"), virtual_machine_configuration=configuration, target_dedicated_nodes=0
+    )
+    if accepted:
+        client.create_pool(options)
+        image = client.get_pool(options.id).virtual_machine_configuration.image_reference
+        assert image.virtual_machine_image_id == image_id and image.version is None
+        client.begin_delete_pool(options.id, polling_interval=POLL).result()
+        return
+    with pytest.raises(HttpResponseError) as excinfo:
+        client.create_pool(options)
+    assert error_of(excinfo) == (400, "InvalidPropertyValue")

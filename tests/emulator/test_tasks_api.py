@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from azure.batch import BatchClient
@@ -92,12 +93,34 @@ def test_invalid_tasks_are_rejected(
     assert [task.id for task in client.list_tasks(parked_job)] == ["dup"]
 
 
-def test_container_tasks_are_refused_with_a_clear_message(client: BatchClient, parked_job: str) -> None:
-    options = _task("boxed", container_settings=m.BatchTaskContainerSettings(image_name="ubuntu:24.04"))
+def test_container_tasks_are_stored_but_fail_without_running_on_the_host(
+    client: BatchClient, job_on_shared_pool: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "ran-on-the-host"
+    registry = m.ContainerRegistryReference(
+        registry_server="myregistry.azurecr.io", username="me", password="s3cret"
+    )
+    settings = m.BatchTaskContainerSettings(image_name="ubuntu:24.04", registry=registry)
+    client.create_task(job_on_shared_pool, _task("boxed", sh(f"touch {marker}"), container_settings=settings))
+    task = wait_for_task(client, job_on_shared_pool, "boxed")
+    assert task.container_settings is not None and task.container_settings.image_name == "ubuntu:24.04"
+    assert task.container_settings.registry is not None
+    assert task.container_settings.registry.username == "me"
+    assert task.container_settings.registry.password is None  # write-only, as in the service
+    assert task.execution_info is not None and task.execution_info.result == "failure"
+    failure = task.execution_info.failure_info
+    assert failure is not None and failure.code == "ContainerTasksNotEmulated"
+    assert "Container tasks are not supported by the local Batch emulator" in (failure.message or "")
+    assert not marker.exists()
+    names = {file.name for file in client.list_task_files(job_on_shared_pool, "boxed")}
+    assert {"stdout.txt", "stderr.txt"} <= names
+
+
+def test_container_settings_need_an_image(client: BatchClient, parked_job: str) -> None:
+    options = _task("boxed", container_settings=m.BatchTaskContainerSettings(image_name=""))
     with pytest.raises(HttpResponseError) as excinfo:
         client.create_task(parked_job, options)
-    assert error_of(excinfo) == (400, "InvalidPropertyValue")
-    assert "not supported by the local Batch emulator" in str(excinfo.value)
+    assert error_of(excinfo) == (400, "MissingRequiredProperty")
 
 
 def test_missing_things_are_404(client: BatchClient, parked_job: str) -> None:
@@ -306,3 +329,21 @@ def test_unmodelled_features_say_so(client: BatchClient) -> None:
     assert list(client.list_applications()) == []
     # Job schedules (tests/emulator/test_job_schedules.py) and VM extensions, node users, remote login
     # and service log upload (tests/emulator/test_node_features.py) are emulated now: no route is 501.
+
+
+def test_terminating_a_task_takes_no_job_action(client: BatchClient) -> None:
+    """Exit options answer to how a task's process ended, not to a client ending it."""
+    job_id = unique("exitjob")
+    client.create_job(
+        m.BatchJobCreateOptions(
+            id=job_id,
+            pool_info=m.BatchPoolInfo(pool_id=unique("nopool")),
+            task_failure_mode=m.BatchTaskFailureMode.PERFORM_EXIT_OPTIONS_JOB_ACTION,
+        )
+    )
+    client.create_task(job_id, _task("ended"))
+    client.terminate_task(job_id, "ended")
+    assert client.get_task(job_id, "ended").state == "completed"
+    assert client.get_job(job_id).state == "active"
+    client.reactivate_task(job_id, "ended")
+    assert client.get_task(job_id, "ended").state == "active"

@@ -14,6 +14,7 @@ from airflow_batch_provider.emulator.errors import (
     invalid_property,
     missing_property,
 )
+from airflow_batch_provider.emulator.runner.process import MAX_COMMAND_LINE_BYTES, command_line_too_long
 from airflow_batch_provider.emulator.serialization import format_datetime, new_etag, parse_http_date, utcnow
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -216,12 +217,37 @@ def reject_container_settings(body: Mapping[str, Any], path: str) -> None:
         )
 
 
-def validate_command_task(body: Mapping[str, Any], path: str = "") -> None:
-    """Checks shared by tasks, start tasks and job preparation/release tasks."""
+def validate_container_settings(body: Mapping[str, Any], path: str = "") -> None:
+    """Check ``containerSettings`` as the service does (an image name is required)."""
+    settings = get_object(body, "containerSettings", f"{path}containerSettings")
+    if settings is None:
+        return
+    require(settings, "imageName", f"{path}containerSettings/imageName")
+    if get_object(settings, "registry", f"{path}containerSettings/registry") is not None:
+        get_str(settings["registry"], "registryServer", f"{path}containerSettings/registry/registryServer")
+
+
+def validate_command_task(body: Mapping[str, Any], path: str = "", *, containers: bool = False) -> None:
+    """Checks shared by tasks, start tasks and job preparation/release tasks.
+
+    ``containers``: whether ``containerSettings`` is stored (a task; it fails at run time until the
+    emulator runs containers) or refused outright.
+    """
     require(body, "commandLine", f"{path}commandLine")
     if not isinstance(body["commandLine"], str):
         raise invalid_property(f"{path}commandLine", body["commandLine"], "The value must be a string.")
-    reject_container_settings(body, path)
+    if command_line_too_long(body["commandLine"]):
+        # Only a body over the service's 1 MB limit can carry such a command line: refuse it the same way.
+        raise BatchError(
+            413,
+            "RequestBodyTooLarge",
+            "The request body is too large and exceeds the maximum permissible limit.",
+            {"MaxLimit": str(MAX_COMMAND_LINE_BYTES)},
+        )
+    if containers:
+        validate_container_settings(body, path)
+    else:
+        reject_container_settings(body, path)
     for index, setting in enumerate(
         get_list(body, "environmentSettings", f"{path}environmentSettings") or []
     ):

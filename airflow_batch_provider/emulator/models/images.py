@@ -1,10 +1,12 @@
-"""The catalogue the emulated account offers: VM images with their node agent SKUs, and VM sizes."""
+"""The catalogue the emulated account offers: VM images with their node agent SKUs; VM size checks."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from airflow_batch_provider.emulator.errors import invalid_property, missing_property
+from airflow_batch_provider.emulator.models.vm_sizes import parse_vm_size
 
 
 def _image(publisher: str, offer: str, sku: str, agent: str, os_type: str = "linux") -> dict[str, Any]:
@@ -33,45 +35,26 @@ SUPPORTED_IMAGES: list[dict[str, Any]] = [
 
 NODE_AGENT_SKUS = sorted({image["nodeAgentSKUId"] for image in SUPPORTED_IMAGES})
 
-#: vCPUs per VM size (lower-case names), for the account's core quota.
-VM_SIZE_CORES: dict[str, int] = {
-    "standard_a1_v2": 1,
-    "standard_a2_v2": 2,
-    "standard_a4_v2": 4,
-    "standard_a8_v2": 8,
-    "standard_d2_v3": 2,
-    "standard_d4_v3": 4,
-    "standard_d8_v3": 8,
-    "standard_d2s_v3": 2,
-    "standard_d4s_v3": 4,
-    "standard_d8s_v3": 8,
-    "standard_d16s_v3": 16,
-    "standard_d2s_v5": 2,
-    "standard_d4s_v5": 4,
-    "standard_d8s_v5": 8,
-    "standard_d16s_v5": 16,
-    "standard_d2ds_v5": 2,
-    "standard_d4ds_v5": 4,
-    "standard_e2s_v3": 2,
-    "standard_e4s_v3": 4,
-    "standard_e8s_v3": 8,
-    "standard_f2s_v2": 2,
-    "standard_f4s_v2": 4,
-    "standard_f8s_v2": 8,
-    "standard_f16s_v2": 16,
-    "standard_nc6s_v3": 6,
-    "standard_nc24ads_a100_v4": 24,
-}
-
 
 def vm_cores(vm_size: str, path: str = "vmSize") -> int:
-    """vCPUs of ``vm_size``; 400 ``InvalidPropertyValue`` for a size the emulator does not know."""
-    cores = VM_SIZE_CORES.get(vm_size.lower())
-    if cores is None:
+    """Cores ``vm_size`` counts against quota; 400 ``InvalidPropertyValue`` for a name that is no VM size."""
+    size = parse_vm_size(vm_size)
+    if size is None:
         raise invalid_property(
-            path, vm_size, f"Unknown VM size. The emulator knows: {', '.join(sorted(VM_SIZE_CORES))}."
+            path,
+            vm_size,
+            "Not an Azure VM size name; use one such as Standard_D2s_v3 "
+            "(tier, family, vCPUs, features, version).",
         )
-    return cores
+    return size.cores
+
+
+#: A custom image's Resource Manager ID: a Compute Gallery image (optionally one version) or a managed image.
+_IMAGE_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/"
+    r"(?:galleries/[^/]+/images/[^/]+(?:/versions/[^/]+)?|images/[^/]+)$",
+    re.IGNORECASE,
+)
 
 
 def validate_image(configuration: dict[str, Any], path: str = "virtualMachineConfiguration") -> None:
@@ -85,3 +68,13 @@ def validate_image(configuration: dict[str, Any], path: str = "virtualMachineCon
     reference = configuration.get("imageReference")
     if not isinstance(reference, dict):
         raise missing_property(f"{path}/imageReference")
+    image_id = reference.get("virtualMachineImageId")
+    if image_id is not None and not (isinstance(image_id, str) and _IMAGE_ID.match(image_id)):
+        raise invalid_property(
+            f"{path}/imageReference/virtualMachineImageId",
+            image_id,
+            "Not the Resource Manager ID of an image: use /subscriptions/{subscription}"
+            "/resourceGroups/{group}/providers/Microsoft.Compute/galleries/{gallery}/images/{image}"
+            "[/versions/{version}] "
+            "or .../providers/Microsoft.Compute/images/{image}.",
+        )

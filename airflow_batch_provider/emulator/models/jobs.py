@@ -19,6 +19,7 @@ from airflow_batch_provider.emulator.errors import (
     resource_exists,
     resource_not_found,
 )
+from airflow_batch_provider.emulator.models import defaults as service_defaults
 from airflow_batch_provider.emulator.models.base import (
     Resource,
     get_bool,
@@ -134,7 +135,7 @@ class Job(Resource):
     def to_dict(self) -> dict[str, Any]:
         document = self.common_properties(self.url)
         document.update(self.properties)
-        pool_info = dict(self.pool_info)
+        pool_info = service_defaults.pool_info(self.pool_info)
         document.update(
             {
                 "usesTaskDependencies": self.uses_task_dependencies,
@@ -157,10 +158,14 @@ class Job(Resource):
             document["previousState"] = self.previous_state
             if self.previous_state_transition_time is not None:
                 document["previousStateTransitionTime"] = format_datetime(self.previous_state_transition_time)
-        if self.preparation_task is not None:
-            document["jobPreparationTask"] = self.preparation_task
-        if self.release_task is not None:
-            document["jobReleaseTask"] = self.release_task
+        if "jobManagerTask" in self.properties:
+            document["jobManagerTask"] = service_defaults.job_manager_task(self.properties["jobManagerTask"])
+        for name, task in (
+            ("jobPreparationTask", self.preparation_task),
+            ("jobReleaseTask", self.release_task),
+        ):
+            if task is not None:
+                document[name] = service_defaults.with_user_identity(task)
         if self.metadata:
             document["metadata"] = self.metadata
         return document

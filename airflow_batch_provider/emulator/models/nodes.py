@@ -190,7 +190,7 @@ class NodeBackend:
         await self.account.step()
         if node.removed:
             return
-        node.last_boot_time = utcnow()
+        node.last_boot_time = boot_time = utcnow()
         start_task = node.pool.start_task
         if start_task is None:
             node.set_state("idle")
@@ -198,7 +198,9 @@ class NodeBackend:
         elif start_task.get("waitForSuccess", True):
             node.set_state("waitingforstarttask")
             succeeded = await self.run_start_task(node, start_task)
-            if node.removed or node.state != "waitingforstarttask":
+            # A reboot meanwhile stopped this start task and booted the node again: that boot decides.
+            superseded = node.last_boot_time is not boot_time
+            if node.removed or superseded or node.state != "waitingforstarttask":
                 return
             node.set_state("idle" if succeeded else "starttaskfailed")
             node.refresh_state()

@@ -16,6 +16,7 @@ from airflow_batch_provider.emulator.errors import (
     resource_exists,
     resource_not_found,
 )
+from airflow_batch_provider.emulator.models import defaults as service_defaults
 from airflow_batch_provider.emulator.models.autoscale import FormulaError, FormulaResult, evaluate_formula
 from airflow_batch_provider.emulator.models.base import (
     Resource,
@@ -100,7 +101,8 @@ class Pool(Resource):
 
     @property
     def image_reference(self) -> dict[str, Any]:
-        return dict((self.properties.get("virtualMachineConfiguration") or {}).get("imageReference") or {})
+        reference = (self.properties.get("virtualMachineConfiguration") or {}).get("imageReference") or {}
+        return service_defaults.image_reference(reference)
 
     @property
     def network(self) -> dict[str, Any] | None:
@@ -114,7 +116,8 @@ class Pool(Resource):
 
     @property
     def node_fill_type(self) -> str:
-        return str(self.task_scheduling_policy.get("nodeFillType", "spread"))
+        """``spread`` or ``pack`` (lower case, for comparisons)."""
+        return str(self.task_scheduling_policy.get("nodeFillType", "spread")).lower()
 
     def current_nodes(self, dedicated: bool) -> list[Node]:
         return [node for node in self.nodes.values() if node.is_dedicated == dedicated and not node.removed]
@@ -127,6 +130,10 @@ class Pool(Resource):
     def to_dict(self) -> dict[str, Any]:
         document = self.common_properties(self.url)
         document.update(self.properties)
+        if "virtualMachineConfiguration" in self.properties:
+            document["virtualMachineConfiguration"] = service_defaults.virtual_machine_configuration(
+                self.properties["virtualMachineConfiguration"]
+            )
         document.update(
             {
                 "state": self.state,
@@ -156,17 +163,17 @@ class Pool(Resource):
         if self.resize_errors:
             document["resizeErrors"] = self.resize_errors
         if self.start_task is not None:
-            document["startTask"] = self.start_task
+            document["startTask"] = service_defaults.with_user_identity(self.start_task)
         if self.metadata:
             document["metadata"] = self.metadata
         return document
 
 
 def scheduling_policy(body: dict[str, Any]) -> dict[str, Any]:
-    """``taskSchedulingPolicy`` with the service's default ``{"nodeFillType": "spread"}``."""
+    """``taskSchedulingPolicy`` with the service's default, capitalised as read back (``Spread``/``Pack``)."""
     policy = dict(get_object(body, "taskSchedulingPolicy") or {})
     fill = get_enum(policy, "nodeFillType", ("spread", "pack"), "spread", "taskSchedulingPolicy/nodeFillType")
-    policy["nodeFillType"] = fill
+    policy["nodeFillType"] = str(fill).capitalize()
     return policy
 
 
@@ -284,8 +291,7 @@ class PoolBackend:
                 raise invalid_property(
                     "autoScaleFormula", body["autoScaleFormula"], "It requires enableAutoScale to be true."
                 )
-            if body.get("targetDedicatedNodes") is None and body.get("targetLowPriorityNodes") is None:
-                raise missing_property("targetDedicatedNodes")
+            # Neither count is required: the service defaults both to 0.
             pool.target_dedicated = get_int(body, "targetDedicatedNodes", 0, 0, 10000)
             pool.target_low_priority = get_int(body, "targetLowPriorityNodes", 0, 0, 10000)
         validate_network(
@@ -393,13 +399,14 @@ class PoolBackend:
     # ---- resize
 
     def resize(self, pool_id: str, body: dict[str, Any]) -> Pool:
-        pool = self._steady(pool_id)
-        if pool.enable_auto_scale:
+        # An autoscale pool refuses a manual resize whatever its allocation state.
+        if self._writable(pool_id).enable_auto_scale:
             raise conflict(
                 "OperationNotValidOnPool",
                 "The specified operation is not valid on the pool.",
                 Reason="The pool has autoscale enabled; it cannot be resized manually.",
             )
+        pool = self._steady(pool_id)
         dedicated = get_int(body, "targetDedicatedNodes", pool.target_dedicated, 0, 10000)
         low_priority = get_int(body, "targetLowPriorityNodes", pool.target_low_priority, 0, 10000)
         pool.resize_timeout = (

@@ -19,6 +19,7 @@ from airflow_batch_provider.emulator.errors import (
     resource_exists,
     resource_not_found,
 )
+from airflow_batch_provider.emulator.models import defaults as service_defaults
 from airflow_batch_provider.emulator.models.base import (
     Resource,
     get_duration,
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
 MAX_TASKS_PER_COLLECTION = 100
 MAX_COLLECTION_BYTES = 1024 * 1024
 DEFAULT_RETENTION = timedelta(days=7)
+#: The service's limits on dependencies: all ``taskIds`` together, and the ends of a range (int32).
+MAX_DEPENDENCY_ID_CHARACTERS = 64000
+MAX_TASK_ID_NUMBER = 2**31 - 1
 
 #: Properties the client owns, returned by GET as sent.
 _PASSTHROUGH = (
@@ -56,6 +60,7 @@ _PASSTHROUGH = (
     "exitConditions",
     "dependsOn",
     "applicationPackageReferences",
+    "containerSettings",
 )
 _JOB_ACTIONS = ("none", "disable", "terminate")
 _DEPENDENCY_ACTIONS = ("satisfy", "block")
@@ -123,23 +128,6 @@ class Task(Resource):
     def task_dir(self, node: Node) -> Path:
         return node.root / self.relative_dir
 
-    def dependency_ids(self) -> list[str]:
-        depends_on = self.properties.get("dependsOn") or {}
-        ids = [str(task_id) for task_id in depends_on.get("taskIds") or []]
-        for id_range in depends_on.get("taskIdRanges") or []:
-            ids.extend(str(number) for number in range(int(id_range["start"]), int(id_range["end"]) + 1))
-        return ids
-
-    def dependencies(self) -> str:
-        """``ready`` when every dependency completed and satisfies it, else ``waiting`` or ``blocked``."""
-        for task_id in self.dependency_ids():
-            dependency = self.job.tasks.get(task_id.lower())
-            if dependency is None or dependency.state != "completed":
-                return "waiting"
-            if (dependency.exit_options or {}).get("dependencyAction") == "block":
-                return "blocked"
-        return "ready"
-
     def constraints(self) -> dict[str, Any]:
         return {
             "maxWallClockTime": format_duration(self.max_wall_clock or UNBOUNDED),
@@ -147,9 +135,20 @@ class Task(Resource):
             "maxTaskRetryCount": self.max_retries,
         }
 
+    def set_state(self, state: str) -> None:
+        """Change state; a task's ETag and Last-Modified change only with the client's updates."""
+        etag, last_modified = self.etag, self.last_modified
+        super().set_state(state)
+        self.etag, self.last_modified = etag, last_modified
+
     def to_dict(self) -> dict[str, Any]:
         document = self.common_properties(self.url)
         document.update(self.properties)
+        document["userIdentity"] = service_defaults.user_identity(self.properties.get("userIdentity"))
+        if "containerSettings" in self.properties:
+            document["containerSettings"] = service_defaults.container_settings(
+                self.properties["containerSettings"]
+            )
         document.update(
             {
                 "state": self.state,
@@ -234,14 +233,22 @@ def _validate_dependencies(body: dict[str, Any], job: Job) -> None:
             "A task was specified as depending on other tasks, but the job did not specify that it would use "
             "task dependencies.",
         )
-    for task_id in get_list(depends_on, "taskIds", "dependsOn/taskIds") or []:
+    task_ids = get_list(depends_on, "taskIds", "dependsOn/taskIds") or []
+    for task_id in task_ids:
         validate_id(task_id, "dependsOn/taskIds")
+    if sum(len(task_id) for task_id in task_ids) > MAX_DEPENDENCY_ID_CHARACTERS:
+        raise BatchError(
+            400,
+            "TaskDependencyListTooLong",
+            "The task's dependsOn taskIds exceed the maximum length; use taskIdRanges instead.",
+            {"MaxLimit": str(MAX_DEPENDENCY_ID_CHARACTERS)},
+        )
     for index, id_range in enumerate(get_list(depends_on, "taskIdRanges", "dependsOn/taskIdRanges") or []):
         path = f"dependsOn/taskIdRanges[{index}]"
         if not isinstance(id_range, dict):
             raise invalid_property(path, id_range)
-        start = get_int(id_range, "start", -1, 0, None, f"{path}/start")
-        end = get_int(id_range, "end", -1, 0, None, f"{path}/end")
+        start = get_int(id_range, "start", -1, 0, MAX_TASK_ID_NUMBER, f"{path}/start")
+        end = get_int(id_range, "end", -1, 0, MAX_TASK_ID_NUMBER, f"{path}/end")
         if start < 0 or end < start:
             raise invalid_property(path, json.dumps(id_range), "The range needs 0 <= start <= end.")
 
@@ -275,7 +282,7 @@ class TaskBackend:
         if not isinstance(body, dict):
             raise invalid_property("task", body, "The value must be a JSON object.")
         task_id = validate_id(body.get("id"))
-        validate_command_task(body)
+        validate_command_task(body, containers=True)
         if body.get("multiInstanceSettings") is not None:
             raise invalid_property(
                 "multiInstanceSettings",
@@ -380,7 +387,7 @@ class TaskBackend:
         if task.in_flight:
             self.account.scheduler.cancel(task, "terminate")
         else:
-            self.complete(task, failure=failures.cancelled_failure(), exit_code=None)
+            self.complete(task, failure=failures.cancelled_failure(), exit_code=None, requested=True)
         task.touch()
         return task
 
@@ -441,7 +448,11 @@ class TaskBackend:
         info["startTime"] = format_datetime(result.start_time)
         if reason in ("terminate", "job", "delete"):
             self.complete(
-                task, failure=failures.cancelled_failure(), exit_code=result.exit_code, end=result.end_time
+                task,
+                failure=failures.cancelled_failure(),
+                exit_code=result.exit_code,
+                end=result.end_time,
+                requested=True,
             )
             return
         failure = result.failure_info
@@ -473,7 +484,10 @@ class TaskBackend:
         failure: dict[str, Any] | None,
         exit_code: int | None,
         end: Any = None,
+        requested: bool = False,
     ) -> None:
+        """Complete the task; ``requested``: a client ended it (terminate, job end, delete), so its
+        exit options take no job action (they answer to how the task's own process ended)."""
         info = task.execution_info
         info["endTime"] = format_datetime(end or utcnow())
         info["result"] = "failure" if failure is not None else "success"
@@ -484,6 +498,8 @@ class TaskBackend:
         if exit_code is not None:
             info["exitCode"] = exit_code
         task.exit_options = self._exit_options(task, failure, exit_code)
+        if requested:
+            task.exit_options = {**task.exit_options, "jobAction": "none"}
         task.set_state("completed")
         if task.node is not None and failure is None:
             task.node.total_tasks_succeeded += 1

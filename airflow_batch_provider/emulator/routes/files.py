@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import stat
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,15 @@ from urllib.parse import quote
 
 import anyio
 from fastapi import Request, Response
+from fastapi.responses import StreamingResponse
 
 from airflow_batch_provider.emulator.errors import BatchError, invalid_query, resource_not_found
 from airflow_batch_provider.emulator.models.base import check_preconditions
 from airflow_batch_provider.emulator.routes.common import list_response
 from airflow_batch_provider.emulator.serialization import format_datetime, format_http_date
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: ``bytes=start-end``; 18 digits at most (beyond any file's size), so no number is too long to parse.
+_RANGE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})")
 
 
 def resolve(root: Path, file_path: str) -> Path:
@@ -99,14 +102,25 @@ def file_properties(request: Request, root: Path, file_path: str, url: str) -> R
     return Response(status_code=200, headers=headers)
 
 
-def _read(path: Path, start: int, length: int) -> bytes:
+#: Bytes read from disk and sent at a time: a download holds one chunk, whatever the file's size.
+CHUNK_BYTES = 256 * 1024
+
+
+def _chunks(path: Path, start: int, length: int) -> Iterator[bytes]:
+    """``length`` bytes of ``path`` from ``start``, a chunk at a time (Starlette reads it on a thread)."""
     with path.open("rb") as handle:
         handle.seek(start)
-        return handle.read(length)
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(CHUNK_BYTES, remaining))
+            if not chunk:  # the file shrank meanwhile: the response ends short, as a cut connection
+                return
+            remaining -= len(chunk)
+            yield chunk
 
 
 async def download(request: Request, root: Path, file_path: str, url: str) -> Response:
-    """GET: the file's bytes, or the ``ocp-range: bytes=a-b`` slice of them."""
+    """GET: the file's bytes, or the ``ocp-range: bytes=a-b`` slice of them, streamed from disk."""
     path = resolve(root, file_path)
     if path.is_dir():
         raise BatchError(
@@ -120,7 +134,7 @@ async def download(request: Request, root: Path, file_path: str, url: str) -> Re
     start, end = 0, size - 1
     requested = request.headers.get("ocp-range")
     if requested:
-        match = _RANGE.match(requested.strip())
+        match = _RANGE.fullmatch(requested.strip())
         if not match or (not match.group(1) and not match.group(2)):
             raise invalid_query("ocp-range", requested, "The range must look like bytes=start-end.")
         if match.group(1):
@@ -133,9 +147,10 @@ async def download(request: Request, root: Path, file_path: str, url: str) -> Re
             raise BatchError(
                 416, "InvalidRange", "The range specified is invalid for the current size of the resource."
             )
-    content = await anyio.to_thread.run_sync(_read, path, start, max(0, end - start + 1))
+    length = max(0, end - start + 1)
+    headers["Content-Length"] = str(length)
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return Response(content, 200, headers, media_type=media_type)
+    return StreamingResponse(_chunks(path, start, length), 200, headers, media_type=media_type)
 
 
 def delete(request: Request, root: Path, file_path: str) -> Response:

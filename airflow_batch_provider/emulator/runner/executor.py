@@ -5,7 +5,8 @@ The phases, each of which may end the attempt with a documented ``failureInfo``:
 1. lay out the task directory and download the resource files (pre-processing: on failure the
    command line never runs and ``exit_code`` is ``None``);
 2. run the command line (not under a shell, see :mod:`.process`) with stdout/stderr in the task
-   directory, killing the whole process tree on ``maxWallClockTime`` or on ``cancel``;
+   directory, killing the whole process tree on ``maxWallClockTime`` or on ``cancel``; whatever
+   the process leaves running when it exits is ended too (see :mod:`.containment`);
 3. upload the output files whose ``uploadCondition`` the outcome meets, after the process exited.
 
 ``maxWallClockTime`` counts from the start of the attempt, so it covers downloads and the process.
@@ -20,9 +21,14 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from airflow_batch_provider.emulator.runner import failures
+from airflow_batch_provider.emulator.runner.containment import (
+    ProcessContainer,
+    become_subreaper,
+    remove_cgroup_parent,
+)
 from airflow_batch_provider.emulator.runner.failures import TaskFailure
 from airflow_batch_provider.emulator.runner.launcher import DEFAULT_WORKERS, BlockingWork
-from airflow_batch_provider.emulator.runner.layout import layout_for, task_environment
+from airflow_batch_provider.emulator.runner.layout import TaskLayout, layout_for, task_environment
 from airflow_batch_provider.emulator.runner.output_files import upload_output_files
 from airflow_batch_provider.emulator.runner.process import ProcessOutcome, run_process, split_command_line
 from airflow_batch_provider.emulator.runner.resource_files import download_resource_files
@@ -67,15 +73,29 @@ class TaskExecutor:
 
     Task directories are created and processes started on worker threads (``launch_workers`` of
     them), so the event loop that runs the executor stays free to serve requests; :meth:`close`
-    stops those threads.
+    stops those threads. The executor's process becomes the child subreaper of the tasks'
+    processes, and ``use_cgroups=False`` tracks them by environment marker only.
     """
 
-    def __init__(self, *, kill_grace_seconds: float = 3.0, launch_workers: int = DEFAULT_WORKERS) -> None:
+    def __init__(
+        self,
+        *,
+        kill_grace_seconds: float = 3.0,
+        launch_workers: int = DEFAULT_WORKERS,
+        use_cgroups: bool = True,
+    ) -> None:
         self.kill_grace_seconds = kill_grace_seconds
         self.blocking = BlockingWork(launch_workers)
+        self.use_cgroups = use_cgroups
+        #: The process containers of the runs under way.
+        self.containers: set[ProcessContainer] = set()
+        become_subreaper()
 
     def close(self) -> None:
-        """Stop the worker threads (after the starts under way); the executor cannot run tasks after."""
+        """End every process still running, stop the worker threads; the executor cannot run tasks after."""
+        for container in list(self.containers):
+            container.end()
+        remove_cgroup_parent()
         self.blocking.close()
 
     async def run(self, spec: TaskRunSpec, cancel: asyncio.Event) -> TaskRunResult:
@@ -129,6 +149,11 @@ class TaskExecutor:
                 ),
             )
 
+        if spec.container_image is not None:
+            # Never run a container's command line on the host; the task's files exist, empty.
+            await self.blocking.call(_create_output_files, layout)
+            return result(None, failures.container_failure(spec.container_image))
+
         # 1. Pre-processing.
         try:
             if spec.resource_files:
@@ -146,7 +171,8 @@ class TaskExecutor:
                     return result(
                         None, failures.wall_clock_failure(spec.max_wall_clock_seconds), timed_out=True
                     )
-            argv = split_command_line(spec.command_line)
+            # Splitting is linear and bounded, but a 1 MB command line still takes a while: off the loop.
+            argv = await self.blocking.call(split_command_line, spec.command_line)
             env = task_environment(spec, layout)
             # 2. The process.
             process: ProcessOutcome = await run_process(
@@ -159,8 +185,13 @@ class TaskExecutor:
                 deadline=deadline,
                 kill_grace_seconds=self.kill_grace_seconds,
                 blocking=self.blocking,
+                containers=self.containers,
+                use_cgroup=self.use_cgroups,
             )
         except TaskFailure as failure:
+            if failure.code in (failures.COMMAND_PROGRAM_NOT_FOUND, failures.COMMAND_LAUNCH_FAILED):
+                # As on the service, a task whose program cannot start still has its (empty) output files.
+                await self.blocking.call(_create_output_files, layout)
             return result(None, failure.to_failure_info())
 
         if process.cancelled:
@@ -192,3 +223,8 @@ class TaskExecutor:
                 if outcome == "cancelled":
                     return result(process.exit_code, failures.cancelled_failure(), cancelled=True)
         return result(process.exit_code, failure_info, timed_out=process.timed_out)
+
+
+def _create_output_files(layout: TaskLayout) -> None:
+    layout.stdout_path.touch()
+    layout.stderr_path.touch()

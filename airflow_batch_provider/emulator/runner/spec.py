@@ -55,6 +55,8 @@ class TaskRunSpec:
     #: The task's ``userIdentity`` as the client sent it (``userName`` or ``autoUser``); None means
     #: the default non-admin pool auto-user. Gives AZ_BATCH_TASK_USER / AZ_BATCH_TASK_USER_IDENTITY.
     user_identity: dict[str, Any] | None = None
+    #: The image of ``containerSettings``: the task runs in a container, which the emulator cannot do yet.
+    container_image: str | None = None
 
 
 @dataclass
