@@ -164,7 +164,7 @@ class BatchRunJobOperator(BatchBaseOperator):
                 timeout=deferral.timeout,
             ) from None
         finally:
-            self._running_job = None
+            # _running_job stays set: on_kill runs after the timeout's exception has left this frame.
             if not deferred:
                 self._clean_up(job_id)
         return {**started, **{k: waited[k] for k in ("counts", "failed_count", "failed_task_ids")}}

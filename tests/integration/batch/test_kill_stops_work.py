@@ -204,3 +204,27 @@ def test_a_trigger_without_terminate_on_kill_leaves_the_job_running(hook: BatchH
     time.sleep(1)
     assert (hook.get_job(job_id) or {}).get("state") == "active"
     assert set(_states(hook, job_id).values()) == {"running"}
+
+
+def test_execution_timeout_of_the_one_task_run_terminates_its_job(
+    run_dag: Callable[..., tuple[Any, dict[str, Any]]], hook: BatchHook, pool_id: str, uid: str
+) -> None:
+    from airflow_batch_provider.operators.run_job import BatchRunJobOperator
+
+    job_id = f"kill-run-{uid}"
+    with DAG(f"kill_run_{uid}", schedule=None) as dag:
+        BatchRunJobOperator(
+            task_id="run",
+            job_id=job_id,
+            pool_id=pool_id,
+            tasks=SLEEPER,
+            poll_interval=0.2,
+            execution_timeout=timedelta(seconds=5),
+        )
+    dag_run, _ = run_dag(dag)
+    assert dag_run.state == "failed"
+    try:
+        _wait_for("the job to be terminated", lambda: _all_completed(hook, job_id), 20)
+        assert (hook.get_job(job_id) or {}).get("state") in ("terminating", "completed")
+    finally:
+        hook.delete_job(job_id)
