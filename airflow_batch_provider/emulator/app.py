@@ -18,11 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_batch_provider.emulator.api_versions import LATEST, is_supported
-from airflow_batch_provider.emulator.auth import verify_received
+from airflow_batch_provider.emulator.auth import verify_content_md5, verify_received
 from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.faults import FaultInjectionMiddleware, FaultInjector, FaultPlan
 from airflow_batch_provider.emulator.models.account import BatchAccount, EmulatorSettings
 from airflow_batch_provider.emulator.models.applications import ApplicationSource
+from airflow_batch_provider.emulator.request_bodies import read_body
 from airflow_batch_provider.emulator.routes import ROUTERS
 from airflow_batch_provider.emulator.routes.common import base_url, error_response, get_account
 from airflow_batch_provider.emulator.scheduler import Executor
@@ -64,10 +65,18 @@ class ServiceHeadersMiddleware:
 
 
 async def authenticate(request: Request) -> None:
-    """Shared Key check, then ``api-version``; failures leave the account untouched."""
+    """Shared Key check from the headers, then ``api-version``, then the body; failures change nothing."""
+    version = verify_headers(request)
+    # Only a signed request with a version the emulator speaks has its body read: bounded, parsed
+    # and validated against the service's schema (request_bodies).
+    await read_body(request, version)
+    verify_content_md5(request.headers, await request.body())
+
+
+def verify_headers(request: Request) -> str:
+    """Shared Key check, then ``api-version`` (returned); nothing of the body is read."""
     account = get_account(request)
-    body = await request.body()
-    verify_received(request, body, account.settings.account_name, account.settings.account_key)
+    verify_received(request, account.settings.account_name, account.settings.account_key)
     version = request.query_params.get("api-version")
     if not version:
         raise BatchError(
@@ -88,6 +97,7 @@ async def authenticate(request: Request) -> None:
             },
         )
     account.base_url = base_url(request)
+    return version
 
 
 async def _batch_error(request: Request, exc: Exception) -> Response:
@@ -107,7 +117,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     try:
         # Like the service, authenticate before saying anything about the URL.
-        await authenticate(request)
+        verify_headers(request)
     except BatchError as auth_error:
         return error_response(auth_error, request)
     if exc.status_code == 405:

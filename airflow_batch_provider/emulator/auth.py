@@ -54,9 +54,11 @@ def string_to_sign(
     lines = [method, *(values.get(name, "") for name in SIGNED_HEADERS)]
     lines += [f"{name}:{values[name]}" for name in sorted(name for name in values if "ocp-" in name)]
     canonical = "\n".join(lines) + "\n" + f"/{account_name}{raw_path}"
-    query = parse_qs(raw_query)
+    # Like Azure Storage's Shared Key: a repeated name signs all its values, sorted and comma-joined,
+    # so a value appended after signing changes the string and fails the check.
+    query = parse_qs(raw_query, keep_blank_values=False)
     for name in sorted(query):
-        value = query[name][0]
+        value = ",".join(sorted(query[name]))
         if value:
             canonical += f"\n{name}:{value}"
     return canonical
@@ -75,15 +77,18 @@ def authorization_header(
     return f"SharedKey {account_name}:{sign(key, canonical)}"
 
 
-def verify_received(request: Request, body: bytes, account_name: str, account_key: str) -> None:
-    """:func:`verify_request` for a request as the server received it: path still percent-encoded."""
+def verify_received(request: Request, account_name: str, account_key: str) -> None:
+    """:func:`verify_request` for a request as the server received it: path still percent-encoded.
+
+    Only the headers are needed (the signature covers ``Content-Length``, not the body), so this runs
+    before a byte of the body is read.
+    """
     raw_path: bytes = request.scope.get("raw_path") or str(request.scope["path"]).encode("utf-8")
     verify_request(
         request.method,
         raw_path.decode("latin-1"),
         request.scope.get("query_string", b"").decode("latin-1"),
         request.headers,
-        body,
         account_name,
         account_key,
     )
@@ -94,7 +99,6 @@ def verify_request(
     raw_path: str,
     raw_query: str,
     headers: Mapping[str, str],
-    body: bytes,
     account_name: str,
     account_key: str,
 ) -> None:
@@ -130,6 +134,10 @@ def verify_request(
             f"The MAC signature found in the HTTP request '{signature}' is not the same as any computed "
             f"signature. Server used following string to sign: '{canonical}'."
         )
+
+
+def verify_content_md5(headers: Mapping[str, str], body: bytes) -> None:
+    """400 ``Md5Mismatch`` when the body does not match the ``Content-MD5`` the client sent."""
     content_md5 = headers.get("content-md5")
     if content_md5 and base64.b64encode(hashlib.md5(body).digest()).decode("ascii") != content_md5:
         raise BatchError(

@@ -281,14 +281,14 @@ class FaultInjectionMiddleware:
     async def _control(self, scope: Scope, receive: Receive, send: Send) -> None:
         from airflow_batch_provider.emulator.auth import verify_received
         from airflow_batch_provider.emulator.errors import BatchError
+        from airflow_batch_provider.emulator.request_bodies import MAX_BODY_BYTES, read_raw
         from airflow_batch_provider.emulator.routes.common import error_response, json_response
 
         request = Request(scope, receive)
-        body = await request.body()
         try:
-            verify_received(request, body, self.account_name, self.account_key)
+            verify_received(request, self.account_name, self.account_key)
             if request.method == "PUT":
-                self.injector.set_plan(_parse_plan(body))
+                self.injector.set_plan(_parse_plan(await read_raw(request, MAX_BODY_BYTES)))
                 log.info("fault plan set: %s", self.injector.plan.model_dump(mode="json"))
             elif request.method == "DELETE":
                 self.injector.set_plan(None)

@@ -20,6 +20,11 @@ from airflow_batch_provider.emulator.errors import BatchError, invalid_query
 Predicate = Callable[[dict[str, Any]], bool]
 
 MAX_PAGE_SIZE = 1000
+#: Bounds on a ``$filter``: its length, how deep parentheses and ``not`` nest, a number's digits.
+MAX_FILTER_LENGTH = 8192
+MAX_FILTER_DEPTH = 32
+MAX_NUMBER_LENGTH = 20
+_SKIP_TOKEN = re.compile(r"[0-9]{1,9}")
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<string>'(?:[^']|'')*')|(?P<datetime>datetime'[^']*')|(?P<number>-?\d+(?:\.\d+)?(?![\w]))"
@@ -108,10 +113,31 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         return False
 
 
+class _Nesting:
+    """One level of parentheses or ``not``; past :data:`MAX_FILTER_DEPTH` the filter is refused."""
+
+    def __init__(self, parser: _Parser) -> None:
+        self.parser = parser
+
+    def __enter__(self) -> None:
+        self.parser.depth += 1
+        if self.parser.depth > MAX_FILTER_DEPTH:
+            raise FilterSyntaxError(f"the expression nests deeper than {MAX_FILTER_DEPTH} levels")
+
+    def __exit__(self, *_: object) -> None:
+        self.parser.depth -= 1
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
+        if len(text) > MAX_FILTER_LENGTH:
+            raise FilterSyntaxError(f"the expression is longer than {MAX_FILTER_LENGTH} characters")
         self.tokens = _tokenize(text)
         self.position = 0
+        self.depth = 0
+
+    def nested(self) -> _Nesting:
+        return _Nesting(self)
 
     def peek(self) -> _Token | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -159,7 +185,8 @@ class _Parser:
 
     def parse_not(self) -> Predicate:
         if self.keyword("not"):
-            inner = self.parse_not()
+            with self.nested():
+                inner = self.parse_not()
             return lambda document: not inner(document)
         return self.parse_primary()
 
@@ -169,7 +196,8 @@ class _Parser:
             raise FilterSyntaxError("unexpected end of the expression")
         if token.text == "(":
             self.take()
-            inner = self.parse_or()
+            with self.nested():
+                inner = self.parse_or()
             self.expect(")")
             return inner
         if token.kind == "word" and token.text.lower() in _FUNCTIONS:
@@ -221,6 +249,8 @@ class _Parser:
                 raise FilterSyntaxError(f"invalid datetime literal {token.text}")
             return _literal(value)
         if token.kind == "number":
+            if len(token.text) > MAX_NUMBER_LENGTH:
+                raise FilterSyntaxError(f"a number has more than {MAX_NUMBER_LENGTH} characters")
             return _literal(float(token.text) if "." in token.text else int(token.text))
         if token.kind == "word":
             lowered = token.text.lower()
@@ -239,7 +269,8 @@ def parse_filter(expression: str | None) -> Predicate | None:
     try:
         return _Parser(expression).parse()
     except FilterSyntaxError as err:
-        raise invalid_query("$filter", expression, f"The $filter clause is invalid: {err}.") from err
+        shown = expression if len(expression) <= 256 else expression[:253] + "..."
+        raise invalid_query("$filter", shown, f"The $filter clause is invalid: {err}.") from err
 
 
 def apply_select(document: dict[str, Any], select: str | None) -> dict[str, Any]:
@@ -285,8 +316,8 @@ class ListQuery:
         skip_token = params.get("$skiptoken")
         skip = 0
         if skip_token:
-            if not skip_token.isdigit():
-                raise invalid_query("$skiptoken", skip_token, "The continuation token is not valid.")
+            if not _SKIP_TOKEN.fullmatch(skip_token):
+                raise invalid_query("$skiptoken", skip_token[:64], "The continuation token is not valid.")
             skip = int(skip_token)
         return cls(
             filter=params.get("$filter"),

@@ -1,6 +1,7 @@
 """Wire formats the service uses: ISO 8601 datetimes, RFC 1123 dates and ETags.
 
-Durations live in :mod:`airflow_batch_provider.batch.durations`, shared with the operators.
+Durations are parsed by :mod:`airflow_batch_provider.batch.durations` (shared with the operators);
+:func:`checked_duration` is the emulator's one conversion of a duration it received.
 """
 
 from __future__ import annotations
@@ -9,6 +10,11 @@ import threading
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime as _format_http_date
 from email.utils import parsedate_to_datetime
+
+from airflow_batch_provider.batch.durations import parse_duration
+
+#: The longest ISO 8601 duration text the emulator parses (the service's unbounded value has 26).
+MAX_DURATION_LENGTH = 64
 
 
 def utcnow() -> datetime:
@@ -51,3 +57,14 @@ def new_etag() -> str:
         value = max(ticks + 0x700000000000000, _last_etag + 1)
         _last_etag = value
     return f"0x{value:X}"
+
+
+def checked_duration(value: str) -> timedelta:
+    """A received ISO 8601 duration as a ``timedelta``; ``ValueError`` naming the problem otherwise.
+
+    Bounded: text longer than :data:`MAX_DURATION_LENGTH` and durations past ``timedelta``'s range
+    (``P99999999999999999999D``) are refused with ``ValueError``, never ``OverflowError``.
+    """
+    if len(value) > MAX_DURATION_LENGTH:
+        raise ValueError(f"a duration has at most {MAX_DURATION_LENGTH} characters")
+    return parse_duration(value)

@@ -39,8 +39,8 @@ MANAGEMENT_API_VERSION = "2025-06-01"
 #: How long a package's storage URL (its SAS) stays valid.
 STORAGE_URL_LIFETIME = timedelta(hours=4)
 
-_APPLICATION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_VERSION_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}$")
+_APPLICATION_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_VERSION_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 
 class ManagementError(Exception):
@@ -172,7 +172,7 @@ class ApplicationBackend:
 
     @staticmethod
     def check_names(name: str, version: str | None = None) -> None:
-        if not _APPLICATION_NAME.match(name):
+        if not _APPLICATION_NAME.fullmatch(name):
             raise ManagementError(
                 400,
                 "InvalidApplicationName",
@@ -180,7 +180,7 @@ class ApplicationBackend:
                 "underscores.",
                 "applicationName",
             )
-        if version is not None and not _VERSION_NAME.match(version):
+        if version is not None and not _VERSION_NAME.fullmatch(version):
             raise ManagementError(
                 400,
                 "InvalidApplicationPackageVersion",

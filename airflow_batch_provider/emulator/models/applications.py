@@ -134,8 +134,6 @@ class ApplicationCatalog:
         """Resolve a pool's or task's references; 409 ``InvalidApplicationPackageReferences`` if one fails."""
         if not references:
             return []
-        if not isinstance(references, list) or not all(isinstance(item, dict) for item in references):
-            raise invalid_references("applicationPackageReferences must be a list of objects.")
         resolved = []
         for reference in references:
             try:

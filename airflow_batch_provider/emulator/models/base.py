@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow_batch_provider.batch.durations import parse_duration
 from airflow_batch_provider.emulator.errors import (
     BatchError,
     condition_not_met,
@@ -15,10 +14,15 @@ from airflow_batch_provider.emulator.errors import (
     missing_property,
 )
 from airflow_batch_provider.emulator.runner.process import MAX_COMMAND_LINE_BYTES, command_line_too_long
-from airflow_batch_provider.emulator.serialization import format_datetime, new_etag, parse_http_date, utcnow
+from airflow_batch_provider.emulator.serialization import (
+    checked_duration,
+    format_datetime,
+    new_etag,
+    parse_http_date,
+    utcnow,
+)
 
-_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_INTEGER = re.compile(r"^\s*[-+]?\d+\s*$")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class Resource:
@@ -93,14 +97,17 @@ def _header_date(value: str | None) -> datetime | None:
     return parse_http_date(value) if value else None
 
 
-# Request-body validation shared by every resource. ``path`` names the property the way the service
-# reports it (``startTask/commandLine``).
+# Reading request bodies. Every body was validated against the service's schema before a model sees
+# it (``emulator/request_bodies.py``): types, required properties and enum values are right, lenient
+# inputs are coerced. What stays here are defaults and the service's rules a schema cannot express
+# (id syntax, ranges, minimum durations). ``path`` names the property the way the service reports it
+# (``startTask/commandLine``).
 
 
 def validate_id(value: Any, path: str = "id") -> str:
     if value is None or value == "":
         raise missing_property(path)
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not _ID.fullmatch(value):
         raise invalid_property(
             path,
             value,
@@ -120,10 +127,8 @@ def require(body: Mapping[str, Any], name: str, path: str | None = None) -> Any:
 def get_str(
     body: Mapping[str, Any], name: str, path: str | None = None, default: str | None = None
 ) -> str | None:
-    value = body.get(name, default)
-    if value is not None and not isinstance(value, str):
-        raise invalid_property(path or name, value, "The value must be a string.")
-    return value
+    value = body.get(name)
+    return default if value is None else str(value)
 
 
 def get_int(
@@ -137,34 +142,27 @@ def get_int(
     value = body.get(name)
     if value is None:
         return default
-    if isinstance(value, str) and _INTEGER.match(value):
-        value = int(value)  # The service reads numeric strings as numbers; the Azure CLI sends them.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid_property(path or name, value, "The value must be an integer.")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise invalid_property(path or name, value, f"The value must be between {minimum} and {maximum}.")
-    return value
+    return int(value)
 
 
 def get_bool(body: Mapping[str, Any], name: str, default: bool, path: str | None = None) -> bool:
     value = body.get(name)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise invalid_property(path or name, value, "The value must be a boolean.")
-    return value
+    return default if value is None else bool(value)
 
 
 def get_enum(
     body: Mapping[str, Any], name: str, allowed: Iterable[str], default: str | None, path: str | None = None
 ) -> str | None:
+    """The value in lower case; 400 when it is one the emulator does not offer (of the spec's values)."""
     value = body.get(name)
     if value is None:
         return default
     allowed = list(allowed)
-    if not isinstance(value, str) or value.lower() not in allowed:
+    if str(value).lower() not in allowed:
         raise invalid_property(path or name, value, f"The value must be one of: {', '.join(allowed)}.")
-    return value.lower()
+    return str(value).lower()
 
 
 def get_duration(
@@ -178,25 +176,22 @@ def get_duration(
     if value is None:
         return default
     try:
-        duration = parse_duration(str(value))
+        duration = checked_duration(str(value))
     except ValueError as err:
-        raise invalid_property(path or name, value, "The value must be an ISO 8601 duration.") from err
+        reason = f"The value must be an ISO 8601 duration: {err}."
+        raise invalid_property(path or name, value, reason) from err
     if duration < timedelta(0) or (minimum is not None and duration < minimum):
         raise invalid_property(path or name, value, f"The duration must be at least {minimum or 'zero'}.")
     return duration
 
 
 def get_object(body: Mapping[str, Any], name: str, path: str | None = None) -> dict[str, Any] | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, dict):
-        raise invalid_property(path or name, value, "The value must be a JSON object.")
+    value: dict[str, Any] | None = body.get(name)
     return value
 
 
 def get_list(body: Mapping[str, Any], name: str, path: str | None = None) -> list[Any] | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, list):
-        raise invalid_property(path or name, value, "The value must be a JSON array.")
+    value: list[Any] | None = body.get(name)
     return value
 
 
@@ -234,8 +229,6 @@ def validate_command_task(body: Mapping[str, Any], path: str = "", *, containers
     emulator runs containers) or refused outright.
     """
     require(body, "commandLine", f"{path}commandLine")
-    if not isinstance(body["commandLine"], str):
-        raise invalid_property(f"{path}commandLine", body["commandLine"], "The value must be a string.")
     if command_line_too_long(body["commandLine"]):
         # Only a body over the service's 1 MB limit can carry such a command line: refuse it the same way.
         raise BatchError(
@@ -248,14 +241,7 @@ def validate_command_task(body: Mapping[str, Any], path: str = "", *, containers
         validate_container_settings(body, path)
     else:
         reject_container_settings(body, path)
-    for index, setting in enumerate(
-        get_list(body, "environmentSettings", f"{path}environmentSettings") or []
-    ):
-        if not isinstance(setting, dict) or not setting.get("name"):
-            raise missing_property(f"{path}environmentSettings[{index}]/name")
-    for index, resource_file in enumerate(get_list(body, "resourceFiles", f"{path}resourceFiles") or []):
-        if not isinstance(resource_file, dict):
-            raise invalid_property(f"{path}resourceFiles[{index}]", resource_file)
+    for index, resource_file in enumerate(body.get("resourceFiles") or []):
         sources = [
             key
             for key in ("autoStorageContainerName", "storageContainerUrl", "httpUrl")

@@ -66,7 +66,7 @@ def validate_image(configuration: dict[str, Any], path: str = "virtualMachineCon
             f"{path}/nodeAgentSKUId", agent, f"Supported node agent SKUs: {', '.join(NODE_AGENT_SKUS)}."
         )
     reference = configuration.get("imageReference")
-    if not isinstance(reference, dict):
+    if reference is None:
         raise missing_property(f"{path}/imageReference")
     image_id = reference.get("virtualMachineImageId")
     if image_id is not None and not (isinstance(image_id, str) and _IMAGE_ID.match(image_id)):

@@ -370,7 +370,7 @@ class JobBackend:
         else:
             spec = get_object(pool_info, "autoPoolSpecification", "poolInfo/autoPoolSpecification") or {}
             require(spec, "poolLifetimeOption", "poolInfo/autoPoolSpecification/poolLifetimeOption")
-            if not isinstance(spec.get("pool"), dict):
+            if spec.get("pool") is None:
                 raise missing_property("poolInfo/autoPoolSpecification/pool")
         return dict(pool_info)
 

@@ -191,10 +191,7 @@ def _validate_start_task(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _validate_metadata(body: dict[str, Any]) -> list[dict[str, Any]]:
-    metadata = get_list(body, "metadata") or []
-    for index, item in enumerate(metadata):
-        if not isinstance(item, dict) or not item.get("name"):
-            raise missing_property(f"metadata[{index}]/name")
+    metadata: list[dict[str, Any]] = get_list(body, "metadata") or []
     return metadata
 
 

@@ -180,8 +180,6 @@ class Task(Resource):
 def _validate_exit_options(options: Any, path: str, job: Job) -> None:
     if options is None:
         return
-    if not isinstance(options, dict):
-        raise invalid_property(path, options, "The value must be a JSON object.")
     action = options.get("jobAction")
     if action is not None:
         if str(action).lower() not in _JOB_ACTIONS:
@@ -202,19 +200,12 @@ def _validate_exit_conditions(body: dict[str, Any], job: Job) -> None:
     if conditions is None:
         return
     for index, mapping in enumerate(get_list(conditions, "exitCodes", "exitConditions/exitCodes") or []):
-        if not isinstance(mapping, dict) or mapping.get("code") is None:
-            raise missing_property(f"exitConditions/exitCodes[{index}]/code")
-        get_int(mapping, "code", 0, path=f"exitConditions/exitCodes[{index}]/code")
         _validate_exit_options(
             mapping.get("exitOptions"), f"exitConditions/exitCodes[{index}]/exitOptions", job
         )
     for index, mapping in enumerate(
         get_list(conditions, "exitCodeRanges", "exitConditions/exitCodeRanges") or []
     ):
-        if not isinstance(mapping, dict) or mapping.get("start") is None or mapping.get("end") is None:
-            raise missing_property(f"exitConditions/exitCodeRanges[{index}]/start")
-        for bound in ("start", "end"):
-            get_int(mapping, bound, 0, path=f"exitConditions/exitCodeRanges[{index}]/{bound}")
         _validate_exit_options(
             mapping.get("exitOptions"), f"exitConditions/exitCodeRanges[{index}]/exitOptions", job
         )
@@ -245,8 +236,6 @@ def _validate_dependencies(body: dict[str, Any], job: Job) -> None:
         )
     for index, id_range in enumerate(get_list(depends_on, "taskIdRanges", "dependsOn/taskIdRanges") or []):
         path = f"dependsOn/taskIdRanges[{index}]"
-        if not isinstance(id_range, dict):
-            raise invalid_property(path, id_range)
         start = get_int(id_range, "start", -1, 0, MAX_TASK_ID_NUMBER, f"{path}/start")
         end = get_int(id_range, "end", -1, 0, MAX_TASK_ID_NUMBER, f"{path}/end")
         if start < 0 or end < start:
@@ -279,8 +268,6 @@ class TaskBackend:
 
     def build(self, job: Job, body: dict[str, Any]) -> Task:
         """Validate a task body the way the service does and make the task (not yet added)."""
-        if not isinstance(body, dict):
-            raise invalid_property("task", body, "The value must be a JSON object.")
         task_id = validate_id(body.get("id"))
         validate_command_task(body, containers=True)
         if body.get("multiInstanceSettings") is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
+from airflow_batch_provider.emulator import bounded_json
 from airflow_batch_provider.emulator.api_versions import LATEST, shape, upgrade
 from airflow_batch_provider.emulator.errors import BatchError, invalid_body
 from airflow_batch_provider.emulator.models.account import BatchAccount
@@ -32,14 +33,15 @@ def query(request: Request) -> dict[str, str]:
 
 
 async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, in the newest api-version's shape; 400 when it is not one."""
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise invalid_body(f"The body is not valid JSON: {err}") from err
+    """The request body as a JSON object, already checked against the service's schema.
+
+    ``authenticate`` validated it (``request_bodies``); bodies of operations outside the REST
+    specification are parsed here within the same bounds. 400 ``InvalidRequestBody`` when not an object.
+    """
+    body = getattr(request.state, "json_body", None)
+    if body is None:
+        raw = await request.body()
+        body = bounded_json.loads(raw) if raw.strip() else {}
     if not isinstance(body, dict):
         raise invalid_body("The body must be a JSON object.")
     return upgrade(body, api_version(request))

@@ -8,7 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 
 from airflow_batch_provider.emulator.errors import conflict
-from airflow_batch_provider.emulator.models.tasks import MAX_COLLECTION_BYTES, Task
+from airflow_batch_provider.emulator.models.tasks import Task
 from airflow_batch_provider.emulator.routes import files
 from airflow_batch_provider.emulator.routes.common import (
     created,
@@ -32,10 +32,9 @@ async def create_task(request: Request, job_id: str) -> Response:
 
 @router.post("/jobs/{job_id}/addtaskcollection")
 async def create_task_collection(request: Request, job_id: str) -> Response:
-    size = len(await request.body())
-    # An oversized body is refused before it is parsed (413 RequestBodyTooLarge).
-    body = await read_json(request) if size <= MAX_COLLECTION_BYTES else {}
-    results = get_account(request).tasks.create_collection(job_id, body, size)
+    # A body over 1 MB was refused unread (413 RequestBodyTooLarge) before the route runs.
+    body = await read_json(request)
+    results = get_account(request).tasks.create_collection(job_id, body, len(await request.body()))
     return json_response({"odata.metadata": metadata_url(request, "taskaddresult"), "value": results})
 
 
