@@ -140,6 +140,14 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [f"{PACKAGE}.triggers.job", f"{PACKAGE}.triggers.pool"],
             }
         ],
+        "filesystems": [f"{PACKAGE}.fs.blob"],
+        "asset-uris": [
+            {
+                "schemes": ["azblob"],
+                "handler": f"{PACKAGE}.assets.normalize_asset_uri",
+                "to_openlineage_converter": f"{PACKAGE}.lineage.asset_to_openlineage",
+            }
+        ],
         "config": provider_info_section(),
         "connection-types": _connection_types(),
         "extra-links": [

@@ -20,8 +20,11 @@ Where the emulator follows the service on purpose (so tests catch what productio
 * api-versions 2023-05-01.17.0 to 2025-06-01 are accepted, responses shaped for each
   (:mod:`~airflow_batch_provider.emulator.api_versions`); others get 400 ``UnsupportedRequestVersion``.
 
-Where it differs, by design: container task settings and multi-instance tasks are refused at
-creation (400 ``InvalidPropertyValue`` naming the limitation); node users, remote login, inbound
+Container tasks and start tasks run through a local OCI engine, podman or docker
+(:mod:`.runner.containers`, ``--container-engine``); without one they fail naming the missing engine.
+
+Where it differs, by design: multi-instance tasks are refused at creation (400
+``InvalidPropertyValue`` naming the limitation); node users, remote login, inbound
 endpoints and VM extensions are state with made-up public addresses (:mod:`.models.network`), and a
 ``subnetId`` must be one the emulator was started with (``--subnet``); job schedules'
 ``recurrenceInterval`` and ``startWindow`` are multiplied by ``--schedule-interval-scale`` (default

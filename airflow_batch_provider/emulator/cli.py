@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
         "recurrence every 0.6 s (default: %(default)s)",
     )
     parser.add_argument(
+        "--container-engine",
+        default=None,
+        help="the OCI engine that runs container tasks, a command or path (default: podman, else docker)",
+    )
+    parser.add_argument(
         "--core-quota", type=int, default=500, help="dedicated vCPU quota (default: %(default)s)"
     )
     parser.add_argument(
@@ -170,6 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         active_job_quota=args.active_job_quota,
         known_subnets=tuple(args.subnet),
         schedule_interval_scale=args.schedule_interval_scale,
+        container_engine=args.container_engine,
     )
     try:
         fault_plan = plan_from_options(

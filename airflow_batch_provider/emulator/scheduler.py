@@ -30,6 +30,7 @@ from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.models.base import environment_dict
 from airflow_batch_provider.emulator.runner import failures
 from airflow_batch_provider.emulator.runner.app_packages import extract_package
+from airflow_batch_provider.emulator.runner.containers import ContainerSettings
 from airflow_batch_provider.emulator.runner.layout import task_directory
 from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunResult, TaskRunSpec
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
@@ -487,8 +488,18 @@ class Scheduler:
             node_is_dedicated=node.is_dedicated,
             job_prep_dir=self._preparation_dir(job_id, node),
             user_identity=task.get("userIdentity"),
-            container_image=(task.get("containerSettings") or {}).get("imageName"),
+            container=self._container_settings(node.pool, task),
+            container_engine=self.account.container_engine,
+            pool_runs_containers=node.pool.container_configuration is not None,
         )
+
+    @staticmethod
+    def _container_settings(pool: Pool, task: dict[str, Any]) -> ContainerSettings | None:
+        settings = task.get("containerSettings")
+        if not settings:
+            return None
+        registries = (pool.container_configuration or {}).get("containerRegistries") or []
+        return ContainerSettings.from_task(settings, registries)
 
     async def _run_spec_on(
         self, spec: TaskRunSpec, node: Node, task: dict[str, Any], cancel: asyncio.Event, started: datetime

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
+from airflow_batch_provider.batch.containers import container_capable_image, container_configuration
 from airflow_batch_provider.batch.durations import to_seconds
 from airflow_batch_provider.batch.ids import to_batch_id
 from airflow_batch_provider.batch.monitor.polling import PollPolicy, poll_until
@@ -28,6 +29,7 @@ from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
 from airflow_batch_provider.operators.base import BatchBaseOperator
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+from airflow_batch_provider.utils.secrets import connection_credentials
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -61,6 +63,11 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     autoscale) and fails fast on quota, image and VM size errors (with the service's message), on start
     task failures (with the tail of the node's ``startup/stderr.txt``) and on unusable nodes;
     ``AllocationTimedout`` on an autoscale pool keeps waiting until ``wait_timeout``.
+    ``container_configuration`` makes a container pool: ``type`` (``dockerCompatible`` or
+    ``criCompatible``), ``container_image_names`` (pulled when each node starts) and
+    ``container_registries`` (``registry_server`` with ``conn_id``, an Airflow connection holding the
+    registry's user and password, or ``identity_reference``); an image alias then resolves to a
+    container-capable image. A password written into the DAG is refused.
     ``max_start_task_reboots`` reboots a node whose start task failed up to that many times (the start
     task reruns on every boot) before its failure counts; each reboot is logged with the node id, the
     attempt and the tail of ``startup/stderr.txt``.
@@ -79,6 +86,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         "auto_scale_evaluation_interval",
         "start_task",
         "start_task_resource_files",
+        "container_configuration",
         "task_slots_per_node",
         "node_fill_type",
         "metadata",
@@ -105,6 +113,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         auto_scale_evaluation_interval: timedelta | float | str | None = None,
         start_task: Mapping[str, Any] | Any | None = None,
         start_task_resource_files: Sequence[Mapping[str, Any]] | None = None,
+        container_configuration: Mapping[str, Any] | None = None,
         task_slots_per_node: int = 1,
         node_fill_type: str | None = None,
         metadata: Mapping[str, Any] | None = None,
@@ -131,6 +140,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         self.auto_scale_evaluation_interval = auto_scale_evaluation_interval
         self.start_task = start_task
         self.start_task_resource_files = start_task_resource_files
+        self.container_configuration = container_configuration
         self.task_slots_per_node = task_slots_per_node
         self.node_fill_type = node_fill_type
         self.metadata = metadata
@@ -153,7 +163,12 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         if isinstance(image, str) and image.strip().startswith("{"):
             raise InvalidInputError("image must be an alias string or a dict, not a JSON string.")
         reference, agent = resolve_image(image, self.node_agent_sku_id, supported_images)
-        return build_pool_spec(
+        containers = None
+        if self.container_configuration:
+            containers = container_configuration(self.container_configuration, connection_credentials)
+            if not self.node_agent_sku_id:
+                reference, agent = container_capable_image(reference, agent, supported_images)
+        spec = build_pool_spec(
             pool_id=pool_id,
             vm_size=str(self.vm_size or ""),
             image_reference=reference,
@@ -168,6 +183,9 @@ class BatchCreatePoolOperator(BatchBaseOperator):
             metadata=self.metadata,
             extra=self.pool_spec,
         )
+        if containers is not None:
+            spec.setdefault("virtualMachineConfiguration", {})["containerConfiguration"] = containers
+        return spec
 
     def _start_task_files(self) -> list[dict[str, Any]]:
         files: list[dict[str, Any]] = []

@@ -16,10 +16,12 @@ import json
 import re
 from collections.abc import Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_batch_provider.assets import container_asset_uri, emit_asset, outlet_alias
 from airflow_batch_provider.batch.validation import normalize_blob_prefix, validate_container_name
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.blob import (
@@ -29,6 +31,7 @@ from airflow_batch_provider.hooks.blob import (
     BlobStorageHook,
     TransferResult,
 )
+from airflow_batch_provider.lineage import local_directory_uri, openlineage_dataset, operator_lineage
 from airflow_batch_provider.operators.base import batch_template_fields
 
 if TYPE_CHECKING:
@@ -89,6 +92,9 @@ class BaseBlobTransferOperator(BaseOperator):
         self.skip_unchanged = skip_unchanged
         self.fail_on_empty = fail_on_empty
         self.manifest_threshold = manifest_threshold
+        self.asset_alias = outlet_alias(self)
+        #: File count and bytes per Asset URI this run read or wrote, for OpenLineage.
+        self.lineage_statistics: dict[str, tuple[int, int]] = {}
 
     @cached_property
     def hook(self) -> BlobStorageHook:
@@ -98,6 +104,30 @@ class BaseBlobTransferOperator(BaseOperator):
         """The container and normalised prefix, or :class:`InvalidInputError` naming the argument."""
         container = validate_container_name(self.container, field="container")
         return container, normalize_blob_prefix(self.prefix, field="prefix")
+
+    def lineage_uris(self) -> tuple[list[str], list[str]]:
+        """The Asset URIs this operator reads and writes, from its rendered arguments."""
+        raise NotImplementedError
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """What the OpenLineage provider reports when the task starts: one dataset per prefix."""
+        return self.get_openlineage_facets_on_complete(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The datasets read and written, with file counts and bytes once the transfer ran."""
+        inputs, outputs = self.lineage_uris()
+
+        def dataset(uri: str, output: bool) -> Any:
+            count, size = self.lineage_statistics.get(uri, (None, None))
+            return openlineage_dataset(uri, output=output, count=count, size=size)
+
+        return operator_lineage(
+            [dataset(uri, False) for uri in inputs], [dataset(uri, True) for uri in outputs]
+        )
+
+    def _blob_uri(self) -> str:
+        container, prefix = self._validated_target()
+        return container_asset_uri(self.hook.container_url(container), prefix)
 
     def _nothing_to_do(self, message: str, error: type[Exception]) -> None:
         if self.fail_on_empty:
@@ -198,7 +228,19 @@ class UploadDataFilesOperator(BaseBlobTransferOperator):
                 content_type="application/json",
             )
             self.log.info("Listed %d blobs in the manifest %s", len(files), summary["manifest_url"])
+        uri = container_asset_uri(summary["container_url"], result.prefix)
+        self.lineage_statistics[uri] = (len(files), result.total_bytes)
+        emit_asset(
+            context,
+            self.asset_alias,
+            uri,
+            {"count": len(files), "bytes": result.total_bytes, "uploaded": len(result.transferred)},
+        )
         return summary
+
+    def lineage_uris(self) -> tuple[list[str], list[str]]:
+        sources = [self.source] if isinstance(self.source, str) else list(self.source or [])
+        return [local_directory_uri(str(source)) for source in sources], [self._blob_uri()]
 
 
 class UploadApplicationFilesOperator(UploadDataFilesOperator):
@@ -291,6 +333,14 @@ class DownloadOutputFilesOperator(BaseBlobTransferOperator):
         if not files:
             self._nothing_to_do(f"No blobs under {prefix!r} in container {container!r}.", BatchProviderError)
         relative = [item.name[len(prefix) :] for item in files]
+        source, target = self._blob_uri(), Path(self.local_dir).resolve().as_uri()
+        self.lineage_statistics[source] = self.lineage_statistics[target] = (len(files), result.total_bytes)
+        emit_asset(
+            context,
+            self.asset_alias,
+            target,
+            {"count": len(files), "bytes": result.total_bytes, "source": source},
+        )
         return {
             "container": container,
             "prefix": prefix,
@@ -301,3 +351,6 @@ class DownloadOutputFilesOperator(BaseBlobTransferOperator):
             "bytes": result.bytes_transferred,
             "files": relative if len(files) <= self.manifest_threshold else None,
         }
+
+    def lineage_uris(self) -> tuple[list[str], list[str]]:
+        return [self._blob_uri()], [Path(self.local_dir).resolve().as_uri()]

@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from airflow_batch_provider.assets import container_asset_uri, emit_asset, outlet_alias
+from airflow_batch_provider.batch.containers import check_container_tasks, container_settings
 from airflow_batch_provider.batch.durations import to_timedelta
 from airflow_batch_provider.batch.ids import make_batch_id, to_batch_id
 from airflow_batch_provider.batch.monitor.io import SyncBatchIO, run_sync
@@ -31,8 +33,10 @@ from airflow_batch_provider.batch.validation import (
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.lineage import openlineage_dataset, operator_lineage, resource_file_prefixes
 from airflow_batch_provider.links.portal import BatchJobLink
 from airflow_batch_provider.operators.base import BatchBaseOperator
+from airflow_batch_provider.utils.secrets import connection_credentials
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,6 +44,16 @@ if TYPE_CHECKING:
 DEFAULT_QUEUE_MARGIN = timedelta(hours=2)
 #: Longest task id prefix the operator derives itself (leaves room for the local ids).
 DEFAULT_PREFIX_LENGTH = 36
+
+
+def _with_container_settings(task: dict[str, Any]) -> dict[str, Any]:
+    """A task whose own ``containerSettings`` are checked, its registry password read from its connection."""
+    settings = task.get("containerSettings")
+    if settings:
+        task["containerSettings"] = container_settings(
+            settings, connection_credentials, f"task {task.get('id')!r} container_settings"
+        )
+    return task
 
 
 def default_task_id_prefix(context: Any) -> str:
@@ -168,6 +182,9 @@ class BatchAddTasksOperator(BatchBaseOperator):
         self.max_concurrency = max_concurrency
         self.terminate_on_kill = terminate_on_kill
         self._adding: tuple[str, str] | None = None
+        self.asset_alias = outlet_alias(self) if output_container else None
+        self.lineage_inputs: dict[str, int] = {}
+        self.lineage_outputs: list[str] = []
 
     # -- planning -----------------------------------------------------------------------------------
 
@@ -220,10 +237,11 @@ class BatchAddTasksOperator(BatchBaseOperator):
                 ("exitConditions", self.exit_conditions),
                 ("applicationPackageReferences", self.application_package_references),
                 ("userIdentity", self.user_identity),
-                ("containerSettings", self.container_settings),
             )
             if value is not None and value != ""
         }
+        if self.container_settings:
+            extras["containerSettings"] = container_settings(self.container_settings, connection_credentials)
         return CommonSettings(
             defaults=to_rest(dict(self.task_defaults or {})),
             resource_files=common_files,
@@ -242,10 +260,11 @@ class BatchAddTasksOperator(BatchBaseOperator):
         id_prefix = full_prefix(prefix) if self.prefix_task_ids else ""
         self.persist_link(BatchJobLink, context, job_id)
 
-        job, pool_id, slots = self._fetch_job(job_id)
+        job, pool_id, pool = self._fetch_job(job_id)
+        slots = int(pool.get("taskSlotsPerNode") or 1) if pool else None
         lifetime, why = needed_sas_lifetime(job, self.constraints, self.queue_margin)
         ctx, needed_until = self._build_context(lifetime, why)
-        tasks = number_tasks(self._raw_tasks(ctx), id_prefix)
+        tasks = [_with_container_settings(task) for task in number_tasks(self._raw_tasks(ctx), id_prefix)]
         if not job_accepts_tasks(job):
             return self._added_before(job_id, str(job.get("state") or "").lower(), tasks, id_prefix)
         check_dependencies(tasks, job, job_id)
@@ -259,15 +278,35 @@ class BatchAddTasksOperator(BatchBaseOperator):
             sas_needed_until=needed_until,
             sas_reason=why,
         )
+        check_container_tasks(final, pool)
         if outputs and self.create_output_container:
             # Without the container every task would run and then fail its upload; create it once
             # everything local has been checked.
             self.blob_hook_for().create_container(str(self.output_container))
+        self.lineage_inputs = resource_file_prefixes(final)
+        self.lineage_outputs = []
+        if outputs:
+            url = self.blob_hook_for().container_url(str(self.output_container))
+            self.lineage_outputs = [container_asset_uri(url, outputs.base_path)]
         self._adding = (job_id, id_prefix)
         try:
-            return self._submit(job_id, id_prefix, pool_id, final)
+            summary = self._submit(job_id, id_prefix, pool_id, final)
         finally:
             self._adding = None
+        if self.lineage_outputs and self.asset_alias is not None:
+            extra = {"job_id": summary["job_id"], "task_count": summary["task_count"]}
+            emit_asset(context, self.asset_alias, self.lineage_outputs[0], extra)
+        return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: each resource-file prefix (with how many files the tasks read from it); outputs:
+        the output container prefix the tasks upload to."""
+        inputs = [
+            openlineage_dataset(uri, output=False, count=count) for uri, count in self.lineage_inputs.items()
+        ]
+        return operator_lineage(
+            inputs, [openlineage_dataset(uri, output=True) for uri in self.lineage_outputs]
+        )
 
     def on_kill(self) -> None:
         """Terminate the tasks added so far under this task's prefix (never others of a shared job)."""
@@ -297,8 +336,8 @@ class BatchAddTasksOperator(BatchBaseOperator):
             prefix = default_task_id_prefix(context)
         return validate_batch_id(prefix, "task id prefix")
 
-    def _fetch_job(self, job_id: str) -> tuple[dict[str, Any], str | None, int | None]:
-        """The job, its pool id, and the task slots per node of its pool (``None`` when unknown)."""
+    def _fetch_job(self, job_id: str) -> tuple[dict[str, Any], str | None, dict[str, Any] | None]:
+        """The job, its pool id, and its pool's slots and VM configuration (``None`` when unknown)."""
         job = self.hook.get_job(job_id)
         if job is None:
             raise BatchProviderError(
@@ -306,10 +345,12 @@ class BatchAddTasksOperator(BatchBaseOperator):
             )
         pool_id = (job.get("poolInfo") or {}).get("poolId")
         if pool_id:
-            pool = self.hook.get_pool(pool_id, select=["id", "taskSlotsPerNode"])
-            return job, pool_id, int(pool.get("taskSlotsPerNode") or 1) if pool else None
+            pool = self.hook.get_pool(
+                pool_id, select=["id", "taskSlotsPerNode", "virtualMachineConfiguration"]
+            )
+            return job, pool_id, pool
         auto = ((job.get("poolInfo") or {}).get("autoPoolSpecification") or {}).get("pool") or {}
-        return job, pool_id, int(auto.get("taskSlotsPerNode") or 1) if auto else None
+        return job, pool_id, {"id": f"the auto pool of job {job_id}", **auto} if auto else None
 
     def _build_context(self, lifetime: timedelta, why: str) -> tuple[TaskBuildContext, datetime]:
         """What task factories get (SAS expiry, identity), and until when the tasks need their SAS."""

@@ -61,6 +61,8 @@ class BatchEmulatorServer(StartStop):
     known_subnets: tuple[str, ...] = ()
     #: Multiplies job schedules' recurrenceInterval and startWindow (minimum PT1M); 0.01 makes PT1M 0.6 s.
     schedule_interval_scale: float = 1.0
+    #: The OCI engine for container tasks (a command or path); None: podman, else docker, on the PATH.
+    container_engine: str | None = None
     executor: Executor | None = field(default=None, repr=False)
     #: Fault plan active from the start (change it later with :meth:`set_faults`).
     faults: FaultPlan | None = None
@@ -219,6 +221,7 @@ class BatchEmulatorServer(StartStop):
             autoscale_interval_scale=self.autoscale_interval_scale,
             known_subnets=tuple(self.known_subnets),
             schedule_interval_scale=self.schedule_interval_scale,
+            container_engine=self.container_engine,
         )
         companion = self._management_companion() if self.management else None
         applications = self._management_app.state.applications if companion is not None else None

@@ -45,3 +45,13 @@ def strip_query(url: str) -> str:
     """Drop the query string, and so any SAS, from a URL."""
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def connection_credentials(conn_id: str) -> tuple[str | None, str | None]:
+    """``(login, password)`` of an Airflow connection (a container registry's user and password), the
+    password registered with the secrets masker before it is used anywhere."""
+    from airflow.sdk import BaseHook
+
+    connection = BaseHook.get_connection(conn_id)
+    mask(connection.password)
+    return connection.login, connection.password

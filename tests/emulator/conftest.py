@@ -67,13 +67,15 @@ def pool_options(pool_id: str, **overrides: Any) -> m.BatchPoolCreateOptions:
     return m.BatchPoolCreateOptions(**values)
 
 
-def wait_for_idle_nodes(client: BatchClient, pool_id: str, count: int) -> list[m.BatchNode]:
+def wait_for_idle_nodes(
+    client: BatchClient, pool_id: str, count: int, timeout: float = 15.0
+) -> list[m.BatchNode]:
     def ready() -> list[m.BatchNode] | None:
         nodes = list(client.list_nodes(pool_id))
         idle = [node for node in nodes if node.state in ("idle", "running")]
         return nodes if len(idle) == count and len(nodes) == count else None
 
-    return wait_for(ready)
+    return wait_for(ready, timeout)
 
 
 def wait_for_task(client: BatchClient, job_id: str, task_id: str, timeout: float = 15.0) -> m.BatchTask:

@@ -93,8 +93,8 @@ def test_invalid_tasks_are_rejected(
     assert [task.id for task in client.list_tasks(parked_job)] == ["dup"]
 
 
-def test_container_tasks_are_stored_but_fail_without_running_on_the_host(
-    client: BatchClient, job_on_shared_pool: str, tmp_path: Path
+def test_a_container_task_on_a_pool_without_container_configuration_fails_without_running_on_the_host(
+    client: BatchClient, job_on_shared_pool: str, shared_pool: str, tmp_path: Path
 ) -> None:
     marker = tmp_path / "ran-on-the-host"
     registry = m.ContainerRegistryReference(
@@ -109,8 +109,8 @@ def test_container_tasks_are_stored_but_fail_without_running_on_the_host(
     assert task.container_settings.registry.password is None  # write-only, as in the service
     assert task.execution_info is not None and task.execution_info.result == "failure"
     failure = task.execution_info.failure_info
-    assert failure is not None and failure.code == "ContainerTasksNotEmulated"
-    assert "Container tasks are not supported by the local Batch emulator" in (failure.message or "")
+    assert failure is not None and failure.code == "ContainerInvalidSettings"
+    assert f"its pool {shared_pool} has no containerConfiguration" in (failure.message or "")
     assert not marker.exists()
     names = {file.name for file in client.list_task_files(job_on_shared_pool, "boxed")}
     assert {"stdout.txt", "stderr.txt"} <= names

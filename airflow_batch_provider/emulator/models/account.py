@@ -21,6 +21,7 @@ from airflow_batch_provider.emulator.models.jobs import JobBackend
 from airflow_batch_provider.emulator.models.nodes import NodeBackend
 from airflow_batch_provider.emulator.models.pools import PoolBackend
 from airflow_batch_provider.emulator.models.tasks import TaskBackend
+from airflow_batch_provider.emulator.runner.containers import KNOWN_ENGINES, find_engine
 
 if TYPE_CHECKING:
     from airflow_batch_provider.emulator.scheduler import Executor, Scheduler
@@ -83,6 +84,8 @@ class EmulatorSettings:
     #: Multiplies job schedules' ``recurrenceInterval`` and ``startWindow`` (minimum 1 minute); lower it
     #: to see recurrences in seconds.
     schedule_interval_scale: float = 1.0
+    #: The OCI engine that runs container tasks (a command or path); None: podman, else docker, on the PATH.
+    container_engine: str | None = None
 
 
 class BatchAccount:
@@ -114,6 +117,8 @@ class BatchAccount:
         self.job_schedules = JobScheduleBackend(self)
         self.scheduler: Scheduler = Scheduler(self, executor)
         self._background: set[asyncio.Task[Any]] = set()
+        #: The engine that runs container tasks, found by :meth:`start` (None: there is none).
+        self.container_engine: str | None = None
         #: The event loop that owns this account (set by :meth:`start`).
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -135,6 +140,16 @@ class BatchAccount:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.container_engine = await asyncio.to_thread(find_engine, self.settings.container_engine)
+        if self.container_engine is None:
+            wanted = self.settings.container_engine or " or ".join(KNOWN_ENGINES)
+            log.warning(
+                "No container engine (%s) works on this machine: container pools and tasks will fail. "
+                "Install podman or docker, or name one with --container-engine.",
+                wanted,
+            )
+        else:
+            log.info("Container tasks run through %s", self.container_engine)
         self.scheduler.start()
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ from airflow_batch_provider.emulator.errors import (
     invalid_property,
     missing_property,
 )
+from airflow_batch_provider.emulator.runner.containers import BIND_MOUNT_SOURCES
 from airflow_batch_provider.emulator.runner.process import MAX_COMMAND_LINE_BYTES, command_line_too_long
 from airflow_batch_provider.emulator.serialization import (
     checked_duration,
@@ -195,23 +196,6 @@ def get_list(body: Mapping[str, Any], name: str, path: str | None = None) -> lis
     return value
 
 
-CONTAINERS_NOT_SUPPORTED = (
-    "Container tasks are not supported by the local Batch emulator: it runs command lines as local "
-    "processes. Remove containerSettings, or run this workload against a real Batch account."
-)
-
-
-def reject_container_settings(body: Mapping[str, Any], path: str) -> None:
-    """Refuse ``containerSettings``: the emulator runs processes, not containers."""
-    if body.get("containerSettings") is not None:
-        raise BatchError(
-            400,
-            "InvalidPropertyValue",
-            "The value provided for one of the properties in the request body is invalid.",
-            {"PropertyName": f"{path}containerSettings", "Reason": CONTAINERS_NOT_SUPPORTED},
-        )
-
-
 def validate_container_settings(body: Mapping[str, Any], path: str = "") -> None:
     """Check ``containerSettings`` as the service does (an image name is required)."""
     settings = get_object(body, "containerSettings", f"{path}containerSettings")
@@ -220,14 +204,42 @@ def validate_container_settings(body: Mapping[str, Any], path: str = "") -> None
     require(settings, "imageName", f"{path}containerSettings/imageName")
     if get_object(settings, "registry", f"{path}containerSettings/registry") is not None:
         get_str(settings["registry"], "registryServer", f"{path}containerSettings/registry/registryServer")
+    get_enum(
+        settings,
+        "workingDirectory",
+        ("taskworkingdirectory", "containerimagedefault"),
+        "taskWorkingDirectory",
+        f"{path}containerSettings/workingDirectory",
+    )
+    mounts_path = f"{path}containerSettings/containerHostBatchBindMounts"
+    for index, mount in enumerate(get_list(settings, "containerHostBatchBindMounts", mounts_path) or []):
+        if not isinstance(mount, dict):
+            raise invalid_property(f"{mounts_path}[{index}]", mount, "The value must be a JSON object.")
+        get_enum(mount, "source", BIND_MOUNT_SOURCES, None, f"{mounts_path}[{index}]/source")
 
 
-def validate_command_task(body: Mapping[str, Any], path: str = "", *, containers: bool = False) -> None:
-    """Checks shared by tasks, start tasks and job preparation/release tasks.
+def validate_container_configuration(configuration: Mapping[str, Any], path: str) -> None:
+    """Check a pool's ``containerConfiguration`` as the service does (a known type is required)."""
+    require(configuration, "type", f"{path}/type")
+    get_enum(configuration, "type", ("dockercompatible", "cricompatible"), None, f"{path}/type")
+    for index, name in enumerate(
+        get_list(configuration, "containerImageNames", f"{path}/containerImageNames") or []
+    ):
+        if not isinstance(name, str) or not name:
+            raise invalid_property(
+                f"{path}/containerImageNames[{index}]", name, "The value must be an image name."
+            )
+    for index, registry in enumerate(
+        get_list(configuration, "containerRegistries", f"{path}/containerRegistries") or []
+    ):
+        if not isinstance(registry, dict):
+            raise invalid_property(
+                f"{path}/containerRegistries[{index}]", registry, "The value must be a JSON object."
+            )
 
-    ``containers``: whether ``containerSettings`` is stored (a task; it fails at run time until the
-    emulator runs containers) or refused outright.
-    """
+
+def validate_command_task(body: Mapping[str, Any], path: str = "") -> None:
+    """Checks shared by tasks, start tasks and job preparation/release tasks (any may run in a container)."""
     require(body, "commandLine", f"{path}commandLine")
     if command_line_too_long(body["commandLine"]):
         # Only a body over the service's 1 MB limit can carry such a command line: refuse it the same way.
@@ -237,10 +249,7 @@ def validate_command_task(body: Mapping[str, Any], path: str = "", *, containers
             "The request body is too large and exceeds the maximum permissible limit.",
             {"MaxLimit": str(MAX_COMMAND_LINE_BYTES)},
         )
-    if containers:
-        validate_container_settings(body, path)
-    else:
-        reject_container_settings(body, path)
+    validate_container_settings(body, path)
     for index, resource_file in enumerate(body.get("resourceFiles") or []):
         sources = [
             key

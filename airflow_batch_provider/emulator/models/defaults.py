@@ -34,8 +34,12 @@ def user_identity(identity: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def with_user_identity(task: dict[str, Any]) -> dict[str, Any]:
-    """A start, job preparation or job release task as read back: with its ``userIdentity``."""
-    return {**task, "userIdentity": user_identity(task.get("userIdentity"))}
+    """A start, job preparation or job release task as read back: with its ``userIdentity``, and
+    its ``containerSettings`` without the registry password."""
+    document = {**task, "userIdentity": user_identity(task.get("userIdentity"))}
+    if isinstance(task.get("containerSettings"), dict):
+        document["containerSettings"] = container_settings(task["containerSettings"])
+    return document
 
 
 def job_manager_task(task: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +68,18 @@ def virtual_machine_configuration(configuration: dict[str, Any]) -> dict[str, An
     configuration = dict(configuration)
     if isinstance(configuration.get("imageReference"), dict):
         configuration["imageReference"] = image_reference(configuration["imageReference"])
+    containers = configuration.get("containerConfiguration")
+    if isinstance(containers, dict) and isinstance(containers.get("containerRegistries"), list):
+        # Registry passwords are write-only, as on the service.
+        configuration["containerConfiguration"] = {
+            **containers,
+            "containerRegistries": [
+                {key: value for key, value in registry.items() if key != "password"}
+                if isinstance(registry, dict)
+                else registry
+                for registry in containers["containerRegistries"]
+            ],
+        }
     return configuration
 
 

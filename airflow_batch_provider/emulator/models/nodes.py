@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import itertools
 import shutil
+import subprocess
 from collections import deque
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +17,7 @@ from airflow_batch_provider.emulator.errors import BatchError, conflict, resourc
 from airflow_batch_provider.emulator.models.base import environment_dict, get_enum
 from airflow_batch_provider.emulator.models.network import PublicAddresses, inbound_endpoints, private_ipv6
 from airflow_batch_provider.emulator.runner import failures
+from airflow_batch_provider.emulator.runner.containers import ContainerError, ensure_image
 from airflow_batch_provider.emulator.runner.layout import NODE_DIRECTORIES, STARTUP_DIR
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 
@@ -191,6 +193,14 @@ class NodeBackend:
         if node.removed:
             return
         node.last_boot_time = boot_time = utcnow()
+        error = await self._prefetch_images(node)
+        if node.removed or node.last_boot_time is not boot_time:
+            return
+        if error is not None:
+            node.errors = [error]
+            node.set_state("unusable")
+            node.refresh_state()
+            return
         start_task = node.pool.start_task
         if start_task is None:
             node.set_state("idle")
@@ -217,6 +227,33 @@ class NodeBackend:
             node.refresh_state()
             self.account.spawn(self.run_start_task(node, start_task))
         self.account.scheduler.kick()
+
+    async def _prefetch_images(self, node: Node) -> dict[str, Any] | None:
+        """Pull the pool's ``containerImageNames`` as a starting node does; the node's error if one fails."""
+        configuration = node.pool.container_configuration
+        images = (configuration or {}).get("containerImageNames") or []
+        if not images:
+            return None
+        engine = self.account.container_engine
+        if engine is None:
+            return {
+                "code": "ContainerEngineNotFound",
+                "message": "The pool's containerImageNames cannot be pulled: no container engine was found "
+                "on the emulator's machine (podman or docker on the PATH); install one, or name it with "
+                "--container-engine",
+                "errorDetails": [],
+            }
+        registries = (configuration or {}).get("containerRegistries") or []
+        for image in images:
+            try:
+                await asyncio.to_thread(ensure_image, engine, image, registries)
+            except (ContainerError, OSError, subprocess.SubprocessError) as err:
+                return {
+                    "code": "ContainerImagePullFailed",
+                    "message": f"A container image of the pool could not be pulled: {err}",
+                    "errorDetails": [{"name": "ContainerImage", "value": image}],
+                }
+        return None
 
     async def run_start_task(self, node: Node, start_task: dict[str, Any]) -> bool:
         from airflow_batch_provider.emulator.runner.spec import RunKind

@@ -29,6 +29,7 @@ from airflow_batch_provider.emulator.models.base import (
     get_str,
     require,
     validate_command_task,
+    validate_container_configuration,
     validate_id,
 )
 from airflow_batch_provider.emulator.models.images import validate_image, vm_cores
@@ -103,6 +104,14 @@ class Pool(Resource):
     def image_reference(self) -> dict[str, Any]:
         reference = (self.properties.get("virtualMachineConfiguration") or {}).get("imageReference") or {}
         return service_defaults.image_reference(reference)
+
+    @property
+    def container_configuration(self) -> dict[str, Any] | None:
+        """The pool's ``containerConfiguration`` (None: its nodes run no container tasks)."""
+        configuration = (self.properties.get("virtualMachineConfiguration") or {}).get(
+            "containerConfiguration"
+        )
+        return configuration if isinstance(configuration, dict) else None
 
     @property
     def network(self) -> dict[str, Any] | None:
@@ -266,6 +275,11 @@ class PoolBackend:
                 )
             raise missing_property("virtualMachineConfiguration")
         validate_image(configuration)
+        containers = get_object(
+            configuration, "containerConfiguration", "virtualMachineConfiguration/containerConfiguration"
+        )
+        if containers is not None:
+            validate_container_configuration(containers, "virtualMachineConfiguration/containerConfiguration")
         validate_extensions(configuration)
         self.account.applications.validate(body.get("applicationPackageReferences"))
         pool = Pool(self.account, pool_id, body)

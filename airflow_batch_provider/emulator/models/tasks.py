@@ -269,7 +269,7 @@ class TaskBackend:
     def build(self, job: Job, body: dict[str, Any]) -> Task:
         """Validate a task body the way the service does and make the task (not yet added)."""
         task_id = validate_id(body.get("id"))
-        validate_command_task(body, containers=True)
+        validate_command_task(body)
         if body.get("multiInstanceSettings") is not None:
             raise invalid_property(
                 "multiInstanceSettings",

@@ -6,7 +6,9 @@ The phases, each of which may end the attempt with a documented ``failureInfo``:
    command line never runs and ``exit_code`` is ``None``);
 2. run the command line (not under a shell, see :mod:`.process`) with stdout/stderr in the task
    directory, killing the whole process tree on ``maxWallClockTime`` or on ``cancel``; whatever
-   the process leaves running when it exits is ended too (see :mod:`.containment`);
+   the process leaves running when it exits is ended too (see :mod:`.containment`). A task with
+   ``containerSettings`` runs its command line in its image through the engine (see :mod:`.containers`),
+   the image pulled first if absent; the container is killed and removed with the task;
 3. upload the output files whose ``uploadCondition`` the outcome meets, after the process exited.
 
 ``maxWallClockTime`` counts from the start of the attempt, so it covers downloads and the process.
@@ -16,11 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+import subprocess
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, Literal
 
 from airflow_batch_provider.emulator.runner import failures
+from airflow_batch_provider.emulator.runner.containers import (
+    ContainerError,
+    container_name,
+    ensure_image,
+    run_command,
+    stop_container,
+)
 from airflow_batch_provider.emulator.runner.containment import (
     ProcessContainer,
     become_subreaper,
@@ -28,7 +38,12 @@ from airflow_batch_provider.emulator.runner.containment import (
 )
 from airflow_batch_provider.emulator.runner.failures import TaskFailure
 from airflow_batch_provider.emulator.runner.launcher import DEFAULT_WORKERS, BlockingWork
-from airflow_batch_provider.emulator.runner.layout import TaskLayout, layout_for, task_environment
+from airflow_batch_provider.emulator.runner.layout import (
+    TaskLayout,
+    batch_variables,
+    layout_for,
+    task_environment,
+)
 from airflow_batch_provider.emulator.runner.output_files import upload_output_files
 from airflow_batch_provider.emulator.runner.process import ProcessOutcome, run_process, split_command_line
 from airflow_batch_provider.emulator.runner.resource_files import download_resource_files
@@ -89,12 +104,16 @@ class TaskExecutor:
         self.use_cgroups = use_cgroups
         #: The process containers of the runs under way.
         self.containers: set[ProcessContainer] = set()
+        #: Container tasks under way: container name -> the engine running it.
+        self.running_containers: dict[str, str] = {}
         become_subreaper()
 
     def close(self) -> None:
         """End every process still running, stop the worker threads; the executor cannot run tasks after."""
         for container in list(self.containers):
             container.end()
+        for name, engine in list(self.running_containers.items()):
+            stop_container(engine, name)
         remove_cgroup_parent()
         self.blocking.close()
 
@@ -149,10 +168,12 @@ class TaskExecutor:
                 ),
             )
 
-        if spec.container_image is not None:
-            # Never run a container's command line on the host; the task's files exist, empty.
-            await self.blocking.call(_create_output_files, layout)
-            return result(None, failures.container_failure(spec.container_image))
+        if spec.container is not None:
+            # A container task never runs on the host: without its image it fails, files empty.
+            refusal = await self._prepare_container(spec)
+            if refusal is not None:
+                await self.blocking.call(_create_output_files, layout)
+                return result(None, refusal)
 
         # 1. Pre-processing.
         try:
@@ -174,6 +195,10 @@ class TaskExecutor:
             # Splitting is linear and bounded, but a 1 MB command line still takes a while: off the loop.
             argv = await self.blocking.call(split_command_line, spec.command_line)
             env = task_environment(spec, layout)
+            stop: Callable[[], None] | None = None
+            if spec.container is not None:
+                assert spec.container_engine is not None
+                argv, stop = self._container_command(spec, layout, argv)
             # 2. The process.
             process: ProcessOutcome = await run_process(
                 argv,
@@ -187,6 +212,7 @@ class TaskExecutor:
                 blocking=self.blocking,
                 containers=self.containers,
                 use_cgroup=self.use_cgroups,
+                stop=stop,
             )
         except TaskFailure as failure:
             if failure.code in (failures.COMMAND_PROGRAM_NOT_FOUND, failures.COMMAND_LAUNCH_FAILED):
@@ -223,6 +249,63 @@ class TaskExecutor:
                 if outcome == "cancelled":
                     return result(process.exit_code, failures.cancelled_failure(), cancelled=True)
         return result(process.exit_code, failure_info, timed_out=process.timed_out)
+
+    async def _prepare_container(self, spec: TaskRunSpec) -> dict[str, Any] | None:
+        """Check that a container task can run here and pull its image; its failure if not."""
+        assert spec.container is not None
+        if not spec.pool_runs_containers:
+            return failures.container_failure(
+                failures.CONTAINER_INVALID_SETTINGS,
+                f"The task has containerSettings but its pool {spec.pool_id} has no containerConfiguration; "
+                "create the pool with virtualMachineConfiguration.containerConfiguration, or remove "
+                "the task's containerSettings",
+                PoolId=spec.pool_id,
+            )
+        if spec.container_engine is None:
+            return failures.container_failure(
+                failures.CONTAINER_MISC_ERROR,
+                "No container engine was found on the emulator's machine (podman or docker on the PATH); "
+                "install one, or name it with --container-engine",
+                ContainerImage=spec.container.image,
+            )
+        try:
+            await asyncio.to_thread(
+                ensure_image, spec.container_engine, spec.container.image, spec.container.registries
+            )
+        except (ContainerError, OSError, subprocess.SubprocessError) as err:
+            return failures.container_failure(
+                failures.CONTAINER_INVALID_IMAGE, str(err), ContainerImage=spec.container.image
+            )
+        return None
+
+    def _container_command(
+        self, spec: TaskRunSpec, layout: TaskLayout, argv: list[str]
+    ) -> tuple[list[str], Callable[[], None]]:
+        """The engine command running ``argv`` in the task's container, and how to stop that container."""
+        assert spec.container is not None and spec.container_engine is not None
+        engine = spec.container_engine
+        name = container_name(
+            spec.pool_id, spec.node_id, spec.job_id, spec.task_id, spec.kind.value, spec.retry_count
+        )
+        variables = sorted({*spec.environment, *batch_variables(spec, layout)})
+        command = run_command(
+            engine,
+            name,
+            spec.container,
+            argv,
+            variables=variables,
+            node_root=layout.node_root,
+            task_dir=layout.task_dir,
+            working_dir=layout.working_dir,
+            job_prep_dir=spec.job_prep_dir,
+        )
+        self.running_containers[name] = engine
+
+        def stop() -> None:
+            stop_container(engine, name)
+            self.running_containers.pop(name, None)
+
+        return command, stop
 
 
 def _create_output_files(layout: TaskLayout) -> None:

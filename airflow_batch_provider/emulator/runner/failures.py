@@ -31,10 +31,12 @@ FILE_UPLOAD_CONTAINER_NOT_FOUND = "FileUploadContainerNotFound"
 FILE_UPLOAD_MISC_ERROR = "FileUploadMiscError"
 # Deploying a referenced application package (missing, not active, or not a valid zip).
 APPLICATION_PACKAGE_ERROR = "ApplicationPackageError"
-# A container task: the emulator runs processes on the host, never a task meant for a container.
-CONTAINERS_NOT_EMULATED = "ContainerTasksNotEmulated"
 # The task's own properties cannot be scheduled or run (shapes no request validation let through).
 INVALID_TASK_SPECIFICATION = "InvalidTaskSpecification"
+# Container tasks: an image that cannot be pulled, settings the pool cannot run, anything else.
+CONTAINER_INVALID_IMAGE = "ContainerInvalidImage"
+CONTAINER_INVALID_SETTINGS = "ContainerInvalidSettings"
+CONTAINER_MISC_ERROR = "ContainerMiscError"
 # Anything else (a fault of the emulator itself).
 UNKNOWN = "Unknown"
 
@@ -90,17 +92,6 @@ def cancelled_failure() -> dict[str, Any]:
     return failure_info(USER_ERROR, TASK_ENDED, "The task was ended by a request to terminate it")
 
 
-def container_failure(image: str) -> dict[str, Any]:
-    """The failure of a task with ``containerSettings``: containers are not emulated, it never runs."""
-    return failure_info(
-        USER_ERROR,
-        CONTAINERS_NOT_EMULATED,
-        "Container tasks are not supported by the local Batch emulator, so the task did not run; "
-        "run it against a real Batch account, or remove containerSettings to run it as a process",
-        {"ContainerImage": image},
-    )
-
-
 def invalid_task_failure(error: Exception) -> dict[str, Any]:
     """The failure of a task whose own properties keep it from being scheduled or started."""
     return failure_info(
@@ -109,3 +100,8 @@ def invalid_task_failure(error: Exception) -> dict[str, Any]:
         "The task could not be scheduled or started: a property of the task or its job is invalid",
         {"Message": f"{type(error).__name__}: {error}"[:1024]},
     )
+
+
+def container_failure(code: str, message: str, **details: str) -> dict[str, Any]:
+    """The failure of a container task that could not start (a ``Container*`` code of the service)."""
+    return failure_info(USER_ERROR, code, message, details)

@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,11 +201,15 @@ async def kill_tree(
     exited: asyncio.Future[int],
     grace_seconds: float,
     container: ProcessContainer,
+    stop: Callable[[], None] | None = None,
 ) -> int:
     """SIGTERM every process of the run, give it ``grace_seconds``, then SIGKILL whatever is left.
 
-    ``exited`` is the process's :func:`watch_exit` future; the return code is returned.
+    ``exited`` is the process's :func:`watch_exit` future; the return code is returned. ``stop``
+    first stops what lives outside the process tree (a container the process runs through an engine).
     """
+    if stop is not None:
+        await asyncio.to_thread(stop)
     pgid = process.pid  # the process leads its own session, so its group id is its pid
     _signal_group(pgid, signal.SIGTERM)
     await asyncio.to_thread(container.signal, signal.SIGTERM)
@@ -217,7 +222,10 @@ async def kill_tree(
 
 
 async def _started(
-    launch: asyncio.Future[subprocess.Popen[bytes]], kill_grace_seconds: float, container: ProcessContainer
+    launch: asyncio.Future[subprocess.Popen[bytes]],
+    kill_grace_seconds: float,
+    container: ProcessContainer,
+    stop: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Await a start under way on a worker thread; if cancelled meanwhile, stop what it starts."""
     try:
@@ -226,7 +234,7 @@ async def _started(
         # The thread cannot be interrupted: let it finish, then kill the process tree it started.
         with contextlib.suppress(Exception):
             process = await launch
-            await kill_tree(process, watch_exit(process), kill_grace_seconds, container)
+            await kill_tree(process, watch_exit(process), kill_grace_seconds, container, stop)
         raise
 
 
@@ -243,6 +251,7 @@ async def run_process(
     blocking: BlockingWork,
     containers: set[ProcessContainer] | None = None,
     use_cgroup: bool = True,
+    stop: Callable[[], None] | None = None,
 ) -> ProcessOutcome:
     """Run ``argv`` to completion, or until ``deadline`` (event-loop time) or ``cancel``.
 
@@ -251,12 +260,15 @@ async def run_process(
     :class:`ProcessContainer`: all are ended when the process exits (as a node ends a task's
     background children), times out or is cancelled. The container is in ``containers`` while the
     run lasts. The process is started on one of ``blocking``'s threads, and its exit awaited
-    without blocking the loop.
+    without blocking the loop. ``stop`` is called (on a thread) before the tree is killed, and
+    once more if the run ends otherwise than by the process exiting, for what runs outside the tree
+    (a task's container).
     """
     loop = asyncio.get_running_loop()
     container = await asyncio.to_thread(ProcessContainer, use_cgroup=use_cgroup)
     live = containers if containers is not None else set()
     live.add(container)
+    exited_alone = False
     try:
         launch = asyncio.ensure_future(
             blocking.call(
@@ -269,7 +281,7 @@ async def run_process(
                 container=container,
             )
         )
-        process = await _started(launch, kill_grace_seconds, container)
+        process = await _started(launch, kill_grace_seconds, container, stop)
         exited = watch_exit(process)
         cancelled = asyncio.ensure_future(cancel.wait())
         waiters: set[asyncio.Future[Any]] = {exited, cancelled}
@@ -277,17 +289,20 @@ async def run_process(
             timeout = None if deadline is None else max(0.0, deadline - loop.time())
             done, _ = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            await asyncio.shield(kill_tree(process, exited, kill_grace_seconds, container))
+            await asyncio.shield(kill_tree(process, exited, kill_grace_seconds, container, stop))
             raise
         finally:
             cancelled.cancel()
         if exited in done:
+            exited_alone = True
             return ProcessOutcome(exited.result())
-        code = await kill_tree(process, exited, kill_grace_seconds, container)
+        code = await kill_tree(process, exited, kill_grace_seconds, container, stop)
         if cancel.is_set():
             return ProcessOutcome(code, cancelled=True)
         return ProcessOutcome(code, timed_out=True)
     finally:
         # What the task left running (background children, daemons) ends with it.
         await asyncio.shield(asyncio.to_thread(container.end))
+        if stop is not None and not exited_alone:
+            await asyncio.shield(asyncio.to_thread(stop))
         live.discard(container)

@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from airflow_batch_provider.emulator.runner.containers import ContainerSettings
+
 
 class RunKind(str, enum.Enum):
     """Which kind of Batch task a run is; it decides the directory layout and AZ_BATCH_* variables."""
@@ -55,8 +57,12 @@ class TaskRunSpec:
     #: The task's ``userIdentity`` as the client sent it (``userName`` or ``autoUser``); None means
     #: the default non-admin pool auto-user. Gives AZ_BATCH_TASK_USER / AZ_BATCH_TASK_USER_IDENTITY.
     user_identity: dict[str, Any] | None = None
-    #: The image of ``containerSettings``: the task runs in a container, which the emulator cannot do yet.
-    container_image: str | None = None
+    #: The task's ``containerSettings`` (with its pool's registries): it runs in a container.
+    container: ContainerSettings | None = None
+    #: The engine that runs containers (None: none was found on this machine).
+    container_engine: str | None = None
+    #: Whether the task's pool has a ``containerConfiguration`` (container tasks need one).
+    pool_runs_containers: bool = False
 
 
 @dataclass

@@ -24,10 +24,12 @@ from urllib.parse import quote
 from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import ContentSettings
 
+from airflow_batch_provider.assets import container_asset_uri
 from airflow_batch_provider.batch.validation import normalize_blob_prefix, validate_container_name
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.blob.client import BlobClientHook
 from airflow_batch_provider.hooks.blob.listing import BlobInfo
+from airflow_batch_provider.lineage import local_directory_uri
 from airflow_batch_provider.storage.digest_cache import DigestCache, default_cache_dir
 from airflow_batch_provider.storage.local_files import (
     BackgroundHasher,
@@ -214,7 +216,7 @@ class BlobTransferMixin(BlobClientHook):
         """
         validate_container_name(container)
         check_sources(sources)
-        return self._run(
+        result = self._run(
             lambda: self._aupload(
                 container,
                 sources,
@@ -226,6 +228,13 @@ class BlobTransferMixin(BlobClientHook):
                 digest_cache=digest_cache,
             )
         )
+        paths = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+        self._report_lineage(
+            [local_directory_uri(os.fspath(path)) for path in paths],
+            [self._prefix_uri(result.container, result.prefix)],
+            result,
+        )
+        return result
 
     async def aupload(
         self,
@@ -531,7 +540,7 @@ class BlobTransferMixin(BlobClientHook):
         ``skip_unchanged``, a local file whose size and MD5 match the blob is kept as it is.
         """
         validate_container_name(container)
-        return self._run(
+        result = self._run(
             lambda: self.adownload_prefix(
                 container,
                 prefix,
@@ -541,6 +550,27 @@ class BlobTransferMixin(BlobClientHook):
                 max_concurrency_per_file=max_concurrency_per_file,
             )
         )
+        self._report_lineage(
+            [self._prefix_uri(container, normalize_blob_prefix(prefix))],
+            [Path(local_dir).resolve().as_uri()],
+            result,
+        )
+        return result
+
+    def _prefix_uri(self, container: str, prefix: str) -> str:
+        return container_asset_uri(self.container_url(container), prefix)
+
+    def _report_lineage(self, inputs: list[str], outputs: list[str], result: TransferResult) -> None:
+        """Tell Airflow's hook lineage collector what a transfer read and wrote, one Asset per prefix
+        or directory, so that transfers made from ``@task`` code show in lineage too."""
+        from airflow.sdk.lineage import get_hook_lineage_collector
+
+        collector = get_hook_lineage_collector()
+        extra: dict[str, Any] = {"count": len(result.files), "bytes": result.total_bytes}
+        for uri in inputs:
+            collector.add_input_asset(context=self, uri=uri, asset_extra=extra)
+        for uri in outputs:
+            collector.add_output_asset(context=self, uri=uri, asset_extra=extra)
 
     async def adownload_prefix(
         self,

@@ -1,0 +1,1 @@
+"""fsspec filesystems that back Airflow's ``ObjectStoragePath`` with the provider's connections."""
