@@ -113,6 +113,7 @@ def get_provider_info() -> dict[str, Any]:
                     f"{PACKAGE}.operators.tasks",
                     f"{PACKAGE}.operators.output",
                     f"{PACKAGE}.operators.application",
+                    f"{PACKAGE}.operators.run_job",
                 ],
             }
         ],

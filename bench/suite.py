@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench import (
     emulator_big_inputs,
     emulator_throughput,
+    live_output_poll,
     monitor_poll,
     task_submit_10k,
     triggers_concurrent,
@@ -17,6 +18,7 @@ from bench.harness import Benchmark
 BENCHMARKS: tuple[Benchmark, ...] = (
     task_submit_10k.BENCHMARK,
     monitor_poll.BENCHMARK,
+    live_output_poll.BENCHMARK,
     upload_many_small.BENCHMARK,
     upload_rerun_unchanged.BENCHMARK,
     upload_large.BENCHMARK,

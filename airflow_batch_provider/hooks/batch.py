@@ -246,6 +246,38 @@ async def _aread_tail(
     return _decode_tail(data, size > max_bytes)
 
 
+def _new_range(size: int, start: int, max_bytes: int) -> str | None:
+    """The ``ocp-range`` of at most ``max_bytes`` new bytes from ``start``; ``None`` when nothing is new."""
+    if size <= start or max_bytes <= 0:
+        return None
+    return f"bytes={start}-{min(size, start + max_bytes) - 1}"
+
+
+def _read_from(
+    get_properties: Callable[[], Any], download: Callable[[str], Any], start: int, max_bytes: int
+) -> bytes | None:
+    """Up to ``max_bytes`` of a file from byte ``start`` (its size first, then one ranged download)."""
+    try:
+        ocp_range = _new_range(compat.content_length_of(get_properties()), start, max_bytes)
+        return b"" if ocp_range is None else compat.join_bytes(download(ocp_range))
+    except ResourceNotFoundError:
+        return None
+
+
+async def _aread_from(
+    get_properties: Callable[[], Awaitable[Any]],
+    download: Callable[[str], Awaitable[Any]],
+    start: int,
+    max_bytes: int,
+) -> bytes | None:
+    """Async :func:`_read_from`."""
+    try:
+        ocp_range = _new_range(compat.content_length_of(await get_properties()), start, max_bytes)
+        return b"" if ocp_range is None else await compat.ajoin_bytes(await download(ocp_range))
+    except ResourceNotFoundError:
+        return None
+
+
 def _decode_tail(data: bytes, truncated: bool) -> str:
     text = data.decode("utf-8", errors="replace")
     if truncated and "\n" in text:
@@ -603,6 +635,17 @@ class BatchHook(AzureBaseHook):
             max_bytes,
         )
 
+    def read_task_file_from(
+        self, job_id: str, task_id: str, path: str, start: int, *, max_bytes: int = 65536
+    ) -> bytes | None:
+        """Up to ``max_bytes`` of a task file from byte ``start`` (``ocp-range``); ``None`` when missing."""
+        return _read_from(
+            lambda: self.client.get_task_file_properties(job_id, task_id, path),
+            lambda ocp_range: self.client.download_task_file(job_id, task_id, path, ocp_range=ocp_range),
+            start,
+            max_bytes,
+        )
+
     def add_tasks(
         self,
         job_id: str,
@@ -754,6 +797,17 @@ class BatchHook(AzureBaseHook):
             max_bytes,
         )
 
+    async def aread_task_file_from(
+        self, job_id: str, task_id: str, path: str, start: int, *, max_bytes: int = 65536
+    ) -> bytes | None:
+        client = await self.aget_client()
+        return await _aread_from(
+            lambda: client.get_task_file_properties(job_id, task_id, path),
+            lambda ocp_range: client.download_task_file(job_id, task_id, path, ocp_range=ocp_range),
+            start,
+            max_bytes,
+        )
+
     async def aterminate_job(self, job_id: str, reason: str | None = None) -> str:
         client = await self.aget_client()
         try:
@@ -763,3 +817,12 @@ class BatchHook(AzureBaseHook):
         except ResourceExistsError:
             return "already_completed"
         return "terminated"
+
+    async def aterminate_task(self, job_id: str, task_id: str) -> bool:
+        """Async :meth:`terminate_task`: ``False`` when the task is gone or already completed."""
+        client = await self.aget_client()
+        try:
+            await client.terminate_task(job_id, task_id)
+        except (ResourceNotFoundError, ResourceExistsError):
+            return False
+        return True

@@ -14,6 +14,7 @@ from airflow_batch_provider.batch.durations import to_timedelta
 from airflow_batch_provider.batch.ids import make_batch_id, to_batch_id
 from airflow_batch_provider.batch.monitor.io import SyncBatchIO, run_sync
 from airflow_batch_provider.batch.monitor.job import job_end_cause, prefix_filter
+from airflow_batch_provider.batch.monitor.stop import stop_work
 from airflow_batch_provider.batch.rest import environment_list, to_rest
 from airflow_batch_provider.batch.service_errors import error_code
 from airflow_batch_provider.batch.task_factories import TaskBuildContext
@@ -95,6 +96,10 @@ class BatchAddTasksOperator(BatchBaseOperator):
     pool's ``taskSlotsPerNode``, dependencies only on jobs that allow them, and every SAS valid until the
     job's max wall clock (or the tasks' own) plus ``queue_margin``.
 
+    When the Airflow task is killed or times out while adding, the tasks already added under its prefix
+    are terminated (``terminate_on_kill=False`` keeps them); once it returns, the tasks are the
+    downstream wait's to watch.
+
     Returns ``{"job_id", "task_count", "task_id_prefix", "added", "already_existed"}``.
     """
 
@@ -149,6 +154,7 @@ class BatchAddTasksOperator(BatchBaseOperator):
         sas_ttl: timedelta | float | None = None,
         queue_margin: timedelta | float = DEFAULT_QUEUE_MARGIN,
         max_concurrency: int | None = None,
+        terminate_on_kill: bool = True,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         azblob_conn_id: str = AZBLOB_DEFAULT_CONN_ID,
         **kwargs: Any,
@@ -177,6 +183,8 @@ class BatchAddTasksOperator(BatchBaseOperator):
         self.sas_ttl = sas_ttl
         self.queue_margin = queue_margin
         self.max_concurrency = max_concurrency
+        self.terminate_on_kill = terminate_on_kill
+        self._adding: tuple[str, str] | None = None
         self.asset_alias = outlet_alias(self) if output_container else None
         self.lineage_inputs: dict[str, int] = {}
         self.lineage_outputs: list[str] = []
@@ -283,7 +291,11 @@ class BatchAddTasksOperator(BatchBaseOperator):
         if outputs:
             url = self.blob_hook_for().container_url(str(self.output_container))
             self.lineage_outputs = [container_asset_uri(url, outputs.base_path)]
-        summary = self._submit(job_id, id_prefix, pool_id, final)
+        self._adding = (job_id, id_prefix)
+        try:
+            summary = self._submit(job_id, id_prefix, pool_id, final)
+        finally:
+            self._adding = None
         if self.lineage_outputs and self.asset_alias is not None:
             extra = {"job_id": summary["job_id"], "task_count": summary["task_count"]}
             emit_asset(context, self.asset_alias, self.lineage_outputs[0], extra)
@@ -298,6 +310,26 @@ class BatchAddTasksOperator(BatchBaseOperator):
         return operator_lineage(
             inputs, [openlineage_dataset(uri, output=True) for uri in self.lineage_outputs]
         )
+
+    def on_kill(self) -> None:
+        """Terminate the tasks added so far under this task's prefix (never others of a shared job)."""
+        if not (self.terminate_on_kill and self._adding):
+            return
+        job_id, id_prefix = self._adding
+        if not id_prefix:
+            self.log.warning(
+                "Killed while adding tasks without an id prefix to job %s: they were left running, since "
+                "they cannot be told from other tasks of the job (use prefix_task_ids=True).",
+                job_id,
+            )
+            return
+        try:
+            self.log.warning(
+                "Killed while adding tasks: %s",
+                run_sync(stop_work(SyncBatchIO(self.hook), job_id, id_prefix)),
+            )
+        except Exception as err:
+            self.log.error("Could not terminate the tasks under %r in job %s: %s", id_prefix, job_id, err)
 
     def _task_id_prefix(self, context: Context) -> str:
         """``task_id_prefix`` made a valid id, else one derived from the DAG run (the same on retries)."""

@@ -17,14 +17,17 @@ from airflow_batch_provider.batch.monitor.job import (
     failure_report,
     is_failed_task,
     job_check_due_by_clock,
-    prefix_filter,
 )
+from airflow_batch_provider.batch.monitor.live_output import OutputFollower, log_lines
+from airflow_batch_provider.batch.monitor.stop import stop_work
 from airflow_batch_provider.exceptions import BatchJobEndedError, BatchProviderError, BatchTaskFailureError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
 from airflow_batch_provider.operators.base import BatchConnectionMixin
 from airflow_batch_provider.triggers.job import BatchJobTrigger
 
+#: The task state store key of the live output's read offsets (``mode="reschedule"``).
+_OFFSETS_KEY = "batch_live_output_offsets"
 #: Extra time the deferral gets beyond the trigger's own deadline, so the trigger reports the timeout.
 _DEFERRAL_MARGIN = 60.0
 
@@ -57,7 +60,15 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
     :param max_failed_tasks: How many failed tasks the error lists.
     :param max_failure_logs: For how many failed tasks the tail of stderr.txt is shown.
     :param terminate_on_timeout: Terminate the job (or the prefix's tasks) when the wait times out.
-    :param terminate_on_kill: Terminate it when the Airflow task is killed or hits execution_timeout.
+    :param terminate_on_kill: Terminate it (default) when the Airflow task is killed, hits
+        ``execution_timeout`` or is marked failed, also while deferred; ``False`` leaves it running.
+    :param follow_output: Show the new lines of the running tasks' stdout/stderr in the Airflow log on
+        every poll, prefixed with the Batch task id: ``True`` (default) for the watched tasks, a list of
+        Batch task ids for just those, ``False`` for none.
+    :param follow_output_up_to: Follow only while the watch has at most this many tasks (unless task
+        ids are listed), so a big job's polls stay cheap.
+    :param follow_output_max_tasks: Tasks read per poll, at most.
+    :param follow_output_max_bytes: Bytes read per file and poll, at most.
     :param deferrable: Wait in the triggerer and free the worker slot.
     """
 
@@ -76,7 +87,11 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
         max_failed_tasks: int = 10,
         max_failure_logs: int = 3,
         terminate_on_timeout: bool = False,
-        terminate_on_kill: bool = False,
+        terminate_on_kill: bool = True,
+        follow_output: bool | Sequence[str] = True,
+        follow_output_up_to: int = 20,
+        follow_output_max_tasks: int = 5,
+        follow_output_max_bytes: int = 16384,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: timedelta | float = 30,
         **kwargs: Any,
@@ -92,6 +107,12 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
         self.terminate_on_timeout = terminate_on_timeout
         self.terminate_on_kill = terminate_on_kill
         self.deferrable = deferrable
+        self.follow_output = follow_output
+        self.follow_output_up_to = follow_output_up_to
+        self.follow_output_max_tasks = follow_output_max_tasks
+        self.follow_output_max_bytes = follow_output_max_bytes
+        self._follower: OutputFollower | None = None
+        self._offsets_store: Any = None
         self._last_counts: TaskCounts | None = None
         self._stalled = 0
         self._last_message: str | None = None
@@ -116,6 +137,9 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
                     expected_task_count=self._expected(),
                     max_failed_tasks=self.max_failed_tasks,
                     max_failure_logs=self.max_failure_logs,
+                    terminate_on_kill=self.terminate_on_kill,
+                    follow_output=self._output_follower().settings() if self.follow_output else None,
+                    follow_output_up_to=self.follow_output_up_to,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout + _DEFERRAL_MARGIN),
@@ -148,10 +172,37 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
             self.log.info("%s", check.message)
         self._last_counts = check.counts
         self._stalled = check.stalled_polls
+        follower = self._output_follower() if self.follow_output else None
+        if self.reschedule and self._offsets_store is None:
+            follower = None  # a poke remembers nothing: without a state store lines would repeat
+        if follower and check.status == "running" and follower.wanted(check.counts, self.follow_output_up_to):
+            try:
+                log_lines(run_sync(follower.poll(SyncBatchIO(self.hook))), self.log.info)
+                if self._offsets_store is not None:
+                    self._offsets_store.set(_OFFSETS_KEY, dict(follower.offsets))
+            except Exception as err:  # the output is a courtesy: it never fails the wait
+                self.log.debug("Could not read the tasks' output: %s", err)
         self._last_message = check.message
         return check
 
+    def _output_follower(self) -> OutputFollower:
+        if self._follower is None:
+            chosen = self.follow_output if not isinstance(self.follow_output, bool | str) else None
+            self._follower = OutputFollower(
+                job_id=self.job_id,
+                task_id_prefix=self.task_id_prefix or None,
+                task_ids=tuple(str(task_id) for task_id in chosen) if chosen else None,
+                max_tasks=int(self.follow_output_max_tasks),
+                max_bytes=int(self.follow_output_max_bytes),
+            )
+        return self._follower
+
     def poke(self, context: Any) -> bool | PokeReturnValue:
+        if self.reschedule and self.follow_output:
+            # Airflow 3.3's task state store carries the read offsets from one poke to the next.
+            self._offsets_store = context.get("task_state_store")
+            if self._offsets_store is not None:
+                self._output_follower().offsets = dict(self._offsets_store.get(_OFFSETS_KEY) or {})
         event = self._check().to_event()
         if event["status"] == "running":
             return False
@@ -186,22 +237,16 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
 
     def _terminate(self, why: str) -> None:
         try:
-            if self.task_id_prefix:
-                pending = self.hook.list_tasks(
-                    self.job_id,
-                    filter=f"{prefix_filter(self.task_id_prefix)} and state ne 'completed'",
-                    select=["id"],
-                )
-                for task in pending:
-                    self.hook.terminate_task(self.job_id, str(task["id"]))
-                self.log.warning(
-                    "Terminated %d task(s) under %s because %s", len(pending), self.task_id_prefix, why
-                )
-            else:
-                outcome = self.hook.terminate_job(self.job_id, reason="AirflowTimeoutOrKill")
-                self.log.warning("Job %s: %s because %s", self.job_id, outcome, why)
+            done = run_sync(stop_work(SyncBatchIO(self.hook), self.job_id, self.task_id_prefix or None))
+            self.log.warning("%s because %s", done[:1].upper() + done[1:], why)
         except Exception as err:
-            self.log.error("Could not terminate job %s: %s", self.job_id, err)
+            self.log.error(
+                "Could not terminate job %s (%s); terminate it in the portal or with "
+                "BatchTerminateJobOperator: %s",
+                self.job_id,
+                why,
+                err,
+            )
 
     def on_kill(self) -> None:
         if self.terminate_on_kill:

@@ -11,6 +11,7 @@ from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID
 if TYPE_CHECKING:  # the triggerer imports this module on its event loop: the SDK comes later, off it
     from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
     from airflow_batch_provider.batch.monitor.job import JobCheck
+    from airflow_batch_provider.batch.monitor.live_output import OutputFollower
 
 
 class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
@@ -32,6 +33,11 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
     :param max_failed_tasks: Failed task ids reported in the event.
     :param max_failure_logs: Failed tasks whose stderr tail is read.
     :param max_consecutive_errors: Failed reads in a row that end the wait with an ``error`` event.
+    :param terminate_on_kill: When the deferred Airflow task is killed or marked failed, terminate the
+        job (or the prefix's unfinished tasks). A triggerer restart does not count as a kill.
+    :param follow_output: :meth:`OutputFollower.settings` to log the running tasks' new output lines
+        on every poll; ``None`` for none.
+    :param follow_output_up_to: Follow only while the watch has at most this many tasks.
     """
 
     def __init__(
@@ -45,6 +51,9 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
         max_failed_tasks: int = 10,
         max_failure_logs: int = 3,
         max_consecutive_errors: int = 3,
+        terminate_on_kill: bool = False,
+        follow_output: dict[str, Any] | None = None,
+        follow_output_up_to: int = 20,
     ) -> None:
         super().__init__(
             azbatch_conn_id=azbatch_conn_id,
@@ -57,6 +66,11 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
         self.expected_task_count = expected_task_count
         self.max_failed_tasks = int(max_failed_tasks)
         self.max_failure_logs = int(max_failure_logs)
+        self.terminate_on_kill = bool(terminate_on_kill)
+        self.follow_output_up_to = int(follow_output_up_to)
+        #: Built on the first check (off the loop, with the SDK); until then the settings as given.
+        self._follow_output = follow_output
+        self._follower: OutputFollower | None = None
         self._last_counts: TaskCounts | None = None
         self._stalled = 0
 
@@ -67,6 +81,9 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
             "expected_task_count": self.expected_task_count,
             "max_failed_tasks": self.max_failed_tasks,
             "max_failure_logs": self.max_failure_logs,
+            "terminate_on_kill": self.terminate_on_kill,
+            "follow_output": self._follower.settings() if self._follower else self._follow_output,
+            "follow_output_up_to": self.follow_output_up_to,
         }
 
     @property
@@ -74,6 +91,33 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
         return f"job {self.job_id!r}"
 
     async def check(self, io: AsyncBatchIO) -> JobCheck:
+        from airflow_batch_provider.batch.monitor.live_output import log_lines  # loaded off the loop already
+
+        check = await self._check_job(io)
+        follower = self._output_follower()
+        if follower and check.status == "running" and follower.wanted(check.counts, self.follow_output_up_to):
+            try:
+                log_lines(await follower.poll(io), self.log.info)
+            except Exception as err:  # the output is a courtesy: it never fails the wait
+                self.log.debug("Could not read the tasks' output: %s", err)
+        return check
+
+    def _output_follower(self) -> OutputFollower | None:
+        from airflow_batch_provider.batch.monitor.live_output import OutputFollower
+
+        settings = self._follow_output
+        if self._follower is None and settings is not None:
+            self._follower = OutputFollower(
+                job_id=self.job_id,
+                task_id_prefix=self.task_id_prefix,
+                task_ids=tuple(settings["task_ids"]) if settings.get("task_ids") else None,
+                max_tasks=int(settings.get("max_tasks", 5)),
+                max_bytes=int(settings.get("max_bytes", 16384)),
+                offsets=dict(settings.get("offsets") or {}),
+            )
+        return self._follower
+
+    async def _check_job(self, io: AsyncBatchIO) -> JobCheck:
         from airflow_batch_provider.batch.monitor.job import check_job  # loaded off the loop already
 
         return await check_job(
@@ -115,3 +159,18 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
             "failed_tasks": [],
             "failed_count": 0,
         }
+
+    async def on_kill(self) -> None:
+        """Terminate the watched work when the user kills the deferred task (not on triggerer restarts)."""
+        if not self.terminate_on_kill:
+            return
+        from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
+        from airflow_batch_provider.batch.monitor.stop import stop_work
+        from airflow_batch_provider.hooks.batch import BatchHook
+
+        hook = BatchHook(self.azbatch_conn_id)
+        try:
+            done = await stop_work(AsyncBatchIO(hook), self.job_id, self.task_id_prefix)
+            self.log.warning("%s because the deferred Airflow task was killed", done)
+        finally:
+            await hook.aclose()

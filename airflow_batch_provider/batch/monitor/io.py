@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 
 class BatchIO(Protocol):
-    """The reads the checks need; implemented over the sync and the async client."""
+    """The reads the checks need, and the terminations a kill needs; over the sync and the async client."""
 
     async def get_pool(self, pool_id: str, select: list[str] | None = None) -> dict[str, Any] | None: ...
 
@@ -45,6 +45,14 @@ class BatchIO(Protocol):
     async def read_task_file_tail(
         self, job_id: str, task_id: str, path: str, max_bytes: int
     ) -> str | None: ...
+
+    async def read_task_file_from(
+        self, job_id: str, task_id: str, path: str, start: int, max_bytes: int
+    ) -> bytes | None: ...
+
+    async def terminate_job(self, job_id: str, reason: str | None = None) -> str: ...
+
+    async def terminate_task(self, job_id: str, task_id: str) -> bool: ...
 
 
 class SyncBatchIO:
@@ -84,6 +92,17 @@ class SyncBatchIO:
     async def read_task_file_tail(self, job_id: str, task_id: str, path: str, max_bytes: int) -> str | None:
         return self.hook.read_task_file_tail(job_id, task_id, path, max_bytes=max_bytes)
 
+    async def read_task_file_from(
+        self, job_id: str, task_id: str, path: str, start: int, max_bytes: int
+    ) -> bytes | None:
+        return self.hook.read_task_file_from(job_id, task_id, path, start, max_bytes=max_bytes)
+
+    async def terminate_job(self, job_id: str, reason: str | None = None) -> str:
+        return self.hook.terminate_job(job_id, reason)
+
+    async def terminate_task(self, job_id: str, task_id: str) -> bool:
+        return self.hook.terminate_task(job_id, task_id)
+
 
 class AsyncBatchIO:
     """:class:`BatchIO` over the hook's async client (for the triggerer)."""
@@ -121,6 +140,17 @@ class AsyncBatchIO:
 
     async def read_task_file_tail(self, job_id: str, task_id: str, path: str, max_bytes: int) -> str | None:
         return await self.hook.aread_task_file_tail(job_id, task_id, path, max_bytes=max_bytes)
+
+    async def read_task_file_from(
+        self, job_id: str, task_id: str, path: str, start: int, max_bytes: int
+    ) -> bytes | None:
+        return await self.hook.aread_task_file_from(job_id, task_id, path, start, max_bytes=max_bytes)
+
+    async def terminate_job(self, job_id: str, reason: str | None = None) -> str:
+        return await self.hook.aterminate_job(job_id, reason)
+
+    async def terminate_task(self, job_id: str, task_id: str) -> bool:
+        return await self.hook.aterminate_task(job_id, task_id)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
