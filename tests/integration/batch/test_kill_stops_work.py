@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -23,10 +22,10 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.operators.job import BatchCreateJobOperator
-from airflow_batch_provider.operators.pool import BatchCreatePoolOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
+from tests.integration.batch.conftest import ready_pool
 from tests.support.task_context import task_context
 
 pytestmark = pytest.mark.integration
@@ -36,17 +35,8 @@ SLEEPER = [{"id": f"t{i}", "command_line": "/bin/sh -c 'sleep 120'"} for i in ra
 
 @pytest.fixture(scope="module")
 def pool_id(local_azure_stack: Any) -> Iterator[str]:
-    pool = f"kill-{uuid.uuid4().hex[:6]}"
-    BatchCreatePoolOperator(
-        task_id="pool",
-        pool_id=pool,
-        vm_size="standard_d2s_v3",
-        target_dedicated_nodes=1,
-        task_slots_per_node=4,
-        poll_interval=0.2,
-    ).execute(task_context("setup", "pool"))
-    yield pool
-    BatchHook().delete_pool(pool)
+    with ready_pool("kill", task_slots_per_node=4) as pool:
+        yield pool
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,10 +13,10 @@ from airflow.sdk.exceptions import AirflowSensorTimeout, TaskDeferred
 
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.operators.job import BatchCreateJobOperator
-from airflow_batch_provider.operators.pool import BatchCreatePoolOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
+from tests.integration.batch.conftest import ready_pool
 from tests.support.task_context import task_context
 
 pytestmark = pytest.mark.integration
@@ -31,17 +30,8 @@ TALKER = (
 
 @pytest.fixture(scope="module")
 def pool_id(local_azure_stack: Any) -> Iterator[str]:
-    pool = f"live-{uuid.uuid4().hex[:6]}"
-    BatchCreatePoolOperator(
-        task_id="pool",
-        pool_id=pool,
-        vm_size="standard_d2s_v3",
-        target_dedicated_nodes=1,
-        task_slots_per_node=8,
-        poll_interval=0.2,
-    ).execute(task_context("setup", "pool"))
-    yield pool
-    BatchHook().delete_pool(pool)
+    with ready_pool("live", task_slots_per_node=8) as pool:
+        yield pool
 
 
 @pytest.fixture

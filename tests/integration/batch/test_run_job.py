@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,9 +13,9 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_batch_provider.exceptions import BatchTaskFailureError
 from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.operators.pool import BatchCreatePoolOperator
 from airflow_batch_provider.operators.run_job import BatchRunJobOperator
 from airflow_batch_provider.triggers.job import BatchJobTrigger
+from tests.integration.batch.conftest import ready_pool
 from tests.support.task_context import task_context
 
 pytestmark = pytest.mark.integration
@@ -26,17 +25,8 @@ TASKS = [{"id": f"t{i}", "command_line": f"/bin/sh -c 'echo hello-{i}'"} for i i
 
 @pytest.fixture(scope="module")
 def pool_id(local_azure_stack: Any) -> Iterator[str]:
-    pool = f"run-{uuid.uuid4().hex[:6]}"
-    BatchCreatePoolOperator(
-        task_id="pool",
-        pool_id=pool,
-        vm_size="standard_d2s_v3",
-        target_dedicated_nodes=1,
-        task_slots_per_node=4,
-        poll_interval=0.2,
-    ).execute(task_context("setup", "pool"))
-    yield pool
-    BatchHook().delete_pool(pool)
+    with ready_pool("run", task_slots_per_node=4) as pool:
+        yield pool
 
 
 def _run(operator: BatchRunJobOperator, context: dict[str, Any]) -> dict[str, Any]:
