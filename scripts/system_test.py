@@ -491,20 +491,8 @@ def check_slow_sweep(api: AirflowApi, airflow: AirflowDeployment, run: Run) -> N
     )
 
 
-def check_failing_sweep(api: AirflowApi, run: Run) -> str:
-    """The run failed, and the logs name a failed point with its exit code and stderr; returns that log."""
-    states = task_states(api, run)
-    # The first failed point ends the job: whichever step touches it next (a mapped add_point, the
-    # add_merge or the wait) fails, and the steps after it do not run.
-    failed = [
-        task for task in ("add_point", "add_merge", "wait_for_sweep") if "failed" in states.get(task, [])
-    ]
-    expect(failed, f"{run.run_id}: no step failed: {states}")
-    expect(states.get("check_sweep") == ["upstream_failed"], f"{run.run_id}: check_sweep ran: {states}")
-    expect(
-        states.get("delete_job") == ["success"] and states.get("delete_pool") == ["success"],
-        f"{run.run_id}: teardowns {states}",
-    )
+def failed_task_logs(api: AirflowApi, run: Run) -> dict[str, str]:
+    """The log of every failed task instance of ``run``, by ``task_id[map_index]``."""
     logs = {}
     for instance in api.task_instances(run.dag_id, run.run_id):
         if instance["state"] == "failed":
@@ -516,6 +504,33 @@ def check_failing_sweep(api: AirflowApi, run: Run) -> str:
                 instance["try_number"] or 1,
                 instance["map_index"],
             )
+    return logs
+
+
+def describe_failures(api: AirflowApi, run: Run) -> str:
+    """The end of each failed task's log, so a failure in CI explains itself."""
+    try:
+        logs = failed_task_logs(api, run)
+    except Exception as err:  # diagnostics must not hide the failure they explain
+        return f"(could not read the failed tasks' logs: {err})"
+    return "\n".join(f"--- log of failed {key}:\n{text[-2500:]}" for key, text in logs.items())
+
+
+def check_failing_sweep(api: AirflowApi, run: Run) -> str:
+    """The run failed, and the logs name a failed point with its exit code and stderr; returns that log."""
+    states = task_states(api, run)
+    # The first failed point ends the job: whichever step touches it next (a mapped add_point, the
+    # add_merge or the wait) fails, and the steps after it do not run.
+    failed = [
+        task for task in ("add_point", "add_merge", "wait_for_sweep") if "failed" in states.get(task, [])
+    ]
+    expect(failed, f"{run.run_id}: no step failed: {states}\n{describe_failures(api, run)}")
+    expect(states.get("check_sweep") == ["upstream_failed"], f"{run.run_id}: check_sweep ran: {states}")
+    expect(
+        states.get("delete_job") == ["success"] and states.get("delete_pool") == ["success"],
+        f"{run.run_id}: teardowns {states}",
+    )
+    logs = failed_task_logs(api, run)
     explained = {
         key: text
         for key, text in logs.items()
@@ -649,7 +664,10 @@ def system_test(started: float) -> str:
         for run in runs:
             state = api.dag_run(run.dag_id, run.run_id)["state"]
             if state != run.expect:
-                failures.append(f"{run.run_id} ended {state}, expected {run.expect}: {task_states(api, run)}")
+                failures.append(
+                    f"{run.run_id} ended {state}, expected {run.expect}: {task_states(api, run)}\n"
+                    + describe_failures(api, run)
+                )
         expect(not failures, "; ".join(failures))
         check_workflow(api, runs[0])
         check_slow_sweep(api, airflow, runs[1])
