@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_batch_provider.emulator.api_versions import LATEST, is_supported
 from airflow_batch_provider.emulator.auth import verify_content_md5, verify_received
+from airflow_batch_provider.emulator.compute.scheduler import Executor
 from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.faults import FaultInjectionMiddleware, FaultInjector, FaultPlan
 from airflow_batch_provider.emulator.models.account import BatchAccount, EmulatorSettings
@@ -26,7 +27,6 @@ from airflow_batch_provider.emulator.models.applications import ApplicationSourc
 from airflow_batch_provider.emulator.request_bodies import read_body
 from airflow_batch_provider.emulator.routes import ROUTERS
 from airflow_batch_provider.emulator.routes.common import base_url, error_response, get_account
-from airflow_batch_provider.emulator.scheduler import Executor
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from airflow_batch_provider.testing.lifecycle import StartStop, free_port
 if TYPE_CHECKING:
     import uvicorn
 
+    from airflow_batch_provider.emulator.compute.scheduler import Executor
     from airflow_batch_provider.emulator.faults import FaultInjector, FaultPlan, FaultRecord
     from airflow_batch_provider.emulator.identity import TokenIssuer
     from airflow_batch_provider.emulator.management.models import ApplicationBackend
     from airflow_batch_provider.emulator.management.tls import TlsFiles
     from airflow_batch_provider.emulator.models.account import BatchAccount
-    from airflow_batch_provider.emulator.scheduler import Executor
 
 T = TypeVar("T")
 

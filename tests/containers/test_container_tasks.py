@@ -9,7 +9,7 @@ import pytest
 from azure.batch import BatchClient
 from azure.batch import models as m
 
-from airflow_batch_provider.emulator.runner.containers import image_present
+from airflow_batch_provider.emulator.compute.runner.containers import image_present
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 from tests.containers.conftest import container_vm, containers_named
 from tests.emulator.conftest import pool_options, sh, unique, wait_for, wait_for_idle_nodes, wait_for_task

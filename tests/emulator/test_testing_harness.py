@@ -20,8 +20,8 @@ from airflow_batch_provider.emulator.models.account import DEV_ACCOUNT_KEY, DEV_
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 from airflow_batch_provider.testing.lifecycle import free_port, wait_for_port
 from airflow_batch_provider.testing.stack import LocalAzureStack
+from tests.emulator.compute.runner.test_process import wait_gone
 from tests.emulator.conftest import pool_options, sh, unique, wait_for, wait_for_idle_nodes, wait_for_task
-from tests.emulator.runner.test_process import wait_gone
 
 
 def test_batch_emulator_fixture(batch_emulator: BatchEmulatorServer) -> None:

@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from airflow_batch_provider.emulator.runner.containers import find_engine
+from airflow_batch_provider.emulator.compute.runner.containers import find_engine
 
 #: The locally built image (a name no registry serves: it is never pulled).
 LOCAL_IMAGE = "localhost/airflow-batch-provider-test:bookworm"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_batch_provider.emulator.compute.runner.containers import KNOWN_ENGINES, find_engine
 from airflow_batch_provider.emulator.models.applications import (
     ApplicationCatalog,
     ApplicationSource,
@@ -21,10 +22,9 @@ from airflow_batch_provider.emulator.models.jobs import JobBackend
 from airflow_batch_provider.emulator.models.nodes import NodeBackend
 from airflow_batch_provider.emulator.models.pools import PoolBackend
 from airflow_batch_provider.emulator.models.tasks import TaskBackend
-from airflow_batch_provider.emulator.runner.containers import KNOWN_ENGINES, find_engine
 
 if TYPE_CHECKING:
-    from airflow_batch_provider.emulator.scheduler import Executor, Scheduler
+    from airflow_batch_provider.emulator.compute.scheduler import Executor, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class BatchAccount:
         executor: Executor | None = None,
         applications: ApplicationSource | None = None,
     ) -> None:
-        from airflow_batch_provider.emulator.scheduler import Scheduler
+        from airflow_batch_provider.emulator.compute.scheduler import Scheduler
 
         self.settings = settings or EmulatorSettings()
         self.name = self.settings.account_name

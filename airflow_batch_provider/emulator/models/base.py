@@ -7,14 +7,17 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow_batch_provider.emulator.compute.runner.containers import BIND_MOUNT_SOURCES
+from airflow_batch_provider.emulator.compute.runner.process import (
+    MAX_COMMAND_LINE_BYTES,
+    command_line_too_long,
+)
 from airflow_batch_provider.emulator.errors import (
     BatchError,
     condition_not_met,
     invalid_property,
     missing_property,
 )
-from airflow_batch_provider.emulator.runner.containers import BIND_MOUNT_SOURCES
-from airflow_batch_provider.emulator.runner.process import MAX_COMMAND_LINE_BYTES, command_line_too_long
 from airflow_batch_provider.emulator.serialization import (
     checked_duration,
     format_datetime,

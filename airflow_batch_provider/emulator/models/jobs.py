@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_batch_provider.batch.durations import UNBOUNDED, format_duration
+from airflow_batch_provider.emulator.compute.runner.layout import job_directory
 from airflow_batch_provider.emulator.errors import (
     BatchError,
     conflict,
@@ -31,7 +32,6 @@ from airflow_batch_provider.emulator.models.base import (
     validate_command_task,
     validate_id,
 )
-from airflow_batch_provider.emulator.runner.layout import job_directory
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 
 if TYPE_CHECKING:

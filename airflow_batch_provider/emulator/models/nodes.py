@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_batch_provider.emulator.compute.runner import failures
+from airflow_batch_provider.emulator.compute.runner.containers import ContainerError, ensure_image
+from airflow_batch_provider.emulator.compute.runner.layout import NODE_DIRECTORIES, STARTUP_DIR
 from airflow_batch_provider.emulator.errors import BatchError, conflict, resource_not_found
 from airflow_batch_provider.emulator.models.base import environment_dict, get_enum
 from airflow_batch_provider.emulator.models.network import PublicAddresses, inbound_endpoints, private_ipv6
-from airflow_batch_provider.emulator.runner import failures
-from airflow_batch_provider.emulator.runner.containers import ContainerError, ensure_image
-from airflow_batch_provider.emulator.runner.layout import NODE_DIRECTORIES, STARTUP_DIR
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 
 if TYPE_CHECKING:
@@ -256,7 +256,7 @@ class NodeBackend:
         return None
 
     async def run_start_task(self, node: Node, start_task: dict[str, Any]) -> bool:
-        from airflow_batch_provider.emulator.runner.spec import RunKind
+        from airflow_batch_provider.emulator.compute.runner.spec import RunKind
 
         max_retries = int(start_task.get("maxTaskRetryCount", 0))
         retry = 0

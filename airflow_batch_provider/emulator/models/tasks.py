@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_batch_provider.batch.durations import UNBOUNDED, format_duration
+from airflow_batch_provider.emulator.compute.runner import failures
+from airflow_batch_provider.emulator.compute.runner.layout import task_directory
 from airflow_batch_provider.emulator.errors import (
     BatchError,
     conflict,
@@ -30,17 +32,15 @@ from airflow_batch_provider.emulator.models.base import (
     validate_command_task,
     validate_id,
 )
-from airflow_batch_provider.emulator.runner import failures
-from airflow_batch_provider.emulator.runner.layout import task_directory
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from airflow_batch_provider.emulator.compute.runner.spec import TaskRunResult
     from airflow_batch_provider.emulator.models.account import BatchAccount
     from airflow_batch_provider.emulator.models.jobs import Job
     from airflow_batch_provider.emulator.models.nodes import Node
-    from airflow_batch_provider.emulator.runner.spec import TaskRunResult
 
 MAX_TASKS_PER_COLLECTION = 100
 MAX_COLLECTION_BYTES = 1024 * 1024

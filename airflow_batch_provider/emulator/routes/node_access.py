@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request, Response
 
+from airflow_batch_provider.emulator.compute.runner import service_logs
 from airflow_batch_provider.emulator.models import node_users
 from airflow_batch_provider.emulator.models.network import remote_login_settings
 from airflow_batch_provider.emulator.models.node_extensions import node_extension, node_extensions
@@ -19,7 +20,6 @@ from airflow_batch_provider.emulator.routes.common import (
     ok,
     read_json,
 )
-from airflow_batch_provider.emulator.runner import service_logs
 
 router = APIRouter()
 

@@ -23,9 +23,9 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob.aio import BlobClient, ContainerClient
 
-from airflow_batch_provider.emulator.runner import failures
-from airflow_batch_provider.emulator.runner.failures import TaskFailure
-from airflow_batch_provider.emulator.runner.storage import StorageSession, is_blob_url, redact_url
+from airflow_batch_provider.emulator.compute.runner import failures
+from airflow_batch_provider.emulator.compute.runner.failures import TaskFailure
+from airflow_batch_provider.emulator.compute.runner.storage import StorageSession, is_blob_url, redact_url
 
 DEFAULT_FILE_MODE = 0o770
 #: Files downloaded at the same time for one attempt.

@@ -28,9 +28,9 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import ContentSettings
 
-from airflow_batch_provider.emulator.runner import failures
-from airflow_batch_provider.emulator.runner.failures import TaskFailure
-from airflow_batch_provider.emulator.runner.storage import StorageSession, redact_url
+from airflow_batch_provider.emulator.compute.runner import failures
+from airflow_batch_provider.emulator.compute.runner.failures import TaskFailure
+from airflow_batch_provider.emulator.compute.runner.storage import StorageSession, redact_url
 
 UPLOAD_LOG = "fileuploadout.txt"
 UPLOAD_ERROR_LOG = "fileuploaderr.txt"

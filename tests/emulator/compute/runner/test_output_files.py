@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from airflow_batch_provider.emulator.runner.executor import TaskExecutor
-from airflow_batch_provider.emulator.runner.output_files import match_files
-from airflow_batch_provider.emulator.runner.spec import TaskRunResult, TaskRunSpec
+from airflow_batch_provider.emulator.compute.runner.executor import TaskExecutor
+from airflow_batch_provider.emulator.compute.runner.output_files import match_files
+from airflow_batch_provider.emulator.compute.runner.spec import TaskRunResult, TaskRunSpec
 
 from .helpers import Node, Storage, output_file
 

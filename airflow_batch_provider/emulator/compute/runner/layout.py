@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunSpec
+from airflow_batch_provider.emulator.compute.runner.spec import RunKind, TaskRunSpec
 
 STDOUT_FILE = "stdout.txt"
 STDERR_FILE = "stderr.txt"

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from airflow_batch_provider.emulator.runner.containers import ContainerSettings
+from airflow_batch_provider.emulator.compute.runner.containers import ContainerSettings
 
 
 class RunKind(str, enum.Enum):

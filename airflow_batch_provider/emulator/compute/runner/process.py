@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow_batch_provider.emulator.runner import failures
-from airflow_batch_provider.emulator.runner.containment import ProcessContainer
-from airflow_batch_provider.emulator.runner.failures import TaskFailure
-from airflow_batch_provider.emulator.runner.launcher import BlockingWork, watch_exit
+from airflow_batch_provider.emulator.compute.runner import failures
+from airflow_batch_provider.emulator.compute.runner.containment import ProcessContainer
+from airflow_batch_provider.emulator.compute.runner.failures import TaskFailure
+from airflow_batch_provider.emulator.compute.runner.launcher import BlockingWork, watch_exit
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,6 @@ the scheduler. The modules, one per concept:
 - ``app_packages``: extracting application packages and naming their variables.
 """
 
-from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunResult, TaskRunSpec
+from airflow_batch_provider.emulator.compute.runner.spec import RunKind, TaskRunResult, TaskRunSpec
 
 __all__ = ["RunKind", "TaskRunResult", "TaskRunSpec"]

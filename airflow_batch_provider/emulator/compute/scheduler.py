@@ -25,23 +25,23 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_batch_provider.batch.durations import UNBOUNDED, parse_duration
 from airflow_batch_provider.batch.node_environment import linux_variable_name
+from airflow_batch_provider.emulator.compute.runner import failures
+from airflow_batch_provider.emulator.compute.runner.app_packages import extract_package
+from airflow_batch_provider.emulator.compute.runner.containers import ContainerSettings
+from airflow_batch_provider.emulator.compute.runner.layout import task_directory
+from airflow_batch_provider.emulator.compute.runner.spec import RunKind, TaskRunResult, TaskRunSpec
 from airflow_batch_provider.emulator.dependencies import CompletedTasks
 from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.models.base import environment_dict
-from airflow_batch_provider.emulator.runner import failures
-from airflow_batch_provider.emulator.runner.app_packages import extract_package
-from airflow_batch_provider.emulator.runner.containers import ContainerSettings
-from airflow_batch_provider.emulator.runner.layout import task_directory
-from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunResult, TaskRunSpec
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 
 if TYPE_CHECKING:
+    from airflow_batch_provider.emulator.compute.runner.executor import TaskExecutor
     from airflow_batch_provider.emulator.models.account import BatchAccount
     from airflow_batch_provider.emulator.models.jobs import Job
     from airflow_batch_provider.emulator.models.nodes import Node
     from airflow_batch_provider.emulator.models.pools import Pool
     from airflow_batch_provider.emulator.models.tasks import Task
-    from airflow_batch_provider.emulator.runner.executor import TaskExecutor
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class Scheduler:
     @property
     def executor(self) -> Executor:
         if self._executor is None:
-            from airflow_batch_provider.emulator.runner.executor import TaskExecutor
+            from airflow_batch_provider.emulator.compute.runner.executor import TaskExecutor
 
             self._own_executor = TaskExecutor()
             self._executor = self._own_executor

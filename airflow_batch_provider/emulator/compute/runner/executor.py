@@ -23,32 +23,36 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from airflow_batch_provider.emulator.runner import failures
-from airflow_batch_provider.emulator.runner.containers import (
+from airflow_batch_provider.emulator.compute.runner import failures
+from airflow_batch_provider.emulator.compute.runner.containers import (
     ContainerError,
     container_name,
     ensure_image,
     run_command,
     stop_container,
 )
-from airflow_batch_provider.emulator.runner.containment import (
+from airflow_batch_provider.emulator.compute.runner.containment import (
     ProcessContainer,
     become_subreaper,
     remove_cgroup_parent,
 )
-from airflow_batch_provider.emulator.runner.failures import TaskFailure
-from airflow_batch_provider.emulator.runner.launcher import DEFAULT_WORKERS, BlockingWork
-from airflow_batch_provider.emulator.runner.layout import (
+from airflow_batch_provider.emulator.compute.runner.failures import TaskFailure
+from airflow_batch_provider.emulator.compute.runner.launcher import DEFAULT_WORKERS, BlockingWork
+from airflow_batch_provider.emulator.compute.runner.layout import (
     TaskLayout,
     batch_variables,
     layout_for,
     task_environment,
 )
-from airflow_batch_provider.emulator.runner.output_files import upload_output_files
-from airflow_batch_provider.emulator.runner.process import ProcessOutcome, run_process, split_command_line
-from airflow_batch_provider.emulator.runner.resource_files import download_resource_files
-from airflow_batch_provider.emulator.runner.spec import TaskRunResult, TaskRunSpec
-from airflow_batch_provider.emulator.runner.storage import StorageSession
+from airflow_batch_provider.emulator.compute.runner.output_files import upload_output_files
+from airflow_batch_provider.emulator.compute.runner.process import (
+    ProcessOutcome,
+    run_process,
+    split_command_line,
+)
+from airflow_batch_provider.emulator.compute.runner.resource_files import download_resource_files
+from airflow_batch_provider.emulator.compute.runner.spec import TaskRunResult, TaskRunSpec
+from airflow_batch_provider.emulator.compute.runner.storage import StorageSession
 
 log = logging.getLogger(__name__)
 

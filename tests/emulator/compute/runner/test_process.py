@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from airflow_batch_provider.emulator.runner.executor import TaskExecutor
-from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunResult, TaskRunSpec
+from airflow_batch_provider.emulator.compute.runner.executor import TaskExecutor
+from airflow_batch_provider.emulator.compute.runner.spec import RunKind, TaskRunResult, TaskRunSpec
 
 from .helpers import Node
 

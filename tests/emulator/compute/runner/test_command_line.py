@@ -9,8 +9,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_batch_provider.emulator.runner.failures import TaskFailure
-from airflow_batch_provider.emulator.runner.process import MAX_COMMAND_LINE_BYTES, _split, split_command_line
+from airflow_batch_provider.emulator.compute.runner.failures import TaskFailure
+from airflow_batch_provider.emulator.compute.runner.process import (
+    MAX_COMMAND_LINE_BYTES,
+    _split,
+    split_command_line,
+)
 
 # The characters that matter to POSIX quoting, and a few that do not.
 _command_lines = st.text(alphabet=st.sampled_from(list(" \t\n\r'\"\\ab$é\x00")), max_size=40)

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError
 
+from airflow_batch_provider.emulator.compute.runner.storage import StorageSession, redact_url
 from airflow_batch_provider.emulator.errors import invalid_property, missing_property
 from airflow_batch_provider.emulator.models.base import get_object, get_str
 from airflow_batch_provider.emulator.odata import parse_datetime
-from airflow_batch_provider.emulator.runner.storage import StorageSession, redact_url
 from airflow_batch_provider.emulator.serialization import format_datetime
 
 if TYPE_CHECKING:

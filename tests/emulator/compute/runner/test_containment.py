@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_batch_provider.emulator.runner.containment import cgroup_parent
-from airflow_batch_provider.emulator.runner.executor import TaskExecutor
+from airflow_batch_provider.emulator.compute.runner.containment import cgroup_parent
+from airflow_batch_provider.emulator.compute.runner.executor import TaskExecutor
 from tests.emulator.escapes import Escapes
 
 from .helpers import Node

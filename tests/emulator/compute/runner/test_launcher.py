@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from airflow_batch_provider.emulator.runner import process as process_module
-from airflow_batch_provider.emulator.runner.launcher import BlockingWork, watch_exit
-from airflow_batch_provider.emulator.runner.process import run_process
+from airflow_batch_provider.emulator.compute.runner import process as process_module
+from airflow_batch_provider.emulator.compute.runner.launcher import BlockingWork, watch_exit
+from airflow_batch_provider.emulator.compute.runner.process import run_process
 
 from .test_process import wait_gone
 

@@ -15,7 +15,7 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunSpec
+from airflow_batch_provider.emulator.compute.runner.spec import RunKind, TaskRunSpec
 from airflow_batch_provider.testing.azurite import AzuriteServer
 
 _names = itertools.count()

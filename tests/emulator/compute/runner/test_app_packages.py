@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 from airflow_batch_provider.batch.node_environment import linux_variable_name
-from airflow_batch_provider.emulator.runner.app_packages import extract_package
+from airflow_batch_provider.emulator.compute.runner.app_packages import extract_package
 
 
 def _make_zip(path: Path) -> Path:

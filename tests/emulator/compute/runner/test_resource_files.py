@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from airflow_batch_provider.emulator.runner.executor import TaskExecutor
-from airflow_batch_provider.emulator.runner.spec import RunKind, TaskRunResult, TaskRunSpec
+from airflow_batch_provider.emulator.compute.runner.executor import TaskExecutor
+from airflow_batch_provider.emulator.compute.runner.spec import RunKind, TaskRunResult, TaskRunSpec
 
 from .helpers import Node, Storage
 
