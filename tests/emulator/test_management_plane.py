@@ -241,6 +241,35 @@ def test_bearer_token_api_version_and_account_are_checked(endpoint: Endpoint) ->
     assert other.status_code == 404
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_a_body_over_1_mb_is_413_like_the_data_plane(endpoint: Endpoint, chunked: bool) -> None:
+    url = (
+        f"{endpoint.url}/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Batch"
+        f"/batchAccounts/{ACCOUNT}/applications/too-big"
+    )
+    body = b'{"properties": {"displayName": "' + b"x" * (1024 * 1024) + b'"}}'
+    data: Any = iter([body[i : i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
+    response = requests.put(
+        url,
+        params={"api-version": "2025-06-01"},
+        headers={"Authorization": "Bearer x", "Content-Type": "application/json"},
+        data=data,
+        verify=str(endpoint.ca_path),
+        timeout=30,
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "RequestBodyTooLarge"
+    assert "1048576 bytes" in response.json()["error"]["message"]
+    created = requests.get(
+        url,
+        params={"api-version": "2025-06-01"},
+        headers={"Authorization": "Bearer x"},
+        verify=str(endpoint.ca_path),
+        timeout=10,
+    )
+    assert created.status_code == 404
+
+
 def test_the_certificate_is_trusted_only_through_the_ca(endpoint: Endpoint) -> None:
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(endpoint.url, timeout=10)

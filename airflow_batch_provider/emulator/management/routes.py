@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.management.models import (
     Application,
     ApplicationBackend,
@@ -20,6 +21,7 @@ from airflow_batch_provider.emulator.management.models import (
     ManagementError,
     format_time,
 )
+from airflow_batch_provider.emulator.request_bodies import MAX_BODY_BYTES, read_raw
 
 ACCOUNT_PATH = (
     "/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
@@ -102,7 +104,16 @@ def _json(body: Any, status: int = 200, etag: str | None = None) -> Response:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+    """The JSON object of the request, read up to the data plane's 1 MB (413 past it, never read whole)."""
+    try:
+        raw = await read_raw(request, MAX_BODY_BYTES)
+    except BatchError as error:
+        raise ManagementError(
+            error.status,
+            "RequestBodyTooLarge",
+            f"The request content is larger than {MAX_BODY_BYTES} bytes; an application or package "
+            "body is a few hundred bytes: send only its properties.",
+        ) from error
     if not raw:
         return {}
     try:
