@@ -30,6 +30,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from airflow_batch_provider.emulator.models.applications import PackageReferenceError, resolve
 from airflow_batch_provider.emulator.serialization import new_etag, utcnow
 
 log = logging.getLogger(__name__)
@@ -123,10 +124,6 @@ class ResolvedPackage:
     version: str
     zip_path: Path
     sha256: str
-
-
-class PackageReferenceError(Exception):
-    """A package reference that cannot be satisfied (missing application, version, or not active)."""
 
 
 class ApplicationBackend:
@@ -393,33 +390,31 @@ class ApplicationBackend:
         """The active package an ``applicationPackageReferences`` entry names.
 
         Raises :class:`PackageReferenceError` when it cannot be satisfied.
-
-        ``applicationId`` may be the application name or its full Resource Manager id (pools use the
-        latter); without ``version`` the application's default version is meant.
         """
-        raw_id = str(reference.get("applicationId") or "")
-        name = raw_id.rstrip("/").rsplit("/applications/", 1)[-1] if "/applications/" in raw_id else raw_id
-        application = self.find(name) if name else None
-        if application is None:
-            raise PackageReferenceError(f"The application '{raw_id}' does not exist.")
-        version = reference.get("version")
-        if not version:
-            if not application.default_version:
-                raise PackageReferenceError(
-                    f"The reference to application '{application.name}' has no version and the "
-                    "application has no default version."
-                )
-            version = application.default_version
-        package = application.package(str(version))
+        return resolve(reference, self._shelf)
+
+    def _shelf(self, name: str) -> _ActivePackages | None:
+        application = self.find(name)
+        return _ActivePackages(application) if application else None
+
+
+class _ActivePackages:
+    """An application as :func:`resolve` sees it: only active packages can be installed."""
+
+    def __init__(self, application: Application) -> None:
+        self.application = application
+        self.name = application.name
+        self.default_version = application.default_version
+
+    def package(self, version: str) -> ResolvedPackage:
+        package = self.application.package(version)
         if package is None:
-            raise PackageReferenceError(
-                f"Version '{version}' of application '{application.name}' does not exist."
-            )
+            raise PackageReferenceError(f"Version '{version}' of application '{self.name}' does not exist.")
         if package.state != "Active" or package.active_zip is None or package.active_sha256 is None:
             raise PackageReferenceError(
-                f"Version '{package.version}' of application '{application.name}' is not active."
+                f"Version '{package.version}' of application '{self.name}' is not active."
             )
-        return ResolvedPackage(application.name, package.version, package.active_zip, package.active_sha256)
+        return ResolvedPackage(self.name, package.version, package.active_zip, package.active_sha256)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -33,26 +33,6 @@ DEV_ACCOUNT_NAME = "devbatchaccount1"
 #: Its well-known key. Public on purpose: never use it for anything but the local emulator.
 DEV_ACCOUNT_KEY = "gFLPuojDxxns+LTmkVfc8fioXucfwVACjegy/mmxSVG455PftVDekshTnHIGvdr+eOQaaYV0JftGVUcHEHhA+w=="
 
-#: Node state -> the field of ``nodeCounts`` it is counted in.
-NODE_COUNT_STATES = {
-    "creating": "creating",
-    "idle": "idle",
-    "offline": "offline",
-    "preempted": "preempted",
-    "rebooting": "rebooting",
-    "reimaging": "reimaging",
-    "running": "running",
-    "starting": "starting",
-    "starttaskfailed": "startTaskFailed",
-    "leavingpool": "leavingPool",
-    "unknown": "unknown",
-    "unusable": "unusable",
-    "waitingforstarttask": "waitingForStartTask",
-    "deallocated": "deallocated",
-    "deallocating": "deallocating",
-    "upgradingos": "upgradingOS",
-}
-
 T = TypeVar("T")
 
 

@@ -9,8 +9,9 @@ through Resource Manager reach nodes the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from airflow_batch_provider.emulator.errors import BatchError, resource_not_found
 
@@ -31,8 +32,8 @@ class ResolvedPackage(Protocol):
 class ApplicationSource(Protocol):
     """Where application packages come from.
 
-    ``resolve`` raises any exception, with a message for the client, when a reference cannot be
-    satisfied (unknown application or version, no default version, version not active).
+    ``resolve`` raises :class:`PackageReferenceError`, with a message for the client, when a
+    reference cannot be satisfied (unknown application or version, no default version, not active).
     """
 
     def summaries(self) -> list[dict[str, Any]]: ...
@@ -43,7 +44,45 @@ class ApplicationSource(Protocol):
 
 
 class PackageReferenceError(Exception):
-    """A package reference a :class:`DirectoryApplications` cannot satisfy."""
+    """A package reference that cannot be satisfied (missing application or version, no default
+    version, or a version not active); the message is what the client is told."""
+
+
+Package = TypeVar("Package", bound=ResolvedPackage, covariant=True)
+
+
+class ApplicationShelf(Protocol[Package]):
+    """One application as a source holds it: what :func:`resolve` needs to pick a package."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def default_version(self) -> str | None: ...
+
+    def package(self, version: str) -> Package:
+        """The usable package of ``version``; :class:`PackageReferenceError` if there is none."""
+        ...
+
+
+def resolve(reference: dict[str, Any], find: Callable[[str], ApplicationShelf[Package] | None]) -> Package:
+    """The package an ``applicationPackageReferences`` entry names, among the applications ``find`` knows.
+
+    ``applicationId`` may be the application name or its Resource Manager id (pools use the latter);
+    without ``version`` the application's default version is meant.
+    """
+    raw_id = str(reference.get("applicationId") or "")
+    name = raw_id.rstrip("/").rsplit("/applications/", 1)[-1]
+    application = find(name) if name else None
+    if application is None:
+        raise PackageReferenceError(f"The application '{raw_id}' does not exist.")
+    version = reference.get("version") or application.default_version
+    if not version:
+        raise PackageReferenceError(
+            f"The reference to application '{application.name}' has no version and the application "
+            "has no default version: name one."
+        )
+    return application.package(str(version))
 
 
 class _DirectoryPackage:
@@ -86,24 +125,26 @@ class DirectoryApplications:
         return next((item for item in self.summaries() if item["id"].lower() == name.lower()), None)
 
     def resolve(self, reference: dict[str, Any]) -> ResolvedPackage:
-        raw_id = str(reference.get("applicationId") or "")
-        # Pools may name the application by its Resource Manager id.
-        name = raw_id.rstrip("/").rsplit("/applications/", 1)[-1]
+        return resolve(reference, self._shelf)
+
+    def _shelf(self, name: str) -> _DirectoryShelf | None:
         directory = self._directories().get(name.lower())
-        if directory is None:
-            raise PackageReferenceError(f"The application '{raw_id}' does not exist.")
-        versions = self._versions(directory)
-        requested = reference.get("version")
-        version = str(requested) if requested else self._default_version(directory, versions)
-        if version is None:
-            raise PackageReferenceError(
-                f"The application '{directory.name}' has no default version; name one."
-            )
-        if version not in versions:
-            raise PackageReferenceError(
-                f"Version '{version}' of application '{directory.name}' does not exist."
-            )
-        return _DirectoryPackage(directory.name, version, directory / f"{version}.zip")
+        return _DirectoryShelf(directory, self._versions(directory)) if directory else None
+
+
+class _DirectoryShelf:
+    """One ``<applicationId>`` directory: its versions are its zips."""
+
+    def __init__(self, directory: Path, versions: list[str]) -> None:
+        self.directory = directory
+        self.name = directory.name
+        self.versions = versions
+        self.default_version = DirectoryApplications._default_version(directory, versions)
+
+    def package(self, version: str) -> ResolvedPackage:
+        if version not in self.versions:
+            raise PackageReferenceError(f"Version '{version}' of application '{self.name}' does not exist.")
+        return _DirectoryPackage(self.name, version, self.directory / f"{version}.zip")
 
 
 def invalid_references(detail: str) -> BatchError:
@@ -138,8 +179,6 @@ class ApplicationCatalog:
         for reference in references:
             try:
                 resolved.append((reference, self.source.resolve(reference)))
-            except BatchError:
-                raise
-            except Exception as err:  # the source's own "cannot satisfy" error, whatever its type
+            except PackageReferenceError as err:
                 raise invalid_references(str(err)) from err
         return resolved

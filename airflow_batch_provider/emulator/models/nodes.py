@@ -29,6 +29,26 @@ if TYPE_CHECKING:
 
 #: Node states in which tasks may be placed on a node.
 READY_STATES = ("idle", "running")
+#: Node state -> the field of ``nodeCounts`` it is counted in.
+NODE_COUNT_STATES = {
+    "creating": "creating",
+    "idle": "idle",
+    "offline": "offline",
+    "preempted": "preempted",
+    "rebooting": "rebooting",
+    "reimaging": "reimaging",
+    "running": "running",
+    "starting": "starting",
+    "starttaskfailed": "startTaskFailed",
+    "leavingpool": "leavingPool",
+    "unknown": "unknown",
+    "unusable": "unusable",
+    "waitingforstarttask": "waitingForStartTask",
+    "deallocated": "deallocated",
+    "deallocating": "deallocating",
+    "upgradingos": "upgradingOS",
+}
+
 #: What happens to running tasks when a node leaves, reboots or stops scheduling.
 EVICTION_OPTIONS = ("requeue", "terminate", "taskcompletion", "retaineddata")
 

@@ -35,7 +35,7 @@ from airflow_batch_provider.emulator.models.base import (
 from airflow_batch_provider.emulator.models.images import validate_image, vm_cores
 from airflow_batch_provider.emulator.models.network import check_capacity, validate_network
 from airflow_batch_provider.emulator.models.node_extensions import validate_extensions
-from airflow_batch_provider.emulator.models.nodes import EVICTION_OPTIONS, Node
+from airflow_batch_provider.emulator.models.nodes import EVICTION_OPTIONS, NODE_COUNT_STATES, Node
 from airflow_batch_provider.emulator.serialization import format_datetime, utcnow
 
 if TYPE_CHECKING:
@@ -229,8 +229,6 @@ class PoolBackend:
         return sum(pool.cores * len(pool.current_nodes(dedicated)) for pool in self._pools.values())
 
     def node_counts(self) -> list[dict[str, Any]]:
-        from airflow_batch_provider.emulator.models.account import NODE_COUNT_STATES
-
         counts = []
         for pool in self._pools.values():
             entry: dict[str, Any] = {"poolId": pool.id}
