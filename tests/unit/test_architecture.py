@@ -4,6 +4,8 @@ package's private module, and the provider's modules import each other without a
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,3 +96,26 @@ def test_the_provider_has_no_import_cycle() -> None:
         if module not in state:
             visit(module, [module])
     assert cycles == [], cycles
+
+
+def test_the_emulator_imports_neither_airflow_nor_the_deprecated_utils() -> None:
+    offenders = [
+        f"{name} imports {imported}"
+        for name, path in MODULES.items()
+        if name.startswith(f"{PACKAGE}.emulator")
+        for imported in _all_imports(path)
+        if imported.split(".")[0] == "airflow" or imported.startswith(f"{PACKAGE}.utils")
+    ]
+    assert offenders == []
+
+
+def test_the_running_emulator_loads_no_airflow_module() -> None:
+    script = (
+        "import sys\n"
+        "import airflow_batch_provider.emulator.cli, airflow_batch_provider.emulator.app\n"
+        "import airflow_batch_provider.emulator.management.app\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'"
+        " or m.startswith('airflow_batch_provider.utils')))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

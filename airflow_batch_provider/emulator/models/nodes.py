@@ -200,10 +200,10 @@ class NodeBackend:
             (root / sub).mkdir(parents=True, exist_ok=True)
         node = Node(pool, node_id, dedicated, root)
         pool.nodes[node_id] = node
-        self.account.spawn(self.boot(node, first=True))
+        self.account.spawn(self.boot(node))
         return node
 
-    async def boot(self, node: Node, first: bool = False) -> None:
+    async def boot(self, node: Node) -> None:
         """creating → starting → (waitingforstarttask) → idle, or starttaskfailed."""
         await self.account.step()
         if node.removed:

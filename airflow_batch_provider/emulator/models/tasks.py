@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import shutil
 from datetime import timedelta
@@ -65,7 +64,6 @@ _PASSTHROUGH = (
 )
 _JOB_ACTIONS = ("none", "disable", "terminate")
 _DEPENDENCY_ACTIONS = ("satisfy", "block")
-_sequence = itertools.count()
 
 
 class Task(Resource):
@@ -74,7 +72,6 @@ class Task(Resource):
     def __init__(self, job: Job, task_id: str, body: dict[str, Any]) -> None:
         super().__init__(task_id)
         self.job = job
-        self.sequence = next(_sequence)
         self.properties: dict[str, Any] = {
             key: body[key] for key in _PASSTHROUGH if body.get(key) is not None
         }
