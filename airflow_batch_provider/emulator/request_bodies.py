@@ -410,8 +410,17 @@ def _to_batch_error(error: ValidationError) -> BatchError:
 
 
 def _relevant(errors: Iterable[ValidationError]) -> list[ValidationError]:
-    # ``null`` means "not given", as the service's deserializer treats it.
-    return [error for error in errors if not (error.validator == "type" and error.instance is None)]
+    # A property set to ``null`` is "not given", as the service's deserializer treats it; a null item
+    # of an array is a wrong value.
+    return [
+        error
+        for error in errors
+        if not (error.validator == "type" and error.instance is None and not _in_array(error))
+    ]
+
+
+def _in_array(error: ValidationError) -> bool:
+    return bool(error.path) and isinstance(error.path[-1], int)
 
 
 def validate_body(operation: Operation, body: Any, api_version: str) -> Any:

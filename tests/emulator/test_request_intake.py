@@ -136,6 +136,36 @@ def test_job_with_string_environment_settings_is_400(
     )
 
 
+def test_a_null_task_in_a_collection_is_400_not_a_server_error(
+    emulator: BatchEmulatorServer, client: BatchClient, job_id: str
+) -> None:
+    body = {"value": [{"id": "fine", "commandLine": "true"}, None]}
+    status, code, values = error(call(emulator, "POST", f"/jobs/{job_id}/addtaskcollection", body))
+    assert (status, code, values["PropertyName"]) == (400, "InvalidPropertyValue", "value[1]")
+    assert list(client.list_tasks(job_id)) == []
+
+
+@pytest.mark.parametrize(
+    ("pool_fields", "property_name"),
+    [
+        (
+            {"networkConfiguration": {"endpointConfiguration": {"inboundNATPools": [None]}}},
+            "networkConfiguration/endpointConfiguration/inboundNATPools[0]",
+        ),
+        (
+            {"virtualMachineConfiguration": {**UBUNTU.as_dict(), "extensions": [None]}},
+            "virtualMachineConfiguration/extensions[0]",
+        ),
+    ],
+)
+def test_a_null_item_of_an_array_is_400_naming_it(
+    emulator: BatchEmulatorServer, pool_fields: dict[str, Any], property_name: str
+) -> None:
+    body = {**pool_options(unique("nullitem")).as_dict(), **pool_fields}
+    status, code, values = error(call(emulator, "POST", "/pools", body))
+    assert (status, code, values["PropertyName"]) == (400, "InvalidPropertyValue", property_name)
+
+
 @pytest.mark.parametrize(
     ("task_fields", "property_name"),
     [

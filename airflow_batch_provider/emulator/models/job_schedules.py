@@ -322,8 +322,8 @@ class JobSchedule(Resource):
 
 
 def _auto_pool_specification(job_specification: dict[str, Any]) -> dict[str, Any] | None:
-    spec = (job_specification.get("poolInfo") or {}).get("autoPoolSpecification")
-    return spec if isinstance(spec, dict) else None
+    spec: dict[str, Any] | None = (job_specification.get("poolInfo") or {}).get("autoPoolSpecification")
+    return spec
 
 
 class JobScheduleBackend:

@@ -62,8 +62,6 @@ def validate_network(network: Any, known_subnets: Iterable[str], target_nodes: i
     """400 for a ``networkConfiguration`` the service refuses, naming the property and the rule."""
     if network is None:
         return
-    if not isinstance(network, dict):
-        raise invalid_property(_PATH, network, "The value must be a JSON object.")
     _validate_subnet(network, known_subnets)
     endpoints = get_object(network, "endpointConfiguration", f"{_PATH}/endpointConfiguration")
     if endpoints is not None:
@@ -146,8 +144,6 @@ def _validate_nat_pools(endpoints: dict[str, Any]) -> None:
     rule_count = 0
     for index, nat_pool in enumerate(pools):
         path = f"{_NAT_PATH}[{index}]"
-        if not isinstance(nat_pool, dict):
-            raise invalid_property(path, nat_pool, "The value must be a JSON object.")
         name = _nat_pool_name(nat_pool, path)
         if name.lower() in names:
             raise invalid_property(f"{path}/name", name, "Inbound NAT pool names must be unique in a pool.")
@@ -224,9 +220,7 @@ def _validate_frontend_range(start: int, end: int, others: list[tuple[int, int]]
             )
 
 
-def _validate_rule(rule: Any, path: str, priorities: set[int]) -> None:
-    if not isinstance(rule, dict):
-        raise invalid_property(path, rule, "The value must be a JSON object.")
+def _validate_rule(rule: dict[str, Any], path: str, priorities: set[int]) -> None:
     priority = _required_int(rule, "priority", *NSG_PRIORITIES, path)
     if priority in priorities:
         raise invalid_property(

@@ -42,8 +42,6 @@ def validate_extensions(configuration: dict[str, Any], path: str = "virtualMachi
     names: list[str] = []
     for index, extension in enumerate(extensions):
         item = f"{path}/extensions[{index}]"
-        if not isinstance(extension, dict):
-            raise invalid_property(item, extension, "The value must be a JSON object.")
         for required in ("name", "publisher", "type"):
             if not get_str(extension, required, f"{item}/{required}"):
                 raise missing_property(f"{item}/{required}")
