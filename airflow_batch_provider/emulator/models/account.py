@@ -17,14 +17,15 @@ from airflow_batch_provider.emulator.models.applications import (
     ApplicationSource,
     DirectoryApplications,
 )
-from airflow_batch_provider.emulator.models.job_schedules import JobScheduleBackend
-from airflow_batch_provider.emulator.models.jobs import JobBackend
-from airflow_batch_provider.emulator.models.nodes import NodeBackend
-from airflow_batch_provider.emulator.models.pools import PoolBackend
-from airflow_batch_provider.emulator.models.tasks import TaskBackend
+from airflow_batch_provider.emulator.models.registry import create_backends
 
 if TYPE_CHECKING:
     from airflow_batch_provider.emulator.compute.scheduler import Executor, Scheduler
+    from airflow_batch_provider.emulator.models.job_schedules import JobScheduleBackend
+    from airflow_batch_provider.emulator.models.jobs import JobBackend
+    from airflow_batch_provider.emulator.models.nodes import NodeBackend
+    from airflow_batch_provider.emulator.models.pools import PoolBackend
+    from airflow_batch_provider.emulator.models.tasks import TaskBackend
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,13 @@ class EmulatorSettings:
 class BatchAccount:
     """Everything one emulated Batch account holds, mutated only on the event loop that serves it."""
 
+    # One backend per kind of resource, made from ``models.registry.RESOURCE_KINDS``.
+    pools: PoolBackend
+    nodes: NodeBackend
+    jobs: JobBackend
+    tasks: TaskBackend
+    job_schedules: JobScheduleBackend
+
     def __init__(
         self,
         settings: EmulatorSettings | None = None,
@@ -90,11 +98,8 @@ class BatchAccount:
             Path(self.settings.applications_dir) if self.settings.applications_dir else None
         )
         self.applications = ApplicationCatalog(source)
-        self.pools = PoolBackend(self)
-        self.nodes = NodeBackend(self)
-        self.jobs = JobBackend(self)
-        self.tasks = TaskBackend(self)
-        self.job_schedules = JobScheduleBackend(self)
+        for attribute, backend in create_backends(self).items():
+            setattr(self, attribute, backend)
         self.scheduler: Scheduler = Scheduler(self, executor)
         self._background: set[asyncio.Task[Any]] = set()
         #: The engine that runs container tasks, found by :meth:`start` (None: there is none).
