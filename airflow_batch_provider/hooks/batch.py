@@ -479,14 +479,18 @@ class BatchHook(AzureBaseHook):
             return False
         return True
 
-    def delete_pool(self, pool_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:
-        """Delete a pool: ``deleted``, ``not_found`` or ``being_deleted``; waits for it to vanish if asked."""
+    def delete_pool(
+        self, pool_id: str, *, wait: bool = False, poll_interval: float = 5, timeout: float = WAIT_TIMEOUT
+    ) -> str:
+        """Delete a pool: ``deleted``, ``not_found`` or ``being_deleted``; waits for it to vanish if asked
+        (at most ``timeout`` seconds)."""
         return self._delete(
             lambda: self.client.begin_delete_pool(pool_id, polling_interval=poll_interval),  # type: ignore[arg-type]
             "PoolBeingDeleted",
             lambda: self.get_pool(pool_id, select=["id"]),
             wait=wait,
             poll_interval=poll_interval,
+            timeout=timeout,
         )
 
     def _delete(
@@ -497,6 +501,7 @@ class BatchHook(AzureBaseHook):
         *,
         wait: bool,
         poll_interval: float,
+        timeout: float,
     ) -> str:
         """Start a delete: ``deleted``, ``not_found`` or ``being_deleted``; wait for it to vanish if asked."""
         try:
@@ -507,10 +512,10 @@ class BatchHook(AzureBaseHook):
             if error_code(err) != being_deleted_code:
                 raise
             if wait:
-                self._wait_gone(getter, poll_interval)
+                self._wait_gone(getter, poll_interval, timeout)
             return "being_deleted"
         if wait:
-            _wait_for(poller, "the resource to be deleted")
+            _wait_for(poller, "the resource to be deleted", timeout)
         return "deleted"
 
     def _wait_gone(self, getter: Any, poll_interval: float, timeout: float = WAIT_TIMEOUT) -> None:
@@ -569,9 +574,16 @@ class BatchHook(AzureBaseHook):
         )
 
     def terminate_job(
-        self, job_id: str, reason: str | None = None, *, wait: bool = False, poll_interval: float = 5
+        self,
+        job_id: str,
+        reason: str | None = None,
+        *,
+        wait: bool = False,
+        poll_interval: float = 5,
+        timeout: float = WAIT_TIMEOUT,
     ) -> str:
-        """Terminate a job: ``terminated``, ``not_found`` or ``already_completed``."""
+        """Terminate a job: ``terminated``, ``not_found`` or ``already_completed``; with ``wait``, waits
+        at most ``timeout`` seconds for it to end."""
         try:
             poller = compat.begin_terminate_job(self.client, job_id, reason, polling_interval=poll_interval)
         except ResourceNotFoundError:
@@ -583,17 +595,21 @@ class BatchHook(AzureBaseHook):
                 return "not_found"
             raise
         if wait:
-            _wait_for(poller, f"job {job_id!r} to terminate")
+            _wait_for(poller, f"job {job_id!r} to terminate", timeout)
         return "terminated"
 
-    def delete_job(self, job_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:
-        """Delete a job and its tasks: ``deleted``, ``not_found`` or ``being_deleted``."""
+    def delete_job(
+        self, job_id: str, *, wait: bool = False, poll_interval: float = 5, timeout: float = WAIT_TIMEOUT
+    ) -> str:
+        """Delete a job and its tasks: ``deleted``, ``not_found`` or ``being_deleted``; with ``wait``,
+        waits at most ``timeout`` seconds for it to vanish."""
         return self._delete(
             lambda: self.client.begin_delete_job(job_id, polling_interval=poll_interval),  # type: ignore[arg-type]
             "JobBeingDeleted",
             lambda: self.get_job(job_id, select=["id"]),
             wait=wait,
             poll_interval=poll_interval,
+            timeout=timeout,
         )
 
     def get_task_counts(self, job_id: str) -> TaskCounts:

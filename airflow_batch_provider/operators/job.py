@@ -17,6 +17,7 @@ from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputEr
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
 from airflow_batch_provider.operators.base import BatchBaseOperator
+from airflow_batch_provider.utils.deprecation import renamed_arguments
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -199,6 +200,13 @@ class BatchTerminateJobOperator(BatchBaseOperator):
 
     Frees the account's active-job quota. Teardown-friendly. Returns ``{"job_id", "outcome"}`` with
     ``terminated``, ``already_completed`` or ``not_found``.
+
+    :param job_id: The job to terminate (templated).
+    :param reason: The terminate reason the job records (templated).
+    :param wait_for_completion: Block until the job has ended.
+    :param timeout: Longest wait, in seconds or a ``timedelta``; then the task fails.
+    :param poll_interval: Time between two checks while waiting, in seconds or a ``timedelta``.
+    :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = ("job_id", "reason", "azbatch_conn_id")
@@ -210,7 +218,8 @@ class BatchTerminateJobOperator(BatchBaseOperator):
         job_id: str,
         reason: str = "TerminatedByAirflow",
         wait_for_completion: bool = False,
-        poll_interval: float = 5,
+        timeout: timedelta | float = timedelta(hours=1),
+        poll_interval: timedelta | float = 5,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -218,6 +227,7 @@ class BatchTerminateJobOperator(BatchBaseOperator):
         self.job_id = job_id
         self.reason = reason
         self.wait_for_completion = wait_for_completion
+        self.timeout = timeout
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -228,6 +238,7 @@ class BatchTerminateJobOperator(BatchBaseOperator):
             self.reason,
             wait=self.wait_for_completion,
             poll_interval=5 if poll_interval is None else poll_interval,
+            timeout=to_seconds(self.timeout, "timeout") or 3600.0,
         )
         self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
         return {"job_id": job_id, "outcome": outcome}
@@ -238,30 +249,42 @@ class BatchDeleteJobOperator(BatchBaseOperator):
 
     Teardown-friendly (``.as_teardown()``). Returns ``{"job_id", "outcome"}`` with ``deleted``,
     ``being_deleted`` or ``not_found``.
+
+    :param job_id: The job to delete (templated).
+    :param wait_for_completion: Block until the job is gone (formerly ``wait_for_deletion``).
+    :param timeout: Longest wait, in seconds or a ``timedelta``; then the task fails.
+    :param poll_interval: Time between two checks while waiting, in seconds or a ``timedelta``.
+    :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = ("job_id", "azbatch_conn_id")
     ui_color = "#ffe0e0"
 
+    @renamed_arguments(wait_for_deletion="wait_for_completion")
     def __init__(
         self,
         *,
         job_id: str,
-        wait_for_deletion: bool = False,
-        poll_interval: float = 5,
+        wait_for_completion: bool = False,
+        timeout: timedelta | float = timedelta(hours=1),
+        poll_interval: timedelta | float = 5,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
-        self.wait_for_deletion = wait_for_deletion
+        self.wait_for_completion = wait_for_completion
+        self.timeout = timeout
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> dict[str, Any]:
         job_id = to_batch_id(self.job_id, "job_id")
         poll_interval = to_seconds(self.poll_interval, "poll_interval")
         outcome = self.hook.delete_job(
-            job_id, wait=self.wait_for_deletion, poll_interval=5 if poll_interval is None else poll_interval
+            job_id,
+            wait=self.wait_for_completion,
+            poll_interval=5 if poll_interval is None else poll_interval,
+            timeout=to_seconds(self.timeout, "timeout") or 3600.0,
         )
         self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
         return {"job_id": job_id, "outcome": outcome}

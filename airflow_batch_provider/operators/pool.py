@@ -29,6 +29,7 @@ from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
 from airflow_batch_provider.operators.base import BatchBaseOperator
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+from airflow_batch_provider.utils.deprecation import argument_name, renamed_arguments
 from airflow_batch_provider.utils.secrets import connection_credentials
 
 if TYPE_CHECKING:
@@ -58,11 +59,11 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     policy, scaling mode and start task match; otherwise the task fails listing the differences, or
     deletes and recreates the pool with ``if_exists="recreate"`` (``"fail"`` refuses any existing pool).
 
-    With ``wait_for_ready`` the task waits (in the triggerer when ``deferrable``) until the pool is
+    With ``wait_for_completion`` the task waits (in the triggerer when ``deferrable``) until the pool is
     steady with ``min_usable_nodes`` idle/running nodes (default: every requested node; 0 for
     autoscale) and fails fast on quota, image and VM size errors (with the service's message), on start
     task failures (with the tail of the node's ``startup/stderr.txt``) and on unusable nodes;
-    ``AllocationTimedout`` on an autoscale pool keeps waiting until ``wait_timeout``.
+    ``AllocationTimedout`` on an autoscale pool keeps waiting until ``timeout``.
     ``container_configuration`` makes a container pool: ``type`` (``dockerCompatible`` or
     ``criCompatible``), ``container_image_names`` (pulled when each node starts) and
     ``container_registries`` (``registry_server`` with ``conn_id``, an Airflow connection holding the
@@ -100,6 +101,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     operator_extra_links = (BatchPoolLink(),)
     ui_color = "#d6eaff"
 
+    @renamed_arguments(wait_for_ready="wait_for_completion", wait_timeout="timeout")
     def __init__(
         self,
         *,
@@ -119,10 +121,10 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         metadata: Mapping[str, Any] | None = None,
         pool_spec: Mapping[str, Any] | None = None,
         if_exists: str = "reuse",
-        wait_for_ready: bool = True,
+        wait_for_completion: bool = True,
         min_usable_nodes: int | None = None,
         max_start_task_reboots: int = 0,
-        wait_timeout: timedelta | float = timedelta(minutes=30),
+        timeout: timedelta | float = timedelta(minutes=30),
         poll_interval: timedelta | float = 30,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         azbatch_conn_id: str = BatchHook.default_conn_name,
@@ -146,10 +148,10 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         self.metadata = metadata
         self.pool_spec = pool_spec
         self.if_exists = if_exists
-        self.wait_for_ready = wait_for_ready
+        self.wait_for_completion = wait_for_completion
         self.min_usable_nodes = min_usable_nodes
         self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
-        self.wait_timeout = wait_timeout
+        self.timeout = timeout
         self.poll_interval = poll_interval
         self.deferrable = deferrable
 
@@ -218,7 +220,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         if image_needs_lookup(self.image, self.node_agent_sku_id):
             supported = self.hook.list_supported_images()
         spec = self.build_spec(pool_id, supported)
-        wait_timeout = to_seconds(self.wait_timeout, "wait_timeout") or 1800.0
+        wait_timeout = to_seconds(self.timeout, argument_name(self, "timeout")) or 1800.0
         poll_interval = to_seconds(self.poll_interval, "poll_interval") or 30.0
         min_nodes = _opt_int(self.min_usable_nodes, "min_usable_nodes")
         if min_nodes is None:
@@ -248,7 +250,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
             "task_slots_per_node": int(spec.get("taskSlotsPerNode") or 1),
             "usable_nodes": None,
         }
-        if not self.wait_for_ready:
+        if not self.wait_for_completion:
             return result
         reboots = StartTaskReboots(self.max_start_task_reboots)
         if self.deferrable:
@@ -262,7 +264,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
                         min_usable_nodes=min_nodes,
                         poll_interval=poll_interval,
                         timeout_at=time.time() + wait_timeout,
-                        carry=result,
+                        resume_xcom=result,
                         max_start_task_reboots=self.max_start_task_reboots,
                         start_task_reboots=reboots.to_json(),
                     ),
@@ -358,7 +360,8 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         message = str(event.get("message") or "")
         if status == "timeout":
             raise BatchPoolNotReadyError(
-                f"{message} Raise wait_timeout, check the account's core quota, or use a smaller VM size."
+                f"{message} Raise {argument_name(self, 'timeout')}, check the account's core quota, "
+                "or use a smaller VM size."
             )
         if status == "failed":
             raise BatchPoolNotReadyError(message)
@@ -379,31 +382,41 @@ class BatchDeletePoolOperator(BatchBaseOperator):
     Meant as a teardown task (``.as_teardown()``), so it runs whatever happened upstream.
     Returns ``{"pool_id", "outcome"}`` with ``outcome`` ``deleted``, ``not_found`` or ``being_deleted``.
 
-    :param wait_for_deletion: Block until the pool is gone.
+    :param pool_id: The pool to delete (templated).
+    :param wait_for_completion: Block until the pool is gone (formerly ``wait_for_deletion``).
+    :param timeout: Longest wait for the deletion, in seconds or a ``timedelta``; then the task fails.
+    :param poll_interval: Time between two checks while waiting, in seconds or a ``timedelta``.
+    :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = ("pool_id", "azbatch_conn_id")
     ui_color = "#ffe0e0"
 
+    @renamed_arguments(wait_for_deletion="wait_for_completion")
     def __init__(
         self,
         *,
         pool_id: str,
-        wait_for_deletion: bool = False,
-        poll_interval: float = 5,
+        wait_for_completion: bool = False,
+        timeout: timedelta | float = timedelta(hours=1),
+        poll_interval: timedelta | float = 5,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.pool_id = pool_id
-        self.wait_for_deletion = wait_for_deletion
+        self.wait_for_completion = wait_for_completion
+        self.timeout = timeout
         self.poll_interval = poll_interval
 
     def execute(self, context: Context) -> dict[str, Any]:
         pool_id = to_batch_id(self.pool_id, "pool_id")
         poll_interval = to_seconds(self.poll_interval, "poll_interval")
         outcome = self.hook.delete_pool(
-            pool_id, wait=self.wait_for_deletion, poll_interval=5 if poll_interval is None else poll_interval
+            pool_id,
+            wait=self.wait_for_completion,
+            poll_interval=5 if poll_interval is None else poll_interval,
+            timeout=to_seconds(self.timeout, "timeout") or 3600.0,
         )
         self.log.info("Pool %s: %s", pool_id, outcome.replace("_", " "))
         return {"pool_id": pool_id, "outcome": outcome}

@@ -84,7 +84,7 @@ class BatchAddTasksOperator(BatchBaseOperator):
 
     Common settings are applied to every task (a task's own values win): ``common_resource_files``
     (REST entries, or ``{"container", "blob_prefix", "file_path", "file_mode"}`` descriptors such as the
-    ``resource_files`` of :class:`UploadApplicationFilesOperator`, for which a read SAS is minted now),
+    ``resource_files`` of :class:`BlobUploadApplicationFilesOperator`, for which a read SAS is minted now),
     ``output_container`` (created if missing, unless ``create_output_container=False``) with
     ``output_patterns`` and, by default, the task's stdout/stderr uploaded on completion. A pattern
     with wildcards keeps each file's path under ``<output_path>/<task id>/``; a plain file name lands
