@@ -187,7 +187,13 @@ class _AsyncAuthErrorPolicy(AsyncHTTPPolicy):
 
 @dataclass
 class AddTasksResult:
-    """Outcome of adding a collection: new tasks, tasks that already existed, and per-task failures."""
+    """Outcome of adding a collection: new tasks, tasks that already existed, and per-task failures.
+
+    :param added: Tasks the service created.
+    :param already_existed: Tasks the service answered ``TaskExists`` for (added by an earlier try).
+    :param failures: The tasks the service refused, with its error for each.
+    :param requests: Add-collection requests sent.
+    """
 
     added: int = 0
     already_existed: int = 0
@@ -305,6 +311,13 @@ class BatchHook(AzureBaseHook):
     from the ``[azure_batch_provider]`` config section) and a user agent naming this provider.
     ``http_policies`` adds azure-core pipeline policies (``SansIOHTTPPolicy``/``HTTPPolicy``) to both
     clients, run on every HTTP attempt.
+
+    :param azbatch_conn_id: The ``azbatch`` connection id.
+    :param retry_total: Retries of a failed request (default from the configuration).
+    :param retry_backoff_factor: Backoff factor between retries, in seconds (default from the configuration).
+    :param retry_backoff_max: Longest backoff between retries, in seconds (default from the configuration).
+    :param add_tasks_concurrency: Add-collection requests sent at once (default from the configuration).
+    :param http_policies: Extra azure-core pipeline policies for both clients.
     """
 
     conn_type = "azbatch"

@@ -56,6 +56,23 @@ class BatchCreateJobOperator(BatchBaseOperator):
     A job that exists already is reused when it is bound to the same pool and still accepts tasks
     (``if_exists="reuse"``, so an Airflow retry re-attaches instead of failing); otherwise the task fails
     naming the differences. Returns ``{"job_id", "pool_id", "created"}``.
+
+    :param job_id: The job id (any rendered template; made a valid Batch id).
+    :param pool_id: The pool the job's tasks run on.
+    :param priority: Job priority, -1000 to 1000.
+    :param max_parallel_tasks: Tasks of this job that run at once, at most.
+    :param max_wall_clock_time: The job's kill switch (seconds, ``timedelta`` or ISO 8601).
+    :param max_task_retry_count: Retries of a failed task (-1: unlimited).
+    :param job_preparation_task: A task run on each node before the job's first task there.
+    :param job_release_task: A task run on each node when the job ends.
+    :param common_environment_settings: Environment variables for every task of the job.
+    :param uses_task_dependencies: Allow tasks to depend on other tasks.
+    :param on_all_tasks_complete: ``noaction`` or ``terminatejob`` once every task completed.
+    :param on_task_failure: ``noaction`` or ``performexitoptionsjobaction`` when a task fails.
+    :param metadata: Name-value pairs stored on the job.
+    :param job_spec: Any other job property (REST or Python style), merged last.
+    :param if_exists: ``reuse`` a compatible existing job, or ``fail``.
+    :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = (

@@ -74,6 +74,33 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     attempt and the tail of ``startup/stderr.txt``.
 
     Returns ``{"pool_id", "created", "recreated", "vm_size", "task_slots_per_node", "usable_nodes"}``.
+
+    :param pool_id: The pool id (any rendered template; made a valid Batch id).
+    :param vm_size: The VM size of the nodes, such as ``standard_d2s_v3``.
+    :param image: An image alias (``ubuntu-24.04``...) or an image reference dict.
+    :param node_agent_sku_id: The node agent SKU; looked up for an alias when not given.
+    :param target_dedicated_nodes: Dedicated nodes wanted.
+    :param target_spot_nodes: Spot nodes wanted.
+    :param auto_scale_formula: An autoscale formula, instead of fixed node counts.
+    :param auto_scale_evaluation_interval: How often the formula runs (seconds, ``timedelta`` or ISO 8601).
+    :param start_task: The start task every node runs when it joins or reboots.
+    :param start_task_resource_files: Resource files of the start task: REST entries or Blob descriptors
+        (``container``, ``blob_prefix``, ``file_path``, ``file_mode``, ``sas_days``).
+    :param container_configuration: Makes a container pool (``type``, ``container_image_names``,
+        ``container_registries``).
+    :param task_slots_per_node: Tasks a node runs at once.
+    :param node_fill_type: ``spread`` or ``pack``.
+    :param metadata: Name-value pairs stored on the pool.
+    :param pool_spec: Any other pool property (REST or Python style), merged last.
+    :param if_exists: ``reuse`` a compatible pool, ``fail``, or ``recreate`` an incompatible one.
+    :param wait_for_completion: Wait until the pool is ready (formerly ``wait_for_ready``).
+    :param min_usable_nodes: Idle or running nodes the wait needs; default every requested node.
+    :param max_start_task_reboots: Reboots of a node whose start task failed before its failure counts.
+    :param timeout: Longest wait for the pool, in seconds or a ``timedelta`` (formerly ``wait_timeout``).
+    :param poll_interval: Time between two checks, in seconds or a ``timedelta``.
+    :param deferrable: Wait in the triggerer and free the worker slot.
+    :param azbatch_conn_id: The ``azbatch`` connection.
+    :param azblob_conn_id: The ``azblob`` connection, for start task resource files from Blob.
     """
 
     template_fields: Sequence[str] = (

@@ -70,6 +70,8 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
     :param follow_output_max_tasks: Tasks read per poll, at most.
     :param follow_output_max_bytes: Bytes read per file and poll, at most.
     :param deferrable: Wait in the triggerer and free the worker slot.
+    :param azbatch_conn_id: The ``azbatch`` connection.
+    :param poke_interval: Time between two checks, in seconds or a ``timedelta``.
     """
 
     template_fields: Sequence[str] = ("job_id", "task_id_prefix", "expected_task_count", "azbatch_conn_id")
