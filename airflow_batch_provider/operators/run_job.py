@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
@@ -42,8 +43,8 @@ class BatchRunJobOperator(BatchBaseOperator):
     :param task_options: More :class:`BatchAddTasksOperator` arguments (``output_container``, ...).
     :param wait_options: More :class:`BatchJobSensor` arguments (``follow_output``, ...).
     :param cleanup: After the wait, ``"terminate"`` or ``"delete"`` the job; ``None`` keeps it.
-    :param timeout: How long to wait for the tasks, in seconds.
-    :param poll_interval: Seconds between two polls.
+    :param timeout: How long to wait for the tasks, in seconds or a ``timedelta``.
+    :param poll_interval: Time between two polls, in seconds or a ``timedelta``.
     :param terminate_on_kill: Terminate the job when the Airflow task is killed or times out.
     :param deferrable: Wait in the triggerer.
 
@@ -75,8 +76,8 @@ class BatchRunJobOperator(BatchBaseOperator):
         task_options: Mapping[str, Any] | None = None,
         wait_options: Mapping[str, Any] | None = None,
         cleanup: str | None = None,
-        timeout: float = 7 * 24 * 3600,
-        poll_interval: float = 30,
+        timeout: timedelta | float = 7 * 24 * 3600,
+        poll_interval: timedelta | float = 30,
         terminate_on_kill: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         azbatch_conn_id: str = BatchHook.default_conn_name,

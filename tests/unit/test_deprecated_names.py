@@ -147,3 +147,13 @@ def test_delete_and_terminate_waits_are_bounded_by_timeout(build: Callable[..., 
     op.__dict__["hook"] = Hook()
     op.execute({})
     assert calls[-1]["timeout"] == 3600.0
+
+
+def test_the_run_job_wait_takes_a_timedelta_too() -> None:
+    from airflow_batch_provider.operators.run_job import BatchRunJobOperator
+
+    op = BatchRunJobOperator(
+        task_id="run", job_id="j", pool_id="p", timeout=timedelta(hours=2), poll_interval=timedelta(seconds=7)
+    )
+    sensor = op._sensor("j", None)
+    assert (sensor.timeout, sensor.poke_interval) == (7200.0, 7.0)
