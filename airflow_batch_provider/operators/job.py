@@ -16,7 +16,7 @@ from airflow_batch_provider.batch.validation import validate_batch_id
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.operators.base import BatchBaseOperator
+from airflow_batch_provider.operators.base import BatchBaseOperator, BatchDeleteBaseOperator
 from airflow_batch_provider.utils.deprecation import renamed_arguments
 
 if TYPE_CHECKING:
@@ -261,21 +261,21 @@ class BatchTerminateJobOperator(BatchBaseOperator):
         return {"job_id": job_id, "outcome": outcome}
 
 
-class BatchDeleteJobOperator(BatchBaseOperator):
+class BatchDeleteJobOperator(BatchDeleteBaseOperator):
     """Delete a Batch job and its tasks; a job that does not exist is not an error.
 
     Teardown-friendly (``.as_teardown()``). Returns ``{"job_id", "outcome"}`` with ``deleted``,
-    ``being_deleted`` or ``not_found``.
+    ``being_deleted`` or ``not_found``. With ``wait_for_completion`` the task waits until the job is
+    gone (in the triggerer when ``deferrable``), at most ``timeout``.
 
     :param job_id: The job to delete (templated).
     :param wait_for_completion: Block until the job is gone (formerly ``wait_for_deletion``).
-    :param timeout: Longest wait, in seconds or a ``timedelta``; then the task fails.
-    :param poll_interval: Time between two checks while waiting, in seconds or a ``timedelta``.
     :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = ("job_id", "azbatch_conn_id")
     ui_color = "#ffe0e0"
+    kind = "job"
 
     @renamed_arguments(wait_for_deletion="wait_for_completion")
     def __init__(
@@ -283,25 +283,11 @@ class BatchDeleteJobOperator(BatchBaseOperator):
         *,
         job_id: str,
         wait_for_completion: bool = False,
-        timeout: timedelta | float = timedelta(hours=1),
-        poll_interval: timedelta | float = 5,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
+        super().__init__(wait_for_completion=wait_for_completion, azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
-        self.wait_for_completion = wait_for_completion
-        self.timeout = timeout
-        self.poll_interval = poll_interval
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        job_id = to_batch_id(self.job_id, "job_id")
-        poll_interval = to_seconds(self.poll_interval, "poll_interval")
-        outcome = self.hook.delete_job(
-            job_id,
-            wait=self.wait_for_completion,
-            poll_interval=5 if poll_interval is None else poll_interval,
-            timeout=to_seconds(self.timeout, "timeout") or 3600.0,
-        )
-        self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
-        return {"job_id": job_id, "outcome": outcome}
+    def start_delete(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
+        return self.hook.delete_job(resource_id, wait=wait, poll_interval=poll_interval, timeout=timeout)

@@ -27,7 +27,7 @@ from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProvi
 from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
-from airflow_batch_provider.operators.base import BatchBaseOperator
+from airflow_batch_provider.operators.base import BatchBaseOperator, BatchDeleteBaseOperator
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
 from airflow_batch_provider.utils.deprecation import argument_name, renamed_arguments
 from airflow_batch_provider.utils.secrets import connection_credentials
@@ -403,21 +403,22 @@ def _describe_size(spec: Mapping[str, Any]) -> str:
     return f"{dedicated} dedicated + {spot} Spot node(s)"
 
 
-class BatchDeletePoolOperator(BatchBaseOperator):
+class BatchDeletePoolOperator(BatchDeleteBaseOperator):
     """Delete a Batch pool; a pool that does not exist (or is already being deleted) is not an error.
 
     Meant as a teardown task (``.as_teardown()``), so it runs whatever happened upstream.
     Returns ``{"pool_id", "outcome"}`` with ``outcome`` ``deleted``, ``not_found`` or ``being_deleted``.
+    With ``wait_for_completion`` the task waits until the pool is gone (node deallocation can take
+    minutes: in the triggerer when ``deferrable``), at most ``timeout``.
 
     :param pool_id: The pool to delete (templated).
     :param wait_for_completion: Block until the pool is gone (formerly ``wait_for_deletion``).
-    :param timeout: Longest wait for the deletion, in seconds or a ``timedelta``; then the task fails.
-    :param poll_interval: Time between two checks while waiting, in seconds or a ``timedelta``.
     :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = ("pool_id", "azbatch_conn_id")
     ui_color = "#ffe0e0"
+    kind = "pool"
 
     @renamed_arguments(wait_for_deletion="wait_for_completion")
     def __init__(
@@ -425,25 +426,11 @@ class BatchDeletePoolOperator(BatchBaseOperator):
         *,
         pool_id: str,
         wait_for_completion: bool = False,
-        timeout: timedelta | float = timedelta(hours=1),
-        poll_interval: timedelta | float = 5,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
+        super().__init__(wait_for_completion=wait_for_completion, azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.pool_id = pool_id
-        self.wait_for_completion = wait_for_completion
-        self.timeout = timeout
-        self.poll_interval = poll_interval
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        pool_id = to_batch_id(self.pool_id, "pool_id")
-        poll_interval = to_seconds(self.poll_interval, "poll_interval")
-        outcome = self.hook.delete_pool(
-            pool_id,
-            wait=self.wait_for_completion,
-            poll_interval=5 if poll_interval is None else poll_interval,
-            timeout=to_seconds(self.timeout, "timeout") or 3600.0,
-        )
-        self.log.info("Pool %s: %s", pool_id, outcome.replace("_", " "))
-        return {"pool_id": pool_id, "outcome": outcome}
+    def start_delete(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
+        return self.hook.delete_pool(resource_id, wait=wait, poll_interval=poll_interval, timeout=timeout)
