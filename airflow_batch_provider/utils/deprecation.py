@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -22,8 +23,9 @@ def renamed_arguments(**renames: Rename) -> Callable[[F], F]:
 
     ``@renamed_arguments(wait_for_ready="wait_for_completion")``: an old name is passed on under its new
     name (converted when a function is given) with a ``DeprecationWarning``; giving both names raises
-    :class:`~airflow_batch_provider.exceptions.InvalidInputError`. :func:`argument_name` tells which
-    name the user wrote, so errors can name it.
+    :class:`~airflow_batch_provider.exceptions.InvalidInputError`. The old names stay in the signature
+    (listed in the wrapper's ``deprecated_arguments``) so Airflow's ``partial()`` accepts them.
+    :func:`argument_name` tells which name the user wrote, so errors can name it.
     """
     table = {old: (new, None) if isinstance(new, str) else new for old, new in renames.items()}
 
@@ -50,6 +52,15 @@ def renamed_arguments(**renames: Rename) -> Callable[[F], F]:
                 object.__setattr__(self, _GIVEN_AS, given)
             return func(self, *args, **kwargs)
 
+        # The old names stay in the signature, so Airflow's partial()/expand() checks accept them too.
+        signature = inspect.signature(func)
+        parameters = list(signature.parameters.values())
+        at = next((i for i, p in enumerate(parameters) if p.kind is p.VAR_KEYWORD), len(parameters))
+        old = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in table]
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*parameters[:at], *old, *parameters[at:]]
+        )
+        wrapper.deprecated_arguments = dict(table)  # type: ignore[attr-defined]
         return wrapper  # type: ignore[return-value]
 
     return decorate

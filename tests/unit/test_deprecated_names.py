@@ -157,3 +157,13 @@ def test_the_run_job_wait_takes_a_timedelta_too() -> None:
     )
     sensor = op._sensor("j", None)
     assert (sensor.timeout, sensor.poke_interval) == (7200.0, 7.0)
+
+
+def test_an_old_argument_name_works_in_partial_and_expand() -> None:
+    from airflow.sdk import DAG
+
+    with DAG("mapped"):
+        mapped = BatchCollectTaskOutputOperator.partial(task_id="c", which="all").expand(job_id=["a", "b"])
+    with pytest.warns(DeprecationWarning, match="which= is deprecated"):
+        op = BatchCollectTaskOutputOperator(**{**mapped.partial_kwargs, "task_id": "c", "job_id": "a"})
+    assert op.only_failed is False

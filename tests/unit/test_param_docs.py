@@ -52,10 +52,12 @@ def _undocumented(cls: type) -> list[str]:
         inspect.getdoc(base) or "" for base in cls.__mro__ if base.__module__.startswith(PACKAGE)
     )
     parameters = inspect.signature(cls.__init__).parameters.values()  # type: ignore[misc]
+    deprecated = getattr(cls.__init__, "deprecated_arguments", {})  # type: ignore[misc]
     return [
         parameter.name
         for parameter in parameters
         if parameter.name != "self"
+        and parameter.name not in deprecated
         and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
         and f":param {parameter.name}:" not in docs
     ]
