@@ -139,7 +139,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     f"{PACKAGE}.triggers.job",
                     f"{PACKAGE}.triggers.pool",
-                    f"{PACKAGE}.triggers.deletion",
+                    f"{PACKAGE}.triggers.cleanup",
                 ],
             }
         ],

@@ -86,10 +86,11 @@ class BatchBaseOperator(BatchConnectionMixin, BaseOperator):
         self.azblob_conn_id = azblob_conn_id
 
 
-class BatchDeleteBaseOperator(BatchBaseOperator):
-    """Base of the delete operators: starts a delete, then waits (bounded, deferrable) until it is gone.
+class BatchCleanupBaseOperator(BatchBaseOperator):
+    """Base of the terminate and delete operators: starts the cleanup, then waits (bounded, deferrable)
+    until the job has ended or the resource is gone.
 
-    :param wait_for_completion: Block until the resource is gone.
+    :param wait_for_completion: Block until the cleanup is done.
     :param timeout: Longest wait, in seconds or a ``timedelta``; then the task fails.
     :param poll_interval: Time between two checks while waiting, in seconds or a ``timedelta``.
     :param deferrable: Wait in the triggerer and free the worker slot.
@@ -113,9 +114,18 @@ class BatchDeleteBaseOperator(BatchBaseOperator):
         self.poll_interval = poll_interval
         self.deferrable = deferrable
 
-    def start_delete(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
-        """Start (and, with ``wait``, finish) the delete; the hook's outcome."""
+    #: The outcome after which there is something to wait for.
+    started_outcome = "deleted"
+
+    def start_cleanup(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
+        """Start (and, with ``wait``, finish) the cleanup; the hook's outcome."""
         raise NotImplementedError
+
+    def cleanup_trigger(self, resource_id: str, **kwargs: Any) -> Any:
+        """The trigger that waits for the cleanup in the triggerer."""
+        from airflow_batch_provider.triggers.cleanup import BatchDeletionTrigger
+
+        return BatchDeletionTrigger(kind=self.kind, resource_id=resource_id, **kwargs)  # type: ignore[arg-type]
 
     def execute(self, context: Any) -> dict[str, Any]:
         resource_id = to_batch_id(getattr(self, f"{self.kind}_id"), f"{self.kind}_id")
@@ -123,16 +133,19 @@ class BatchDeleteBaseOperator(BatchBaseOperator):
         poll_interval = 5.0 if poll_interval is None else poll_interval
         timeout = to_seconds(self.timeout, "timeout") or 3600.0
         wait_here = self.wait_for_completion and not self.deferrable
-        outcome = self.start_delete(resource_id, wait=wait_here, poll_interval=poll_interval, timeout=timeout)
+        outcome = self.start_cleanup(
+            resource_id, wait=wait_here, poll_interval=poll_interval, timeout=timeout
+        )
         result = {f"{self.kind}_id": resource_id, "outcome": outcome}
-        if self.wait_for_completion and self.deferrable and outcome != "not_found":
-            from airflow_batch_provider.triggers.deletion import BatchDeletionTrigger
-
-            self.log.info("Waiting in the triggerer until %s %s is gone", self.kind, resource_id)
+        if (
+            self.wait_for_completion
+            and self.deferrable
+            and outcome in (self.started_outcome, "being_deleted")
+        ):
+            self.log.info("Waiting in the triggerer for %s %s: %s", self.kind, resource_id, outcome)
             self.defer(
-                trigger=BatchDeletionTrigger(
-                    kind=self.kind,  # type: ignore[arg-type]
-                    resource_id=resource_id,
+                trigger=self.cleanup_trigger(
+                    resource_id,
                     azbatch_conn_id=self.azbatch_conn_id,
                     poll_interval=poll_interval,
                     timeout_at=time.time() + timeout,
@@ -145,13 +158,13 @@ class BatchDeleteBaseOperator(BatchBaseOperator):
         return result
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The result once the trigger saw the resource gone; a timeout or read error fails the task."""
+        """The result once the trigger saw the cleanup done; a timeout or read error fails the task."""
         if not event:
-            raise BatchProviderError(f"The {self.kind} deletion trigger ended without an event.")
-        if event.get("status") != "deleted":
+            raise BatchProviderError(f"The {self.kind} cleanup trigger ended without an event.")
+        if event.get("status") not in ("deleted", "terminated"):
             raise BatchProviderError(
                 f"{event.get('message')} Raise timeout, or check the {self.kind} in the Azure portal."
             )
         result = dict(event.get("resume_xcom") or {})
-        self.log.info("%s %s: deleted", self.kind.capitalize(), event.get("resource_id"))
+        self.log.info("%s %s: %s", self.kind.capitalize(), event.get("resource_id"), event.get("status"))
         return result

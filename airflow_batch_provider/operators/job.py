@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError
 
-from airflow_batch_provider.batch.durations import to_iso_duration, to_seconds
+from airflow_batch_provider.batch.durations import to_iso_duration
 from airflow_batch_provider.batch.ids import to_batch_id
 from airflow_batch_provider.batch.job_spec import build_job_spec, job_differences
 from airflow_batch_provider.batch.service_errors import error_code, error_message
@@ -16,7 +16,7 @@ from airflow_batch_provider.batch.validation import validate_batch_id
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.operators.base import BatchBaseOperator, BatchDeleteBaseOperator
+from airflow_batch_provider.operators.base import BatchBaseOperator, BatchCleanupBaseOperator
 from airflow_batch_provider.utils.deprecation import renamed_arguments
 
 if TYPE_CHECKING:
@@ -212,56 +212,47 @@ class BatchCreateJobOperator(BatchBaseOperator):
         return {"job_id": job_id, "pool_id": pool_id, "created": False}
 
 
-class BatchTerminateJobOperator(BatchBaseOperator):
+class BatchTerminateJobOperator(BatchCleanupBaseOperator):
     """Terminate a Batch job (running tasks are stopped); a missing or completed job is not an error.
 
     Frees the account's active-job quota. Teardown-friendly. Returns ``{"job_id", "outcome"}`` with
-    ``terminated``, ``already_completed`` or ``not_found``.
+    ``terminated``, ``already_completed`` or ``not_found``. With ``wait_for_completion`` the task waits
+    until the job has ended (in the triggerer when ``deferrable``), at most ``timeout``.
 
     :param job_id: The job to terminate (templated).
     :param reason: The terminate reason the job records (templated).
-    :param wait_for_completion: Block until the job has ended.
-    :param timeout: Longest wait, in seconds or a ``timedelta``; then the task fails.
-    :param poll_interval: Time between two checks while waiting, in seconds or a ``timedelta``.
     :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = ("job_id", "reason", "azbatch_conn_id")
     ui_color = "#ffe0e0"
+    kind = "job"
+    started_outcome = "terminated"
 
     def __init__(
         self,
         *,
         job_id: str,
         reason: str = "TerminatedByAirflow",
-        wait_for_completion: bool = False,
-        timeout: timedelta | float = timedelta(hours=1),
-        poll_interval: timedelta | float = 5,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
         self.reason = reason
-        self.wait_for_completion = wait_for_completion
-        self.timeout = timeout
-        self.poll_interval = poll_interval
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        job_id = to_batch_id(self.job_id, "job_id")
-        poll_interval = to_seconds(self.poll_interval, "poll_interval")
-        outcome = self.hook.terminate_job(
-            job_id,
-            self.reason,
-            wait=self.wait_for_completion,
-            poll_interval=5 if poll_interval is None else poll_interval,
-            timeout=to_seconds(self.timeout, "timeout") or 3600.0,
+    def start_cleanup(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
+        return self.hook.terminate_job(
+            resource_id, self.reason, wait=wait, poll_interval=poll_interval, timeout=timeout
         )
-        self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
-        return {"job_id": job_id, "outcome": outcome}
+
+    def cleanup_trigger(self, resource_id: str, **kwargs: Any) -> Any:
+        from airflow_batch_provider.triggers.cleanup import BatchJobTerminationTrigger
+
+        return BatchJobTerminationTrigger(job_id=resource_id, **kwargs)
 
 
-class BatchDeleteJobOperator(BatchDeleteBaseOperator):
+class BatchDeleteJobOperator(BatchCleanupBaseOperator):
     """Delete a Batch job and its tasks; a job that does not exist is not an error.
 
     Teardown-friendly (``.as_teardown()``). Returns ``{"job_id", "outcome"}`` with ``deleted``,
@@ -289,5 +280,5 @@ class BatchDeleteJobOperator(BatchDeleteBaseOperator):
         super().__init__(wait_for_completion=wait_for_completion, azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
 
-    def start_delete(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
+    def start_cleanup(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
         return self.hook.delete_job(resource_id, wait=wait, poll_interval=poll_interval, timeout=timeout)

@@ -27,7 +27,7 @@ from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProvi
 from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
-from airflow_batch_provider.operators.base import BatchBaseOperator, BatchDeleteBaseOperator
+from airflow_batch_provider.operators.base import BatchBaseOperator, BatchCleanupBaseOperator
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
 from airflow_batch_provider.utils.deprecation import argument_name, renamed_arguments
 from airflow_batch_provider.utils.secrets import connection_credentials
@@ -403,7 +403,7 @@ def _describe_size(spec: Mapping[str, Any]) -> str:
     return f"{dedicated} dedicated + {spot} Spot node(s)"
 
 
-class BatchDeletePoolOperator(BatchDeleteBaseOperator):
+class BatchDeletePoolOperator(BatchCleanupBaseOperator):
     """Delete a Batch pool; a pool that does not exist (or is already being deleted) is not an error.
 
     Meant as a teardown task (``.as_teardown()``), so it runs whatever happened upstream.
@@ -432,5 +432,5 @@ class BatchDeletePoolOperator(BatchDeleteBaseOperator):
         super().__init__(wait_for_completion=wait_for_completion, azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.pool_id = pool_id
 
-    def start_delete(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
+    def start_cleanup(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
         return self.hook.delete_pool(resource_id, wait=wait, poll_interval=poll_interval, timeout=timeout)

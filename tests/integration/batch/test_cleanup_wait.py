@@ -1,4 +1,4 @@
-"""Deleting a pool or job and waiting until it is gone: deferrable, through the real trigger, and bounded."""
+"""Terminating or deleting a job or pool and waiting for it: deferrable, through real triggers, bounded."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_batch_provider.exceptions import BatchProviderError
 from airflow_batch_provider.hooks.batch import BatchHook
-from airflow_batch_provider.operators.base import BatchDeleteBaseOperator
-from airflow_batch_provider.operators.job import BatchDeleteJobOperator
+from airflow_batch_provider.operators.base import BatchCleanupBaseOperator
+from airflow_batch_provider.operators.job import BatchDeleteJobOperator, BatchTerminateJobOperator
 from airflow_batch_provider.operators.pool import BatchDeletePoolOperator
-from airflow_batch_provider.triggers.deletion import BatchDeletionTrigger
+from airflow_batch_provider.triggers.cleanup import BatchDeletionTrigger, BatchJobTerminationTrigger
 
 
 async def _collect(trigger: Any) -> list[dict[str, Any]]:
@@ -41,7 +41,7 @@ def _pool(hook: BatchHook, pool_id: str) -> None:
     )
 
 
-def _deferred_run(op: BatchDeleteBaseOperator, context: dict) -> tuple[dict[str, Any], dict[str, Any]]:
+def _deferred_run(op: BatchCleanupBaseOperator, context: dict) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run ``op`` until it defers, the trigger it deferred with (re-created from JSON), and the resume."""
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context)
@@ -98,3 +98,23 @@ def test_a_deletion_wait_past_its_timeout_fails_the_task(hook: BatchHook, contex
             op.execute_complete(context, event)
     finally:
         hook.delete_pool(pool_id)
+
+
+def test_a_deferred_terminate_waits_until_the_job_has_ended(hook: BatchHook, context: dict, uid: str) -> None:
+    job_id = f"itest-terminate-defer-{uid}"
+    hook.create_job({"id": job_id, "poolInfo": {"poolId": f"no-pool-{uid}"}})
+    try:
+        op = BatchTerminateJobOperator(
+            task_id="terminate", job_id=job_id, wait_for_completion=True, deferrable=True, poll_interval=0.1
+        )
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute(context)
+        trigger = deferred.value.trigger
+        assert isinstance(trigger, BatchJobTerminationTrigger)
+        _classpath, kwargs = trigger.serialize()
+        (event,) = asyncio.run(_collect(BatchJobTerminationTrigger(**json.loads(json.dumps(kwargs)))))
+        assert event["status"] == "terminated"
+        assert op.execute_complete(context, event) == {"job_id": job_id, "outcome": "terminated"}
+        assert (hook.get_job(job_id) or {}).get("state") == "completed"
+    finally:
+        hook.delete_job(job_id)

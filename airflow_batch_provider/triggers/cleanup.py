@@ -1,4 +1,4 @@
-"""Trigger that waits, in the triggerer, until a deleted Batch pool or job is gone."""
+"""Triggers that wait, in the triggerer, for a cleanup: a deleted pool or job gone, a terminated job ended."""
 
 from __future__ import annotations
 
@@ -82,3 +82,51 @@ class BatchDeletionTrigger(BatchPollingTrigger[bool]):
 
     def error_event(self, message: str, last: bool | None) -> dict[str, Any]:
         return self._event("error", message)
+
+
+class BatchJobTerminationTrigger(BatchDeletionTrigger):
+    """Poll a job being terminated until it has ended (``completed``) or is gone.
+
+    Emits one event ``{"status": "terminated"|"timeout"|"error", "kind", "resource_id", "message",
+    "resume_xcom"}``.
+
+    :param job_id: The job id.
+    :param azbatch_conn_id: The ``azbatch`` connection.
+    :param poll_interval: Seconds between two polls.
+    :param timeout_at: When to give up (UNIX timestamp); ``None`` waits without a deadline.
+    :param max_consecutive_errors: Failed reads in a row that end the wait with an ``error`` event.
+    :param resume_xcom: JSON returned unchanged in the event, so the operator resumes with what it knew.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        azbatch_conn_id: str = DEFAULT_CONN_ID,
+        poll_interval: float = 5.0,
+        timeout_at: float | None = None,
+        max_consecutive_errors: int = 3,
+        resume_xcom: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            "job",
+            job_id,
+            azbatch_conn_id=azbatch_conn_id,
+            poll_interval=poll_interval,
+            timeout_at=timeout_at,
+            max_consecutive_errors=max_consecutive_errors,
+            resume_xcom=resume_xcom,
+        )
+
+    def serialize_fields(self) -> dict[str, Any]:
+        return {"job_id": self.resource_id, "resume_xcom": self.resume_xcom}
+
+    async def check(self, io: AsyncBatchIO) -> bool:
+        """Whether the job has ended (or is gone)."""
+        job = await io.get_job(self.resource_id, select=["id", "state"])
+        return job is None or str(job.get("state", "")).lower() == "completed"
+
+    def done_event(self, value: bool) -> dict[str, Any]:
+        return self._event("terminated", f"The {self.resource} has ended.")
+
+    def timeout_event(self, value: bool) -> dict[str, Any]:
+        return self._event("timeout", f"The {self.resource} was still terminating at the timeout.")
