@@ -597,7 +597,7 @@ def test_two_output_patterns_landing_on_one_blob_fail_before_anything_is_created
             ),
             "max_wall_clock_time",
         ),
-        (lambda: _pool_op(wait_for_ready=True, wait_timeout=float("inf")), "wait_timeout"),
+        (lambda: _pool_op(wait_for_completion=True, wait_timeout=float("inf")), "wait_timeout"),
         (lambda: _pool_op(wait_for_completion=True, poll_interval=float("nan")), "poll_interval"),
         (
             lambda: BatchAddTasksOperator(
