@@ -98,6 +98,8 @@ class BatchCleanupBaseOperator(BatchBaseOperator):
 
     #: ``pool`` or ``job``.
     kind: str
+    #: The hook's outcome after which there is something to wait for.
+    started_outcome = "deleted"
 
     def __init__(
         self,
@@ -113,9 +115,6 @@ class BatchCleanupBaseOperator(BatchBaseOperator):
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.deferrable = deferrable
-
-    #: The outcome after which there is something to wait for.
-    started_outcome = "deleted"
 
     def start_cleanup(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
         """Start (and, with ``wait``, finish) the cleanup; the hook's outcome."""
