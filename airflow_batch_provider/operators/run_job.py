@@ -53,7 +53,8 @@ class BatchRunJobOperator(BatchBaseOperator):
     :param deferrable: Wait in the triggerer.
 
     Returns ``{"job_id", "created", "task_id_prefix", "added", "already_existed", "resumed", "counts",
-    "failed_count", "failed_task_ids"}`` (``resumed`` when an earlier try's record was used).
+    "failed_count", "failed_task_ids", "requeued_tasks"}`` (``resumed`` when an earlier try's record
+    was used).
     """
 
     template_fields: Sequence[str] = (
@@ -203,7 +204,10 @@ class BatchRunJobOperator(BatchBaseOperator):
             # _running_job stays set: on_kill runs after the timeout's exception has left this frame.
             if not deferred:
                 self._clean_up(job_id)
-        return {**started, **{k: waited[k] for k in ("counts", "failed_count", "failed_task_ids")}}
+        return {
+            **started,
+            **{k: waited[k] for k in ("counts", "failed_count", "failed_task_ids", "requeued_tasks")},
+        }
 
     def _clean_up(self, job_id: str) -> None:
         if self.cleanup == "terminate":

@@ -38,6 +38,8 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
     :param follow_output: :meth:`OutputFollower.settings` to log the running tasks' new output lines
         on every poll; ``None`` for none.
     :param follow_output_up_to: Follow only while the watch has at most this many tasks.
+    :param max_task_requeues: End with ``failed`` (``reason="requeue_budget"``) when a watched task is
+        requeued more than this many times; ``None`` only reports requeues.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
         terminate_on_kill: bool = False,
         follow_output: dict[str, Any] | None = None,
         follow_output_up_to: int = 20,
+        max_task_requeues: int | None = None,
     ) -> None:
         super().__init__(
             azbatch_conn_id=azbatch_conn_id,
@@ -68,6 +71,7 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
         self.max_failure_logs = int(max_failure_logs)
         self.terminate_on_kill = bool(terminate_on_kill)
         self.follow_output_up_to = int(follow_output_up_to)
+        self.max_task_requeues = None if max_task_requeues is None else int(max_task_requeues)
         #: Built on the first check (off the loop, with the SDK); until then the settings as given.
         self._follow_output = follow_output
         self._follower: OutputFollower | None = None
@@ -84,6 +88,7 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
             "terminate_on_kill": self.terminate_on_kill,
             "follow_output": self._follower.settings() if self._follower else self._follow_output,
             "follow_output_up_to": self.follow_output_up_to,
+            "max_task_requeues": self.max_task_requeues,
         }
 
     @property
@@ -129,6 +134,7 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
             stalled_polls=self._stalled,
             max_failed_tasks=self.max_failed_tasks,
             max_failure_logs=self.max_failure_logs,
+            max_task_requeues=self.max_task_requeues,
         )
 
     def on_value(self, value: JobCheck) -> None:
