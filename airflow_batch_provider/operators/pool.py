@@ -29,6 +29,7 @@ from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
 from airflow_batch_provider.operators.base import BatchBaseOperator
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+from airflow_batch_provider.triggers.wait_state import wait_progress_key
 from airflow_batch_provider.utils.secrets import connection_credentials
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         self.wait_for_ready = wait_for_ready
         self.min_usable_nodes = min_usable_nodes
         self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
+        self._progress_store: Any = None
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
         self.deferrable = deferrable
@@ -250,7 +252,8 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         }
         if not self.wait_for_ready:
             return result
-        reboots = StartTaskReboots(self.max_start_task_reboots)
+        self._progress_store = context.get("task_state_store")
+        reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._saved_reboots(pool_id))
         if self.deferrable:
             verdict = self._check(pool_id, min_nodes, reboots)
             if verdict.status == "waiting":
@@ -312,8 +315,25 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         return True, True
 
     def _check(self, pool_id: str, min_nodes: int, reboots: StartTaskReboots) -> PoolVerdict:
-        """One poll of the pool; logs the reboots it made."""
-        return check_pool_blocking(self.hook, pool_id, min_nodes, reboots, self.log)
+        """One poll of the pool; logs the reboots it made and keeps them in the task state store."""
+        made = reboots.total
+        verdict = check_pool_blocking(self.hook, pool_id, min_nodes, reboots, self.log)
+        store = self._progress_store
+        if store is not None and reboots.total != made:
+            # Same key and shape as the trigger's progress, so a retry goes on from these reboots.
+            store.set(wait_progress_key(f"pool {pool_id!r}"), {"start_task_reboots": reboots.to_json()})
+        return verdict
+
+    def _saved_reboots(self, pool_id: str) -> dict[str, Any] | None:
+        """Reboots an earlier try made (Airflow 3.3's task state store), so a retry does not redo them."""
+        store = self._progress_store
+        if store is None or not self.max_start_task_reboots:
+            return None
+        saved = store.get(wait_progress_key(f"pool {pool_id!r}"))
+        reboots = saved.get("start_task_reboots") if isinstance(saved, dict) else None
+        if reboots:
+            self.log.info("Pool %s: going on from the start-task reboots an earlier try made", pool_id)
+        return reboots if isinstance(reboots, dict) else None
 
     def _wait(
         self, pool_id: str, min_nodes: int, timeout: float, poll_interval: float, reboots: StartTaskReboots

@@ -95,10 +95,26 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
     def resource(self) -> str:
         return f"job {self.job_id!r}"
 
+    def progress(self) -> dict[str, Any] | None:
+        return {
+            "counts": self._last_counts.as_dict() if self._last_counts else None,
+            "stalled_polls": self._stalled,
+            "offsets": dict(self._follower.offsets) if self._follower else None,
+        }
+
+    def resume_from(self, progress: dict[str, Any]) -> None:
+        if progress.get("counts"):
+            self._last_counts = TaskCounts.from_dict(progress["counts"])
+            self._stalled = int(progress.get("stalled_polls") or 0)
+        follower = self._output_follower()
+        if follower is not None and progress.get("offsets"):
+            follower.offsets.update(progress["offsets"])
+
     async def check(self, io: AsyncBatchIO) -> JobCheck:
         from airflow_batch_provider.batch.monitor.live_output import log_lines  # loaded off the loop already
 
         check = await self._check_job(io)
+        self._last_counts, self._stalled = check.counts, check.stalled_polls
         follower = self._output_follower()
         if follower and check.status == "running" and follower.wanted(check.counts, self.follow_output_up_to):
             try:
