@@ -88,3 +88,53 @@ def test_quota_wait_backs_off_exponentially_up_to_its_cap() -> None:
     assert [next(delays) for _ in range(5)] == [1, 2, 4, 5, 5]
     with pytest.raises(ValueError, match="first_delay"):
         QuotaWait(timeout=10, first_delay=0)
+
+
+@pytest.fixture
+def two_core_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[BatchHook]:
+    """An emulator account with 2 dedicated cores: one standard_d2s_v3 node."""
+    with BatchEmulatorServer(step_delay=0.005, dedicated_core_quota=2) as server:
+        conn = {
+            "conn_type": "azbatch",
+            "host": server.endpoint,
+            "login": server.account_name,
+            "password": server.account_key,
+        }
+        monkeypatch.setenv(f"AIRFLOW_CONN_{CONN.upper()}", json.dumps(conn))
+        yield BatchHook(CONN)
+
+
+def _pool(pool_id: str, **options: Any) -> dict[str, Any]:
+    return BatchCreatePoolOperator(
+        task_id=f"pool-{pool_id}",
+        pool_id=pool_id,
+        vm_size="standard_d2s_v3",
+        target_dedicated_nodes=1,
+        poll_interval=0.1,
+        azbatch_conn_id=CONN,
+        **options,
+    ).execute(task_context("capacity"))
+
+
+def test_pool_waits_for_the_core_quota_and_gets_its_node_once_cores_are_freed(
+    two_core_account: BatchHook,
+) -> None:
+    assert _pool("blocking")["usable_nodes"] == 1
+    freer = threading.Timer(1.0, two_core_account.delete_pool, args=("blocking",))
+    freer.start()
+    try:
+        result = _pool("waiting", quota_wait_timeout=30, quota_retry_delay=0.3)
+    finally:
+        freer.join()
+    assert result["usable_nodes"] == 1
+
+
+def test_pool_quota_wait_fails_naming_the_quota_when_the_bound_passes(two_core_account: BatchHook) -> None:
+    from airflow_batch_provider.exceptions import BatchPoolNotReadyError
+
+    _pool("blocking")
+    started = time.monotonic()
+    with pytest.raises(BatchPoolNotReadyError, match="AccountCoreQuotaReached") as info:
+        _pool("waiting", quota_wait_timeout=1.0, quota_retry_delay=0.3)
+    assert time.monotonic() - started < 15
+    assert "still used up after waiting" in str(info.value)
