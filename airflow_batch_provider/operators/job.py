@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError
 
-from airflow_batch_provider.batch.durations import to_iso_duration
+from airflow_batch_provider.batch.capacity import QuotaWait, QuotaWaitExpired, call_when_capacity
+from airflow_batch_provider.batch.durations import to_iso_duration, to_seconds
 from airflow_batch_provider.batch.ids import to_batch_id
 from airflow_batch_provider.batch.job_spec import build_job_spec, job_differences
 from airflow_batch_provider.batch.service_errors import error_code, error_message
@@ -57,6 +58,10 @@ class BatchCreateJobOperator(BatchBaseOperator):
     (``if_exists="reuse"``, so an Airflow retry re-attaches instead of failing); otherwise the task fails
     naming the differences. Returns ``{"job_id", "pool_id", "created"}``.
 
+    When the account's active job quota is used up (``ActiveJobAndScheduleQuotaReached``) the task fails
+    at once, unless ``quota_wait_timeout`` is set: then it tries again after ``quota_retry_delay``
+    seconds, doubling the pause (up to 5 minutes) until the job is created or the bound passes.
+
     :param job_id: The job id (any rendered template; made a valid Batch id).
     :param pool_id: The pool the job's tasks run on.
     :param priority: Job priority, -1000 to 1000.
@@ -72,6 +77,9 @@ class BatchCreateJobOperator(BatchBaseOperator):
     :param metadata: Name-value pairs stored on the job.
     :param job_spec: Any other job property (REST or Python style), merged last.
     :param if_exists: ``reuse`` a compatible existing job, or ``fail``.
+    :param quota_wait_timeout: Seconds (or timedelta) to wait for the job quota to free up; ``None``
+        (default) fails at the first quota error.
+    :param quota_retry_delay: Seconds before the first new try.
     :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
@@ -119,12 +127,16 @@ class BatchCreateJobOperator(BatchBaseOperator):
         metadata: Mapping[str, Any] | None = None,
         job_spec: Mapping[str, Any] | None = None,
         if_exists: str = "reuse",
+        quota_wait_timeout: timedelta | float | None = None,
+        quota_retry_delay: float = 5.0,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
         self.pool_id = pool_id
+        self.quota_wait_timeout = quota_wait_timeout
+        self.quota_retry_delay = quota_retry_delay
         self.priority = priority
         self.max_parallel_tasks = max_parallel_tasks
         self.max_wall_clock_time = max_wall_clock_time
@@ -179,17 +191,7 @@ class BatchCreateJobOperator(BatchBaseOperator):
                 f"Pool {pool_id!r} does not exist, so the tasks of job {job_id!r} could never run. Check "
                 "pool_id, or create the pool first (BatchCreatePoolOperator upstream of this task)."
             )
-        try:
-            created = self.hook.create_job(spec)
-        except HttpResponseError as err:
-            if error_code(err) == "ActiveJobAndScheduleQuotaReached":
-                raise BatchProviderError(
-                    f"Cannot create job {job_id!r}: the account's active job quota is used up "
-                    f"({error_message(err)}). Jobs count until they are terminated: add "
-                    "BatchTerminateJobOperator/BatchDeleteJobOperator as teardown tasks and set "
-                    "max_wall_clock_time so forgotten jobs end by themselves."
-                ) from err
-            raise
+        created = self._create(spec)
         if created:
             self.log.info("Created job %s on pool %s", job_id, pool_id)
             return {"job_id": job_id, "pool_id": pool_id, "created": True}
@@ -210,6 +212,47 @@ class BatchCreateJobOperator(BatchBaseOperator):
             "Reusing the existing job %s on pool %s (state %s)", job_id, pool_id, existing.get("state")
         )
         return {"job_id": job_id, "pool_id": pool_id, "created": False}
+
+    def _create(self, spec: dict[str, Any]) -> bool:
+        """Create the job; on a quota error, wait for a free slot as ``quota_wait_timeout`` allows."""
+        job_id = spec["id"]
+        quota_wait = QuotaWait(
+            timeout=to_seconds(self.quota_wait_timeout, "quota_wait_timeout") or 0.0,
+            first_delay=float(self.quota_retry_delay),
+            max_delay=max(300.0, float(self.quota_retry_delay)),
+        )
+        try:
+            return call_when_capacity(
+                lambda: self.hook.create_job(spec),
+                _is_job_quota_error,
+                quota_wait,
+                on_wait=lambda pause, err: self.log.warning(
+                    "Job %s: the account's active job quota is used up (%s); trying again in %.0fs",
+                    job_id,
+                    error_message(err),
+                    pause,
+                ),
+            )
+        except (QuotaWaitExpired, HttpResponseError) as failure:
+            if isinstance(failure, HttpResponseError) and not _is_job_quota_error(failure):
+                raise
+            err = failure.last_error if isinstance(failure, QuotaWaitExpired) else failure
+            waited = (
+                f" It was still used up after waiting {failure.waited:.0f}s (quota_wait_timeout)."
+                if isinstance(failure, QuotaWaitExpired)
+                else ""
+            )
+            raise BatchProviderError(
+                f"Cannot create job {job_id!r}: the account's active job quota is used up "
+                f"({error_message(err)}).{waited} Jobs count until they are terminated: add "
+                "BatchTerminateJobOperator/BatchDeleteJobOperator as teardown tasks and set "
+                "max_wall_clock_time so forgotten jobs end by themselves, or set quota_wait_timeout "
+                "to wait for a free slot."
+            ) from err
+
+
+def _is_job_quota_error(err: BaseException) -> bool:
+    return isinstance(err, HttpResponseError) and error_code(err) == "ActiveJobAndScheduleQuotaReached"
 
 
 class BatchTerminateJobOperator(BatchCleanupBaseOperator):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
+from airflow_batch_provider.batch.capacity import QuotaWait, QuotaWaitExpired, call_when_capacity
 from airflow_batch_provider.batch.containers import container_capable_image, container_configuration
 from airflow_batch_provider.batch.durations import to_seconds
 from airflow_batch_provider.batch.ids import to_batch_id
@@ -29,6 +30,7 @@ from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
 from airflow_batch_provider.operators.base import BatchBaseOperator, BatchCleanupBaseOperator
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+from airflow_batch_provider.triggers.wait_state import wait_progress_key
 from airflow_batch_provider.utils.deprecation import argument_name, renamed_arguments
 from airflow_batch_provider.utils.secrets import connection_credentials
 
@@ -72,6 +74,9 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     ``max_start_task_reboots`` reboots a node whose start task failed up to that many times (the start
     task reruns on every boot) before its failure counts; each reboot is logged with the node id, the
     attempt and the tail of ``startup/stderr.txt``.
+    ``quota_wait_timeout`` (seconds; poke wait of a fixed-size pool) turns a core quota resize error
+    (``AccountCoreQuotaReached``...) into a wait: the pool is resized again after ``quota_retry_delay``
+    seconds, doubling up to 5 minutes, until it gets its nodes or the bound passes.
 
     Returns ``{"pool_id", "created", "recreated", "vm_size", "task_slots_per_node", "usable_nodes"}``.
 
@@ -151,6 +156,8 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         wait_for_completion: bool = True,
         min_usable_nodes: int | None = None,
         max_start_task_reboots: int = 0,
+        quota_wait_timeout: timedelta | float | None = None,
+        quota_retry_delay: float = 5.0,
         timeout: timedelta | float = timedelta(minutes=30),
         poll_interval: timedelta | float = 30,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -178,6 +185,9 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         self.wait_for_completion = wait_for_completion
         self.min_usable_nodes = min_usable_nodes
         self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
+        self._progress_store: Any = None
+        self.quota_wait_timeout = quota_wait_timeout
+        self.quota_retry_delay = quota_retry_delay
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.deferrable = deferrable
@@ -279,7 +289,8 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         }
         if not self.wait_for_completion:
             return result
-        reboots = StartTaskReboots(self.max_start_task_reboots)
+        self._progress_store = context.get("task_state_store")
+        reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._saved_reboots(pool_id))
         if self.deferrable:
             verdict = self._check(pool_id, min_nodes, reboots)
             if verdict.status == "waiting":
@@ -299,7 +310,62 @@ class BatchCreatePoolOperator(BatchBaseOperator):
                     timeout=timedelta(seconds=wait_timeout + 60),
                 )
             return self._finish(result, {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id})
-        return self._finish(result, self._wait(pool_id, min_nodes, wait_timeout, poll_interval, reboots))
+        return self._finish(
+            result, self._wait_for_quota(spec, min_nodes, wait_timeout, poll_interval, reboots)
+        )
+
+    def _wait_for_quota(
+        self,
+        spec: dict[str, Any],
+        min_nodes: int,
+        timeout: float,
+        poll_interval: float,
+        reboots: StartTaskReboots,
+    ) -> dict[str, Any]:
+        """:meth:`_wait`; on a core quota error, with ``quota_wait_timeout``, resize again with backoff."""
+        pool_id = spec["id"]
+
+        def wait_once() -> dict[str, Any]:
+            waited = self._wait(pool_id, min_nodes, timeout, poll_interval, reboots)
+            if waited["status"] == "failed" and _CORE_QUOTA in str(waited.get("message")):
+                raise _CoreQuotaReached(waited)
+            return waited
+
+        def resize_later(pause: float, err: BaseException) -> None:
+            from azure.batch import models as batch_models
+
+            self.log.warning("Pool %s: the core quota is used up; resizing again in %.0fs", pool_id, pause)
+            time.sleep(pause)
+            # The poller's own polling is not waited on: the next round of _wait watches the pool.
+            self.hook.client.begin_resize_pool(
+                pool_id,
+                batch_models.BatchPoolResizeOptions(
+                    target_dedicated_nodes=int(spec.get("targetDedicatedNodes") or 0),
+                    target_low_priority_nodes=int(spec.get("targetLowPriorityNodes") or 0),
+                ),
+                polling_interval=max(1, int(poll_interval)),
+            )
+
+        bound = to_seconds(self.quota_wait_timeout, "quota_wait_timeout") or 0.0
+        if bound <= 0 or spec.get("enableAutoScale"):
+            return self._wait(pool_id, min_nodes, timeout, poll_interval, reboots)
+        wait = QuotaWait(bound, float(self.quota_retry_delay), max(300.0, float(self.quota_retry_delay)))
+        try:
+            return call_when_capacity(
+                wait_once,
+                lambda err: isinstance(err, _CoreQuotaReached),
+                wait,
+                on_wait=resize_later,
+                sleep=lambda _pause: None,  # resize_later sleeps, then resizes
+            )
+        except QuotaWaitExpired as expired:
+            assert isinstance(expired.last_error, _CoreQuotaReached)
+            waited = dict(expired.last_error.waited)
+            waited["message"] = (
+                f"{waited.get('message')} The quota was still used up after waiting {expired.waited:.0f}s "
+                "(quota_wait_timeout)."
+            )
+            return waited
 
     def _create(self, spec: dict[str, Any]) -> bool:
         files = self._start_task_files()
@@ -341,8 +407,25 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         return True, True
 
     def _check(self, pool_id: str, min_nodes: int, reboots: StartTaskReboots) -> PoolVerdict:
-        """One poll of the pool; logs the reboots it made."""
-        return check_pool_blocking(self.hook, pool_id, min_nodes, reboots, self.log)
+        """One poll of the pool; logs the reboots it made and keeps them in the task state store."""
+        made = reboots.total
+        verdict = check_pool_blocking(self.hook, pool_id, min_nodes, reboots, self.log)
+        store = self._progress_store
+        if store is not None and reboots.total != made:
+            # Same key and shape as the trigger's progress, so a retry goes on from these reboots.
+            store.set(wait_progress_key(f"pool {pool_id!r}"), {"start_task_reboots": reboots.to_json()})
+        return verdict
+
+    def _saved_reboots(self, pool_id: str) -> dict[str, Any] | None:
+        """Reboots an earlier try made (Airflow 3.3's task state store), so a retry does not redo them."""
+        store = self._progress_store
+        if store is None or not self.max_start_task_reboots:
+            return None
+        saved = store.get(wait_progress_key(f"pool {pool_id!r}"))
+        reboots = saved.get("start_task_reboots") if isinstance(saved, dict) else None
+        if reboots:
+            self.log.info("Pool %s: going on from the start-task reboots an earlier try made", pool_id)
+        return reboots if isinstance(reboots, dict) else None
 
     def _wait(
         self, pool_id: str, min_nodes: int, timeout: float, poll_interval: float, reboots: StartTaskReboots
@@ -393,6 +476,18 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         if status == "failed":
             raise BatchPoolNotReadyError(message)
         raise BatchProviderError(message or f"Waiting for pool {result.get('pool_id')!r} failed.")
+
+
+#: The resize error code part of a core quota failure (``AccountCoreQuotaReached``, ``...LowPriority...``).
+_CORE_QUOTA = "CoreQuotaReached"
+
+
+class _CoreQuotaReached(Exception):
+    """A wait ended on a core quota resize error; ``waited`` is its result."""
+
+    def __init__(self, waited: dict[str, Any]) -> None:
+        super().__init__(str(waited.get("message")))
+        self.waited = waited
 
 
 def _describe_size(spec: Mapping[str, Any]) -> str:

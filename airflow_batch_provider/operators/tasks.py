@@ -321,10 +321,9 @@ class BatchAddTasksOperator(BatchBaseOperator):
             url = self.blob_hook_for().container_url(str(self.output_container))
             self.lineage_outputs = [container_asset_uri(url, outputs.base_path)]
         self._adding = (job_id, id_prefix)
-        try:
-            summary = self._submit(job_id, id_prefix, pool_id, final)
-        finally:
-            self._adding = None
+        summary = self._submit(job_id, id_prefix, pool_id, final)
+        # Not in a ``finally``: on_kill runs after a timeout's exception has left this frame.
+        self._adding = None
         if self.lineage_outputs and self.asset_alias is not None:
             extra = {"job_id": summary["job_id"], "task_count": summary["task_count"]}
             emit_asset(context, self.asset_alias, self.lineage_outputs[0], extra)

@@ -24,9 +24,9 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
 
     With ``max_start_task_reboots``, a node whose start task failed is rebooted up to that many times
     before the failure counts. ``start_task_reboots`` holds the reboots already made (by the operator's
-    first check); the trigger adds its own in memory. The triggerer cannot store them, so a trigger
-    resumed on another triggerer (or after a restart) starts again from the counts it was deferred
-    with, and a node may get up to that many reboots more; the wait stays bounded by ``timeout_at``.
+    first check); the trigger adds its own. With a ``state_store`` attached they are saved after each
+    reboot and a re-created trigger (triggerer restart) goes on from them; without one it starts again
+    from the counts it was deferred with, and the wait stays bounded by ``timeout_at``.
 
     :param pool_id: The pool to watch.
     :param azbatch_conn_id: The ``azbatch`` connection.
@@ -90,6 +90,16 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
 
             self._reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._reboots_json)
         return self._reboots
+
+    def progress(self) -> dict[str, Any] | None:
+        return {"start_task_reboots": self.reboots.to_json()} if self.max_start_task_reboots else None
+
+    def resume_from(self, progress: dict[str, Any]) -> None:
+        from airflow_batch_provider.batch.monitor.pool import StartTaskReboots
+
+        saved = progress.get("start_task_reboots")
+        if saved:
+            self._reboots = StartTaskReboots.from_json(self.max_start_task_reboots, saved)
 
     async def check(self, io: AsyncBatchIO) -> PoolVerdict:
         from airflow_batch_provider.batch.monitor.pool import check_pool  # loaded off the loop already

@@ -344,6 +344,59 @@ def test_trigger_fails_after_its_reboots_and_honours_counts_it_was_given(
         hook.delete_pool(pool_id)
 
 
+def test_reboot_counts_carry_over_a_triggerer_restart_through_the_state_store(
+    hook: BatchHook, context: dict, uid: str
+) -> None:
+    from tests.support.state_store import MemoryTaskStateStore
+
+    pool_id = f"itest-restart-reboots-{uid}"
+    try:
+        _pool_op(
+            pool_id, target_dedicated_nodes=1, wait_for_completion=False, start_task=_start_task(ALWAYS_FAILS)
+        ).execute(context)
+        deferred_with = json.loads(
+            json.dumps(
+                BatchPoolTrigger(pool_id=pool_id, poll_interval=0.1, max_start_task_reboots=1).serialize()[1]
+            )
+        )
+        store = MemoryTaskStateStore()
+        first = BatchPoolTrigger(**deferred_with)
+        first.state_store = store
+        (event,) = asyncio.run(_collect(first))
+        assert event["status"] == "failed" and _boots(hook, pool_id) == 2  # one reboot, then no budget
+
+        # A new triggerer re-creates the trigger from the arguments it was deferred with (no reboots
+        # in them) in a new event loop; the state store tells it the reboot was made already.
+        again = BatchPoolTrigger(**deferred_with)
+        again.state_store = store
+        (second,) = asyncio.run(_collect(again))
+        assert second["status"] == "failed" and "1 reboot(s) were tried" in second["message"]
+        assert _boots(hook, pool_id) == 2  # no second reboot
+    finally:
+        hook.delete_pool(pool_id)
+
+
+def test_a_retry_goes_on_from_the_reboots_an_earlier_try_made(hook: BatchHook, uid: str) -> None:
+    from tests.support.state_store import MemoryTaskStateStore
+    from tests.support.task_context import task_context
+
+    pool_id = f"itest-retry-reboots-{uid}"
+    store = MemoryTaskStateStore()
+    context = {**task_context(uid, "pool"), "task_state_store": store}  # both tries of one task
+    try:
+        for _try in (1, 2):
+            with pytest.raises(BatchPoolNotReadyError, match="1 reboot\\(s\\) were tried"):
+                _pool_op(
+                    pool_id,
+                    target_dedicated_nodes=1,
+                    start_task=_start_task(ALWAYS_FAILS),
+                    max_start_task_reboots=1,
+                ).execute(context)
+            assert _boots(hook, pool_id) == 2  # the second try made no reboot of its own
+    finally:
+        hook.delete_pool(pool_id)
+
+
 def test_pool_sensor_reboots_in_poke_mode(hook: BatchHook, context: dict, uid: str) -> None:
     pool_id = f"itest-sensor-reboot-{uid}"
     try:
