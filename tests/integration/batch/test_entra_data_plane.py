@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -223,3 +224,55 @@ def test_the_management_plane_refuses_tokens_it_did_not_issue_for_itself(
 def test_the_management_plane_accepts_its_own_tokens(server: BatchEmulatorServer) -> None:
     for audience in (server.management_endpoint, "https://management.azure.com/"):
         assert _list_applications(server, _token(server, audience=audience)).status_code == 200
+
+
+def test_the_command_line_serves_the_data_plane_over_https_with_its_token_endpoint(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from airflow_batch_provider.testing.lifecycle import free_port
+
+    port, https_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "airflow_batch_provider.emulator",
+            "--port",
+            str(port),
+            "--https-port",
+            str(https_port),
+            "--state-dir",
+            str(tmp_path),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        ca = tmp_path / "management" / "tls" / "management-ca.pem"
+        endpoint = f"https://127.0.0.1:{https_port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(endpoint, verify=str(ca), timeout=2)
+                break
+            except (requests.ConnectionError, OSError):
+                assert process.poll() is None and time.monotonic() < deadline, "the emulator did not start"
+                time.sleep(0.1)
+        credential = ClientSecretCredential(
+            EMULATED_TENANT_ID,
+            "cli-app",
+            "any-secret",
+            authority=endpoint,
+            disable_instance_discovery=True,
+            connection_verify=str(ca),
+        )
+        with BatchClient(endpoint, credential, connection_verify=str(ca)) as client:
+            assert list(client.list_pools()) == []
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert f"HTTPS:        https://127.0.0.1:{https_port}" in output
