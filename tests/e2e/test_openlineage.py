@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from airflow.sdk import DAG
 
-from airflow_batch_provider.operators.storage import DownloadOutputFilesOperator, UploadDataFilesOperator
+from airflow_batch_provider.operators.storage import BlobDownloadFilesOperator, BlobUploadFilesOperator
 from airflow_batch_provider.testing.stack import LocalAzureStack
 
 pytestmark = pytest.mark.integration
@@ -62,10 +62,10 @@ def test_storage_steps_report_prefix_datasets_with_counts_and_no_sas(
     account = local_azure_stack.azurite.account_name
 
     with DAG(f"lineage_{uid}", schedule=None) as dag:
-        upload = UploadDataFilesOperator(
+        upload = BlobUploadFilesOperator(
             task_id="upload", container=container, prefix=f"inputs/{uid}/", source=str(source)
         )
-        download = DownloadOutputFilesOperator(
+        download = BlobDownloadFilesOperator(
             task_id="download", container=container, prefix=f"inputs/{uid}/", local_dir=str(tmp_path / "out")
         )
         upload >> download
@@ -140,3 +140,9 @@ def test_the_workflow_example_reports_each_steps_inputs_and_outputs(
     assert counts[f"{run_key}/inputs"] == 3
     assert named(add_tasks["outputs"]) == {(output, f"{run_key}/results")}
     assert named(complete["download_outputs"]["inputs"]) == {(output, f"{run_key}/results")}
+    # The collect step reads what the tasks uploaded: one dataset, every listed blob counted.
+    [listed] = complete["collect_logs"]["inputs"]
+    assert (listed["namespace"], listed["name"]) == (output, f"{run_key}/results")
+    statistics = listed["inputFacets"]["inputStatistics"]
+    assert statistics["fileCount"] == xcoms["collect_logs"]["output_url_count"] == 9
+    assert complete["collect_logs"]["outputs"] == []  # the logs went to the Airflow log, not to Blob

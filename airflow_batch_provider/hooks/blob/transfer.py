@@ -66,7 +66,13 @@ MANIFEST_DIR = "_airflow_manifests"
 
 @dataclass(frozen=True)
 class BlobFile:
-    """One file as stored in Blob Storage; ``url`` never carries a SAS."""
+    """One file as stored in Blob Storage; ``url`` never carries a SAS.
+
+    :param name: The blob name.
+    :param size: Its size in bytes.
+    :param url: The blob URL, without a SAS.
+    :param local_path: The local file it was uploaded from or downloaded to.
+    """
 
     name: str
     size: int
@@ -76,7 +82,13 @@ class BlobFile:
 
 @dataclass
 class TransferResult:
-    """What an upload or download moved (``transferred``) and what it found unchanged (``skipped``)."""
+    """What an upload or download moved (``transferred``) and what it found unchanged (``skipped``).
+
+    :param container: The container.
+    :param prefix: The blob prefix.
+    :param transferred: Files sent or fetched.
+    :param skipped: Files found unchanged and not transferred.
+    """
 
     container: str
     prefix: str
@@ -228,12 +240,7 @@ class BlobTransferMixin(BlobClientHook):
                 digest_cache=digest_cache,
             )
         )
-        paths = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
-        self._report_lineage(
-            [local_directory_uri(os.fspath(path)) for path in paths],
-            [self._prefix_uri(result.container, result.prefix)],
-            result,
-        )
+        self._report_upload_lineage(sources, result)
         return result
 
     async def aupload(
@@ -251,7 +258,7 @@ class BlobTransferMixin(BlobClientHook):
         """Async :meth:`upload`."""
         validate_container_name(container)
         await asyncio.to_thread(check_sources, sources)
-        return await self._aupload(
+        result = await self._aupload(
             container,
             sources,
             normalize_blob_prefix(prefix),
@@ -260,6 +267,18 @@ class BlobTransferMixin(BlobClientHook):
             max_concurrency=max_concurrency,
             max_concurrency_per_file=max_concurrency_per_file,
             digest_cache=digest_cache,
+        )
+        self._report_upload_lineage(sources, result)
+        return result
+
+    def _report_upload_lineage(
+        self, sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], result: TransferResult
+    ) -> None:
+        paths = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+        self._report_lineage(
+            [local_directory_uri(os.fspath(path)) for path in paths],
+            [self._prefix_uri(result.container, result.prefix)],
+            result,
         )
 
     async def _aupload(
@@ -540,7 +559,7 @@ class BlobTransferMixin(BlobClientHook):
         ``skip_unchanged``, a local file whose size and MD5 match the blob is kept as it is.
         """
         validate_container_name(container)
-        result = self._run(
+        return self._run(
             lambda: self.adownload_prefix(
                 container,
                 prefix,
@@ -550,12 +569,6 @@ class BlobTransferMixin(BlobClientHook):
                 max_concurrency_per_file=max_concurrency_per_file,
             )
         )
-        self._report_lineage(
-            [self._prefix_uri(container, normalize_blob_prefix(prefix))],
-            [Path(local_dir).resolve().as_uri()],
-            result,
-        )
-        return result
 
     def _prefix_uri(self, container: str, prefix: str) -> str:
         return container_asset_uri(self.container_url(container), prefix)
@@ -587,7 +600,29 @@ class BlobTransferMixin(BlobClientHook):
         _check_concurrency(max_concurrency, "max_concurrency")
         _check_concurrency(max_concurrency_per_file, "max_concurrency_per_file")
         prefix = normalize_blob_prefix(prefix)
-        root = Path(local_dir)
+        result = await self._adownload_prefix(
+            container,
+            prefix,
+            Path(local_dir),
+            skip_unchanged=skip_unchanged,
+            max_concurrency=max_concurrency,
+            max_concurrency_per_file=max_concurrency_per_file,
+        )
+        self._report_lineage(
+            [self._prefix_uri(container, prefix)], [Path(local_dir).resolve().as_uri()], result
+        )
+        return result
+
+    async def _adownload_prefix(
+        self,
+        container: str,
+        prefix: str,
+        root: Path,
+        *,
+        skip_unchanged: bool,
+        max_concurrency: int,
+        max_concurrency_per_file: int,
+    ) -> TransferResult:
         result = TransferResult(container=container, prefix=prefix)
         client = (await self.aget_conn()).get_container_client(container)
         base_url = strip_query(client.url)

@@ -30,7 +30,7 @@ from airflow_batch_provider.operators.job import (
 )
 from airflow_batch_provider.operators.output import BatchCollectTaskOutputOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator
-from airflow_batch_provider.operators.storage import UploadDataFilesOperator
+from airflow_batch_provider.operators.storage import BlobUploadFilesOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
@@ -53,6 +53,11 @@ def pool_id(local_azure_stack: Any) -> Iterator[str]:
     ).execute(task_context("setup", "pool"))
     yield pool
     BatchHook().delete_pool(pool)
+
+
+def blob_account() -> str:
+    """The storage account of the ``azblob_default`` connection (Azurite's)."""
+    return BlobStorageHook().settings.resolved_account_name
 
 
 def _ctx(task_id: str, run_id: str, map_index: int = -1) -> dict[str, Any]:
@@ -126,7 +131,7 @@ def test_job_ids_from_templates_creation_reuse_and_teardown(pool_id: str, hook: 
     assert terminate.execute(_ctx("t", uid))["outcome"] == "already_completed"
     with pytest.raises(BatchProviderError, match="accepts no new tasks"):
         create.execute(_ctx("job", uid))
-    delete = BatchDeleteJobOperator(task_id="d", job_id=raw_id, wait_for_deletion=True, poll_interval=0.2)
+    delete = BatchDeleteJobOperator(task_id="d", job_id=raw_id, wait_for_completion=True, poll_interval=0.2)
     assert delete.execute(_ctx("d", uid))["outcome"] == "deleted"
     assert delete.execute(_ctx("d", uid))["outcome"] == "not_found"
     assert (
@@ -140,7 +145,7 @@ def test_thousand_tasks_from_uploaded_blobs(pool_id: str, hook: BatchHook, uid: 
     data.mkdir()
     for index in range(1000):
         (data / f"part-{index:04d}.txt").write_text(f"payload {index}\n")
-    upload = UploadDataFilesOperator(
+    upload = BlobUploadFilesOperator(
         task_id="upload", source=str(data), container="itest-inputs", prefix=f"run-{uid}/"
     ).execute(_ctx("upload", uid))
     assert upload["count"] == 1000
@@ -221,14 +226,22 @@ def test_failures_are_reported_precisely_per_prefix(pool_id: str, hook: BatchHoo
     lenient = _wait(job_id, bad["task_id_prefix"], fail_on_task_failure=False)
     assert lenient["failed_task_ids"] == [f"{prefix}bad-1", f"{prefix}bad-2"]
 
-    collected = BatchCollectTaskOutputOperator(
+    collect = BatchCollectTaskOutputOperator(
         task_id="collect",
         job_id=job_id,
         task_id_prefix=prefix,
         destination_container="itest-logs",
         destination_prefix=f"{uid}/logs",
-    ).execute(_ctx("collect", uid))
+    )
+    collected = collect.execute(_ctx("collect", uid))
     assert collected["task_count"] == 2
+    # OpenLineage: the log prefix it wrote, one dataset with the count of files uploaded.
+    [written] = collect.get_openlineage_facets_on_complete(None).outputs
+    assert (written.namespace, written.name) == (
+        f"wasbs://itest-logs@{blob_account()}.dfs.core.windows.net",
+        f"{uid}/logs",
+    )
+    assert written.outputFacets["outputStatistics"].fileCount == 4
     url = collected["logs"][f"{prefix}bad-2"]["stderr.txt"]
     assert url.endswith(f"/itest-logs/{uid}/logs/{prefix}bad-2/stderr.txt") and "sig=" not in url
     blob = BlobStorageHook()
@@ -240,7 +253,7 @@ def test_outputs_and_std_logs_are_uploaded_and_listed(pool_id: str, hook: BatchH
     job_id = _job(pool_id, uid, max_wall_clock_time=3600)
     blob = BlobStorageHook()
     blob.create_container("itest-results")
-    result = BatchAddTasksOperator(
+    add = BatchAddTasksOperator(
         task_id="sweep",
         job_id=job_id,
         task_factory=ParametricSweep(
@@ -249,14 +262,25 @@ def test_outputs_and_std_logs_are_uploaded_and_listed(pool_id: str, hook: BatchH
         ),
         output_container="itest-results",
         output_patterns=["out/*.txt"],
-    ).execute(_ctx("sweep", uid))
+    )
+    result = add.execute(_ctx("sweep", uid))
     assert result["task_count"] == 2
     assert _wait(job_id, result["task_id_prefix"])["counts"]["succeeded"] == 2
 
-    collected = BatchCollectTaskOutputOperator(
-        task_id="collect", job_id=job_id, task_id_prefix=result["task_id_prefix"], which="all"
-    ).execute(_ctx("collect", uid))
+    collect = BatchCollectTaskOutputOperator(
+        task_id="collect", job_id=job_id, task_id_prefix=result["task_id_prefix"], only_failed=False
+    )
+    collected = collect.execute(_ctx("collect", uid))
     urls = collected["output_urls"]
+    # OpenLineage: one input dataset, the output prefix add-tasks reported, counting every listed blob.
+    lineage = collect.get_openlineage_facets_on_complete(None)
+    [read] = lineage.inputs
+    [written_by_tasks] = add.get_openlineage_facets_on_complete(None).outputs
+    assert read.namespace == f"wasbs://itest-results@{blob_account()}.dfs.core.windows.net"
+    assert (read.namespace, read.name) == (written_by_tasks.namespace, written_by_tasks.name)
+    assert read.name.startswith(f"{job_id}/") and not lineage.outputs
+    statistics = read.inputFacets["inputStatistics"]
+    assert statistics.fileCount == collected["output_url_count"] == 6 and statistics.size > 0
     assert collected["logs"] and all(
         v == {"stdout.txt": "logged", "stderr.txt": "logged"} for v in collected["logs"].values()
     )
@@ -360,12 +384,12 @@ def test_application_files_and_one_task_per_blob(
     pool_id: str, hook: BatchHook, uid: str, tmp_path: Path
 ) -> None:
     from airflow_batch_provider.batch.task_factories import BlobPrefixTasks
-    from airflow_batch_provider.operators.storage import UploadApplicationFilesOperator
+    from airflow_batch_provider.operators.storage import BlobUploadApplicationFilesOperator
 
     app = tmp_path / "app"
     app.mkdir()
     (app / "count.sh").write_text('#!/bin/sh\nprintf "%s lines in %s\\n" "$(wc -l < "$1")" "$1"\n')
-    uploaded_app = UploadApplicationFilesOperator(
+    uploaded_app = BlobUploadApplicationFilesOperator(
         task_id="upload_app", source=str(app), container="itest-apps", prefix=f"app-{uid}/", node_path="bin"
     ).execute(_ctx("upload_app", uid))
     blob = BlobStorageHook()
@@ -503,7 +527,7 @@ def test_active_job_quota_error_says_what_to_do(monkeypatch: pytest.MonkeyPatch,
             pool_id="p",
             vm_size="standard_d2s_v3",
             target_dedicated_nodes=1,
-            wait_for_ready=False,
+            wait_for_completion=False,
             azbatch_conn_id="azbatch_quota",
         ).execute(ctx)
         BatchCreateJobOperator(
