@@ -246,12 +246,13 @@ def test_a_body_over_1_mb_is_413_like_the_data_plane(endpoint: Endpoint, chunked
         f"{endpoint.url}/subscriptions/{SUBSCRIPTION}/resourceGroups/{RG}/providers/Microsoft.Batch"
         f"/batchAccounts/{ACCOUNT}/applications/too-big"
     )
+    token = IssuedTokenCredential(ISSUER).get_token(f"{endpoint.url}/.default").token
     body = b'{"properties": {"displayName": "' + b"x" * (1024 * 1024) + b'"}}'
     data: Any = iter([body[i : i + 65536] for i in range(0, len(body), 65536)]) if chunked else body
     response = requests.put(
         url,
         params={"api-version": "2025-06-01"},
-        headers={"Authorization": "Bearer x", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         data=data,
         verify=str(endpoint.ca_path),
         timeout=30,
@@ -262,7 +263,7 @@ def test_a_body_over_1_mb_is_413_like_the_data_plane(endpoint: Endpoint, chunked
     created = requests.get(
         url,
         params={"api-version": "2025-06-01"},
-        headers={"Authorization": "Bearer x"},
+        headers={"Authorization": f"Bearer {token}"},
         verify=str(endpoint.ca_path),
         timeout=10,
     )
