@@ -34,6 +34,10 @@ class BatchTaskFailureError(BatchProviderError):
     """Batch tasks completed with a failure (non-zero exit code, or a failure info)."""
 
 
+class BatchRequeueBudgetError(BatchProviderError):
+    """A watched task was requeued (Spot preemption, node loss) more often than ``max_task_requeues``."""
+
+
 class BatchJobEndedError(BatchProviderError):
     """The job ended (terminated, deleted) before its tasks completed."""
 

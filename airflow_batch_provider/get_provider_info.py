@@ -136,7 +136,11 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Azure Batch (airflow-batch-provider)",
-                "python-modules": [f"{PACKAGE}.triggers.job", f"{PACKAGE}.triggers.pool"],
+                "python-modules": [
+                    f"{PACKAGE}.triggers.job",
+                    f"{PACKAGE}.triggers.pool",
+                    f"{PACKAGE}.triggers.cleanup",
+                ],
             }
         ],
         "filesystems": [f"{PACKAGE}.fs.blob"],

@@ -291,7 +291,7 @@ def explain(measurement: Measurement) -> list[str]:
 
 BENCHMARK = Benchmark(
     name=NAME,
-    what="Upload 2,000 files of 16 KiB with BlobStorageHook.upload (UploadDataFilesOperator's engine).",
+    what="Upload 2,000 files of 16 KiB with BlobStorageHook.upload (BlobUploadFilesOperator's engine).",
     baseline=(
         "One upload_blob call per file in sequence (LocalFilesystemToWasb / WasbHook.load_file); a raw SDK "
         "thread pool, fastest of several sizes."

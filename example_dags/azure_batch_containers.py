@@ -32,7 +32,7 @@ from airflow_batch_provider.hooks.blob import BlobStorageHook
 from airflow_batch_provider.operators.job import BatchCreateJobOperator, BatchDeleteJobOperator
 from airflow_batch_provider.operators.output import BatchCollectTaskOutputOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, BatchDeletePoolOperator
-from airflow_batch_provider.operators.storage import UploadDataFilesOperator
+from airflow_batch_provider.operators.storage import BlobUploadFilesOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
 
@@ -85,7 +85,7 @@ with DAG(
         BlobStorageHook(azblob_conn_id="azblob_default").create_container(params["output_container"])
         return str(params["output_container"])
 
-    upload_inputs = UploadDataFilesOperator(
+    upload_inputs = BlobUploadFilesOperator(
         task_id="upload_inputs",
         source="{{ params.input_dir }}/poem.txt",
         container="{{ params.data_container }}",
@@ -122,7 +122,7 @@ with DAG(
     wait_for_tasks = BatchJobSensor(task_id="wait_for_tasks", job_id=RUN_KEY, poke_interval=POLL_SECONDS)
 
     collect_logs = BatchCollectTaskOutputOperator(
-        task_id="collect_logs", job_id=RUN_KEY, which="all", trigger_rule="all_done"
+        task_id="collect_logs", job_id=RUN_KEY, only_failed=False, trigger_rule="all_done"
     )
 
     delete_job = BatchDeleteJobOperator(task_id="delete_job", job_id=RUN_KEY)

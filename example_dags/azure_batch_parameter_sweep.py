@@ -39,8 +39,8 @@ from airflow_batch_provider.hooks.blob import BlobStorageHook
 from airflow_batch_provider.operators.job import BatchCreateJobOperator, BatchDeleteJobOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, BatchDeletePoolOperator
 from airflow_batch_provider.operators.storage import (
-    DownloadOutputFilesOperator,
-    UploadApplicationFilesOperator,
+    BlobDownloadFilesOperator,
+    BlobUploadApplicationFilesOperator,
 )
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
@@ -90,7 +90,7 @@ with DAG(
         "nodes": Param(2, type="integer", minimum=1),
     },
 ) as dag:
-    upload_app = UploadApplicationFilesOperator(
+    upload_app = BlobUploadApplicationFilesOperator(
         task_id="upload_app",
         source=f"{APP_DIR}/*.py",
         container="{{ params.data_container }}",
@@ -217,7 +217,7 @@ with DAG(
         points = sorted(task_id for task_id in tasks if task_id.startswith("point-"))
         return {"points": len(points), "skipped": sorted(skipped), "merged": len(points) - len(skipped)}
 
-    download_sweep = DownloadOutputFilesOperator(
+    download_sweep = BlobDownloadFilesOperator(
         task_id="download_sweep",
         container="{{ params.output_container }}",
         prefix=f"{MERGE_PREFIX}/",

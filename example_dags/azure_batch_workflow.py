@@ -51,9 +51,9 @@ from airflow_batch_provider.operators.job import BatchCreateJobOperator, BatchDe
 from airflow_batch_provider.operators.output import BatchCollectTaskOutputOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, BatchDeletePoolOperator
 from airflow_batch_provider.operators.storage import (
-    DownloadOutputFilesOperator,
-    UploadApplicationFilesOperator,
-    UploadDataFilesOperator,
+    BlobDownloadFilesOperator,
+    BlobUploadApplicationFilesOperator,
+    BlobUploadFilesOperator,
 )
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
@@ -90,13 +90,13 @@ with DAG(
         "nodes": Param(2, type="integer", minimum=1, description="Dedicated nodes in the pool."),
     },
 ) as dag:
-    upload_inputs = UploadDataFilesOperator(
+    upload_inputs = BlobUploadFilesOperator(
         task_id="upload_inputs",
         source="{{ params.input_dir }}/*.csv",
         container="{{ params.data_container }}",
         prefix=INPUT_PREFIX,
     )
-    upload_app = UploadApplicationFilesOperator(
+    upload_app = BlobUploadApplicationFilesOperator(
         task_id="upload_app",
         source=f"{APP_DIR}/*.py",
         container="{{ params.data_container }}",
@@ -167,11 +167,11 @@ with DAG(
     collect_logs = BatchCollectTaskOutputOperator(
         task_id="collect_logs",
         job_id=RUN_KEY,
-        which="all",
+        only_failed=False,
         trigger_rule="all_done",  # the logs matter most when a task failed
     )
 
-    download_outputs = DownloadOutputFilesOperator(
+    download_outputs = BlobDownloadFilesOperator(
         task_id="download_outputs",
         container="{{ params.output_container }}",
         prefix=f"{RESULTS_PREFIX}/",

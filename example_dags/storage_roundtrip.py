@@ -21,7 +21,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, task
 
-from airflow_batch_provider.operators.storage import DownloadOutputFilesOperator, UploadDataFilesOperator
+from airflow_batch_provider.operators.storage import BlobDownloadFilesOperator, BlobUploadFilesOperator
 
 WORK_DIR = os.environ.get("STORAGE_ROUNDTRIP_DIR") or os.path.join(tempfile.gettempdir(), "storage_roundtrip")
 CONTAINER = os.environ.get("STORAGE_ROUNDTRIP_CONTAINER", "storage-roundtrip")
@@ -69,14 +69,14 @@ with DAG(
         (source / "big.bin").write_bytes(_payload("big", BIG_FILE_SIZE))
         return count + 1
 
-    upload = UploadDataFilesOperator(
+    upload = BlobUploadFilesOperator(
         task_id="upload_inputs",
         source="{{ params.work_dir }}/input",
         container="{{ params.container }}",
         prefix="{{ params.prefix }}",
     )
 
-    download = DownloadOutputFilesOperator(
+    download = BlobDownloadFilesOperator(
         task_id="download_back",
         container="{{ params.container }}",
         prefix="{{ params.prefix }}",

@@ -167,7 +167,7 @@ def _oversized_message(tasks: list[Mapping[str, Any]]) -> str:
         f"{len(tasks)} task(s) are larger than the 1 MB the Batch service accepts per request, e.g. "
         f"{first.get('id')!r} with {task_body_size(first):,} bytes; its biggest fields: {biggest}. "
         "Such a task can never be added: move large data into resource files (upload it with "
-        "UploadDataFilesOperator and pass it as common_resource_files or the task's resourceFiles) instead "
+        "BlobUploadFilesOperator and pass it as common_resource_files or the task's resourceFiles) instead "
         "of the command line or environment."
     )
 

@@ -22,6 +22,8 @@ class AzureBaseHook(BaseHook):
     Subclasses set ``conn_name_attr``, ``default_conn_name``, ``conn_type``, ``hook_name`` and
     ``service``. Synchronous code uses :attr:`settings`; code running in the triggerer awaits
     :meth:`aget_settings`, which fetches the connection the async-safe way.
+
+    :param conn_id: The Airflow connection id; default the subclass's ``default_conn_name``.
     """
 
     service: ClassVar[Service]

@@ -188,7 +188,13 @@ class _AsyncAuthErrorPolicy(AsyncHTTPPolicy):
 
 @dataclass
 class AddTasksResult:
-    """Outcome of adding a collection: new tasks, tasks that already existed, and per-task failures."""
+    """Outcome of adding a collection: new tasks, tasks that already existed, and per-task failures.
+
+    :param added: Tasks the service created.
+    :param already_existed: Tasks the service answered ``TaskExists`` for (added by an earlier try).
+    :param failures: The tasks the service refused, with its error for each.
+    :param requests: Add-collection requests sent.
+    """
 
     added: int = 0
     already_existed: int = 0
@@ -306,6 +312,13 @@ class BatchHook(AzureBaseHook):
     from the ``[azure_batch_provider]`` config section) and a user agent naming this provider.
     ``http_policies`` adds azure-core pipeline policies (``SansIOHTTPPolicy``/``HTTPPolicy``) to both
     clients, run on every HTTP attempt.
+
+    :param azbatch_conn_id: The ``azbatch`` connection id.
+    :param retry_total: Retries of a failed request (default from the configuration).
+    :param retry_backoff_factor: Backoff factor between retries, in seconds (default from the configuration).
+    :param retry_backoff_max: Longest backoff between retries, in seconds (default from the configuration).
+    :param add_tasks_concurrency: Add-collection requests sent at once (default from the configuration).
+    :param http_policies: Extra azure-core pipeline policies for both clients.
     """
 
     conn_type = "azbatch"
@@ -484,14 +497,18 @@ class BatchHook(AzureBaseHook):
             return False
         return True
 
-    def delete_pool(self, pool_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:
-        """Delete a pool: ``deleted``, ``not_found`` or ``being_deleted``; waits for it to vanish if asked."""
+    def delete_pool(
+        self, pool_id: str, *, wait: bool = False, poll_interval: float = 5, timeout: float = WAIT_TIMEOUT
+    ) -> str:
+        """Delete a pool: ``deleted``, ``not_found`` or ``being_deleted``; waits for it to vanish if asked
+        (at most ``timeout`` seconds)."""
         return self._delete(
             lambda: self.client.begin_delete_pool(pool_id, polling_interval=poll_interval),  # type: ignore[arg-type]
             "PoolBeingDeleted",
             lambda: self.get_pool(pool_id, select=["id"]),
             wait=wait,
             poll_interval=poll_interval,
+            timeout=timeout,
         )
 
     def _delete(
@@ -502,6 +519,7 @@ class BatchHook(AzureBaseHook):
         *,
         wait: bool,
         poll_interval: float,
+        timeout: float,
     ) -> str:
         """Start a delete: ``deleted``, ``not_found`` or ``being_deleted``; wait for it to vanish if asked."""
         try:
@@ -512,10 +530,10 @@ class BatchHook(AzureBaseHook):
             if error_code(err) != being_deleted_code:
                 raise
             if wait:
-                self._wait_gone(getter, poll_interval)
+                self._wait_gone(getter, poll_interval, timeout)
             return "being_deleted"
         if wait:
-            _wait_for(poller, "the resource to be deleted")
+            _wait_for(poller, "the resource to be deleted", timeout)
         return "deleted"
 
     def _wait_gone(self, getter: Any, poll_interval: float, timeout: float = WAIT_TIMEOUT) -> None:
@@ -574,9 +592,16 @@ class BatchHook(AzureBaseHook):
         )
 
     def terminate_job(
-        self, job_id: str, reason: str | None = None, *, wait: bool = False, poll_interval: float = 5
+        self,
+        job_id: str,
+        reason: str | None = None,
+        *,
+        wait: bool = False,
+        poll_interval: float = 5,
+        timeout: float = WAIT_TIMEOUT,
     ) -> str:
-        """Terminate a job: ``terminated``, ``not_found`` or ``already_completed``."""
+        """Terminate a job: ``terminated``, ``not_found`` or ``already_completed``; with ``wait``, waits
+        at most ``timeout`` seconds for it to end."""
         try:
             poller = compat.begin_terminate_job(self.client, job_id, reason, polling_interval=poll_interval)
         except ResourceNotFoundError:
@@ -588,17 +613,21 @@ class BatchHook(AzureBaseHook):
                 return "not_found"
             raise
         if wait:
-            _wait_for(poller, f"job {job_id!r} to terminate")
+            _wait_for(poller, f"job {job_id!r} to terminate", timeout)
         return "terminated"
 
-    def delete_job(self, job_id: str, *, wait: bool = False, poll_interval: float = 5) -> str:
-        """Delete a job and its tasks: ``deleted``, ``not_found`` or ``being_deleted``."""
+    def delete_job(
+        self, job_id: str, *, wait: bool = False, poll_interval: float = 5, timeout: float = WAIT_TIMEOUT
+    ) -> str:
+        """Delete a job and its tasks: ``deleted``, ``not_found`` or ``being_deleted``; with ``wait``,
+        waits at most ``timeout`` seconds for it to vanish."""
         return self._delete(
             lambda: self.client.begin_delete_job(job_id, polling_interval=poll_interval),  # type: ignore[arg-type]
             "JobBeingDeleted",
             lambda: self.get_job(job_id, select=["id"]),
             wait=wait,
             poll_interval=poll_interval,
+            timeout=timeout,
         )
 
     def get_task_counts(self, job_id: str) -> TaskCounts:

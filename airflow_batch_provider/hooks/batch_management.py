@@ -53,7 +53,14 @@ PublishAction = Literal["created", "updated", "unchanged"]
 
 @dataclass(frozen=True)
 class PublishResult:
-    """What publishing did (``created``, ``updated`` or ``unchanged``) and the reference to use."""
+    """What publishing did (``created``, ``updated`` or ``unchanged``) and the reference to use.
+
+    :param application_id: The application.
+    :param version: The published version.
+    :param action: ``created``, ``updated`` or ``unchanged``.
+    :param sha256: SHA-256 of the published zip.
+    :param is_default: Whether the version is the application's default.
+    """
 
     application_id: str
     version: str
@@ -74,7 +81,12 @@ def _error_text(err: HttpResponseError) -> str:
 
 
 class BatchManagementHook(AzureBaseHook):
-    """Manage a Batch account's applications and application packages through Resource Manager."""
+    """Manage a Batch account's applications and application packages through Resource Manager.
+
+    :param azbatch_conn_id: An ``azbatch`` connection with Entra ID credentials and the extras
+        ``subscription_id`` and ``resource_group``.
+    :param retry_total: Retries of a failed Resource Manager request.
+    """
 
     conn_type = "azbatch"
     conn_name_attr: ClassVar[str] = "azbatch_conn_id"

@@ -55,7 +55,27 @@ def parse_connection_string(connection_string: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class AzureConnectionSettings:
-    """The fields of an ``azbatch`` or ``azblob`` connection, normalised and with secrets masked."""
+    """The fields of an ``azbatch`` or ``azblob`` connection, normalised and with secrets masked.
+
+    :param conn_id: The connection id.
+    :param service: ``batch`` or ``blob``.
+    :param endpoint: The account URL.
+    :param account_name: The account name.
+    :param account_key: The account key (shared key authentication).
+    :param connection_string: A storage connection string.
+    :param sas_token: A storage SAS token.
+    :param tenant_id: The Entra ID tenant of a service principal or workload identity.
+    :param client_id: The service principal's (or workload identity's) client id.
+    :param client_secret: The service principal's secret.
+    :param managed_identity: Authenticate with a managed identity.
+    :param managed_identity_client_id: The client id of a user-assigned managed identity.
+    :param workload_identity: Authenticate with a workload identity (federated token).
+    :param federated_token_file: The workload identity's token file.
+    :param authority_host: The Entra ID authority (a sovereign or private cloud's).
+    :param authority_ca_bundle: A CA file to trust for ``authority_host``.
+    :param auth_type: The authentication mode, when set explicitly.
+    :param extras: The connection's other extra fields.
+    """
 
     conn_id: str
     service: Service

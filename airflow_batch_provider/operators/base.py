@@ -3,12 +3,17 @@ connection fields added to ``template_fields``, and saving portal links without 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseOperator, conf
 
+from airflow_batch_provider.batch.durations import to_seconds
+from airflow_batch_provider.batch.ids import to_batch_id
+from airflow_batch_provider.exceptions import BatchProviderError
 from airflow_batch_provider.hooks.base import AZBATCH_DEFAULT_CONN_ID, AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPortalLink
@@ -79,3 +84,86 @@ class BatchBaseOperator(BatchConnectionMixin, BaseOperator):
         super().__init__(**kwargs)
         self.azbatch_conn_id = azbatch_conn_id
         self.azblob_conn_id = azblob_conn_id
+
+
+class BatchCleanupBaseOperator(BatchBaseOperator):
+    """Base of the terminate and delete operators: starts the cleanup, then waits (bounded, deferrable)
+    until the job has ended or the resource is gone.
+
+    :param wait_for_completion: Block until the cleanup is done.
+    :param timeout: Longest wait, in seconds or a ``timedelta``; then the task fails.
+    :param poll_interval: Time between two checks while waiting, in seconds or a ``timedelta``.
+    :param deferrable: Wait in the triggerer and free the worker slot.
+    """
+
+    #: ``pool`` or ``job``.
+    kind: str
+    #: The hook's outcome after which there is something to wait for.
+    started_outcome = "deleted"
+
+    def __init__(
+        self,
+        *,
+        wait_for_completion: bool = False,
+        timeout: timedelta | float = timedelta(hours=1),
+        poll_interval: timedelta | float = 5,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.wait_for_completion = wait_for_completion
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+
+    def start_cleanup(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
+        """Start (and, with ``wait``, finish) the cleanup; the hook's outcome."""
+        raise NotImplementedError
+
+    def cleanup_trigger(self, resource_id: str, **kwargs: Any) -> Any:
+        """The trigger that waits for the cleanup in the triggerer."""
+        from airflow_batch_provider.triggers.cleanup import BatchDeletionTrigger
+
+        return BatchDeletionTrigger(kind=self.kind, resource_id=resource_id, **kwargs)  # type: ignore[arg-type]
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        resource_id = to_batch_id(getattr(self, f"{self.kind}_id"), f"{self.kind}_id")
+        poll_interval = to_seconds(self.poll_interval, "poll_interval")
+        poll_interval = 5.0 if poll_interval is None else poll_interval
+        timeout = to_seconds(self.timeout, "timeout") or 3600.0
+        wait_here = self.wait_for_completion and not self.deferrable
+        outcome = self.start_cleanup(
+            resource_id, wait=wait_here, poll_interval=poll_interval, timeout=timeout
+        )
+        result = {f"{self.kind}_id": resource_id, "outcome": outcome}
+        if (
+            self.wait_for_completion
+            and self.deferrable
+            and outcome in (self.started_outcome, "being_deleted")
+        ):
+            self.log.info("Waiting in the triggerer for %s %s: %s", self.kind, resource_id, outcome)
+            self.defer(
+                trigger=self.cleanup_trigger(
+                    resource_id,
+                    azbatch_conn_id=self.azbatch_conn_id,
+                    poll_interval=poll_interval,
+                    timeout_at=time.time() + timeout,
+                    resume_xcom=result,
+                ),
+                method_name="execute_complete",
+                timeout=timedelta(seconds=timeout + 60),
+            )
+        self.log.info("%s %s: %s", self.kind.capitalize(), resource_id, outcome.replace("_", " "))
+        return result
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The result once the trigger saw the cleanup done; a timeout or read error fails the task."""
+        if not event:
+            raise BatchProviderError(f"The {self.kind} cleanup trigger ended without an event.")
+        if event.get("status") not in ("deleted", "terminated"):
+            raise BatchProviderError(
+                f"{event.get('message')} Raise timeout, or check the {self.kind} in the Azure portal."
+            )
+        result = dict(event.get("resume_xcom") or {})
+        self.log.info("%s %s: %s", self.kind.capitalize(), event.get("resource_id"), event.get("status"))
+        return result

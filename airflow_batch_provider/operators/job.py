@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError
 
+from airflow_batch_provider.batch.capacity import QuotaWait, QuotaWaitExpired, call_when_capacity
 from airflow_batch_provider.batch.durations import to_iso_duration, to_seconds
 from airflow_batch_provider.batch.ids import to_batch_id
 from airflow_batch_provider.batch.job_spec import build_job_spec, job_differences
@@ -16,7 +17,8 @@ from airflow_batch_provider.batch.validation import validate_batch_id
 from airflow_batch_provider.exceptions import BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.operators.base import BatchBaseOperator
+from airflow_batch_provider.operators.base import BatchBaseOperator, BatchCleanupBaseOperator
+from airflow_batch_provider.utils.deprecation import renamed_arguments
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,6 +57,30 @@ class BatchCreateJobOperator(BatchBaseOperator):
     A job that exists already is reused when it is bound to the same pool and still accepts tasks
     (``if_exists="reuse"``, so an Airflow retry re-attaches instead of failing); otherwise the task fails
     naming the differences. Returns ``{"job_id", "pool_id", "created"}``.
+
+    When the account's active job quota is used up (``ActiveJobAndScheduleQuotaReached``) the task fails
+    at once, unless ``quota_wait_timeout`` is set: then it tries again after ``quota_retry_delay``
+    seconds, doubling the pause (up to 5 minutes) until the job is created or the bound passes.
+
+    :param job_id: The job id (any rendered template; made a valid Batch id).
+    :param pool_id: The pool the job's tasks run on.
+    :param priority: Job priority, -1000 to 1000.
+    :param max_parallel_tasks: Tasks of this job that run at once, at most.
+    :param max_wall_clock_time: The job's kill switch (seconds, ``timedelta`` or ISO 8601).
+    :param max_task_retry_count: Retries of a failed task (-1: unlimited).
+    :param job_preparation_task: A task run on each node before the job's first task there.
+    :param job_release_task: A task run on each node when the job ends.
+    :param common_environment_settings: Environment variables for every task of the job.
+    :param uses_task_dependencies: Allow tasks to depend on other tasks.
+    :param on_all_tasks_complete: ``noaction`` or ``terminatejob`` once every task completed.
+    :param on_task_failure: ``noaction`` or ``performexitoptionsjobaction`` when a task fails.
+    :param metadata: Name-value pairs stored on the job.
+    :param job_spec: Any other job property (REST or Python style), merged last.
+    :param if_exists: ``reuse`` a compatible existing job, or ``fail``.
+    :param quota_wait_timeout: Seconds (or timedelta) to wait for the job quota to free up; ``None``
+        (default) fails at the first quota error.
+    :param quota_retry_delay: Seconds before the first new try.
+    :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = (
@@ -101,12 +127,16 @@ class BatchCreateJobOperator(BatchBaseOperator):
         metadata: Mapping[str, Any] | None = None,
         job_spec: Mapping[str, Any] | None = None,
         if_exists: str = "reuse",
+        quota_wait_timeout: timedelta | float | None = None,
+        quota_retry_delay: float = 5.0,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
         self.pool_id = pool_id
+        self.quota_wait_timeout = quota_wait_timeout
+        self.quota_retry_delay = quota_retry_delay
         self.priority = priority
         self.max_parallel_tasks = max_parallel_tasks
         self.max_wall_clock_time = max_wall_clock_time
@@ -161,17 +191,7 @@ class BatchCreateJobOperator(BatchBaseOperator):
                 f"Pool {pool_id!r} does not exist, so the tasks of job {job_id!r} could never run. Check "
                 "pool_id, or create the pool first (BatchCreatePoolOperator upstream of this task)."
             )
-        try:
-            created = self.hook.create_job(spec)
-        except HttpResponseError as err:
-            if error_code(err) == "ActiveJobAndScheduleQuotaReached":
-                raise BatchProviderError(
-                    f"Cannot create job {job_id!r}: the account's active job quota is used up "
-                    f"({error_message(err)}). Jobs count until they are terminated: add "
-                    "BatchTerminateJobOperator/BatchDeleteJobOperator as teardown tasks and set "
-                    "max_wall_clock_time so forgotten jobs end by themselves."
-                ) from err
-            raise
+        created = self._create(spec)
         if created:
             self.log.info("Created job %s on pool %s", job_id, pool_id)
             return {"job_id": job_id, "pool_id": pool_id, "created": True}
@@ -193,75 +213,115 @@ class BatchCreateJobOperator(BatchBaseOperator):
         )
         return {"job_id": job_id, "pool_id": pool_id, "created": False}
 
+    def _create(self, spec: dict[str, Any]) -> bool:
+        """Create the job; on a quota error, wait for a free slot as ``quota_wait_timeout`` allows."""
+        job_id = spec["id"]
+        quota_wait = QuotaWait(
+            timeout=to_seconds(self.quota_wait_timeout, "quota_wait_timeout") or 0.0,
+            first_delay=float(self.quota_retry_delay),
+            max_delay=max(300.0, float(self.quota_retry_delay)),
+        )
+        try:
+            return call_when_capacity(
+                lambda: self.hook.create_job(spec),
+                _is_job_quota_error,
+                quota_wait,
+                on_wait=lambda pause, err: self.log.warning(
+                    "Job %s: the account's active job quota is used up (%s); trying again in %.0fs",
+                    job_id,
+                    error_message(err),
+                    pause,
+                ),
+            )
+        except (QuotaWaitExpired, HttpResponseError) as failure:
+            if isinstance(failure, HttpResponseError) and not _is_job_quota_error(failure):
+                raise
+            err = failure.last_error if isinstance(failure, QuotaWaitExpired) else failure
+            waited = (
+                f" It was still used up after waiting {failure.waited:.0f}s (quota_wait_timeout)."
+                if isinstance(failure, QuotaWaitExpired)
+                else ""
+            )
+            raise BatchProviderError(
+                f"Cannot create job {job_id!r}: the account's active job quota is used up "
+                f"({error_message(err)}).{waited} Jobs count until they are terminated: add "
+                "BatchTerminateJobOperator/BatchDeleteJobOperator as teardown tasks and set "
+                "max_wall_clock_time so forgotten jobs end by themselves, or set quota_wait_timeout "
+                "to wait for a free slot."
+            ) from err
 
-class BatchTerminateJobOperator(BatchBaseOperator):
+
+def _is_job_quota_error(err: BaseException) -> bool:
+    return isinstance(err, HttpResponseError) and error_code(err) == "ActiveJobAndScheduleQuotaReached"
+
+
+class BatchTerminateJobOperator(BatchCleanupBaseOperator):
     """Terminate a Batch job (running tasks are stopped); a missing or completed job is not an error.
 
     Frees the account's active-job quota. Teardown-friendly. Returns ``{"job_id", "outcome"}`` with
-    ``terminated``, ``already_completed`` or ``not_found``.
+    ``terminated``, ``already_completed`` or ``not_found``. With ``wait_for_completion`` the task waits
+    until the job has ended (in the triggerer when ``deferrable``), at most ``timeout``.
+
+    :param job_id: The job to terminate (templated).
+    :param reason: The terminate reason the job records (templated).
+    :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = ("job_id", "reason", "azbatch_conn_id")
     ui_color = "#ffe0e0"
+    kind = "job"
+    started_outcome = "terminated"
 
     def __init__(
         self,
         *,
         job_id: str,
         reason: str = "TerminatedByAirflow",
-        wait_for_completion: bool = False,
-        poll_interval: float = 5,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
         self.reason = reason
-        self.wait_for_completion = wait_for_completion
-        self.poll_interval = poll_interval
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        job_id = to_batch_id(self.job_id, "job_id")
-        poll_interval = to_seconds(self.poll_interval, "poll_interval")
-        outcome = self.hook.terminate_job(
-            job_id,
-            self.reason,
-            wait=self.wait_for_completion,
-            poll_interval=5 if poll_interval is None else poll_interval,
+    def start_cleanup(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
+        return self.hook.terminate_job(
+            resource_id, self.reason, wait=wait, poll_interval=poll_interval, timeout=timeout
         )
-        self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
-        return {"job_id": job_id, "outcome": outcome}
+
+    def cleanup_trigger(self, resource_id: str, **kwargs: Any) -> Any:
+        from airflow_batch_provider.triggers.cleanup import BatchJobTerminationTrigger
+
+        return BatchJobTerminationTrigger(job_id=resource_id, **kwargs)
 
 
-class BatchDeleteJobOperator(BatchBaseOperator):
+class BatchDeleteJobOperator(BatchCleanupBaseOperator):
     """Delete a Batch job and its tasks; a job that does not exist is not an error.
 
     Teardown-friendly (``.as_teardown()``). Returns ``{"job_id", "outcome"}`` with ``deleted``,
-    ``being_deleted`` or ``not_found``.
+    ``being_deleted`` or ``not_found``. With ``wait_for_completion`` the task waits until the job is
+    gone (in the triggerer when ``deferrable``), at most ``timeout``.
+
+    :param job_id: The job to delete (templated).
+    :param wait_for_completion: Block until the job is gone (formerly ``wait_for_deletion``).
+    :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = ("job_id", "azbatch_conn_id")
     ui_color = "#ffe0e0"
+    kind = "job"
 
+    @renamed_arguments(wait_for_deletion="wait_for_completion")
     def __init__(
         self,
         *,
         job_id: str,
-        wait_for_deletion: bool = False,
-        poll_interval: float = 5,
+        wait_for_completion: bool = False,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
+        super().__init__(wait_for_completion=wait_for_completion, azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.job_id = job_id
-        self.wait_for_deletion = wait_for_deletion
-        self.poll_interval = poll_interval
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        job_id = to_batch_id(self.job_id, "job_id")
-        poll_interval = to_seconds(self.poll_interval, "poll_interval")
-        outcome = self.hook.delete_job(
-            job_id, wait=self.wait_for_deletion, poll_interval=5 if poll_interval is None else poll_interval
-        )
-        self.log.info("Job %s: %s", job_id, outcome.replace("_", " "))
-        return {"job_id": job_id, "outcome": outcome}
+    def start_cleanup(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
+        return self.hook.delete_job(resource_id, wait=wait, poll_interval=poll_interval, timeout=timeout)

@@ -15,11 +15,12 @@ from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
 from airflow_batch_provider.operators.base import BatchBaseOperator
+from airflow_batch_provider.utils.deprecation import renamed_arguments
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-_WHICH = ("failed", "all")
+_WHICH = {"failed": True, "all": False}
 #: Most URLs returned in XCom; beyond that only the count is given.
 MAX_URLS_IN_XCOM = 500
 
@@ -32,10 +33,31 @@ def _container_and_path(container_url: str, path: str | None) -> tuple[str, str]
     return unquote(parts[-1]), (path or "")
 
 
+def _only_failed_from_which(which: Any) -> bool:
+    """The deprecated ``which="failed"|"all"`` as ``only_failed``."""
+    if which not in _WHICH:
+        raise InvalidInputError(
+            f"which must be one of {', '.join(_WHICH)}, got {which!r}; better, pass only_failed=True "
+            "(failed tasks) or only_failed=False (all tasks)."
+        )
+    return _WHICH[which]
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    """A flag that may arrive as a rendered template (``"True"``, ``"false"``)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise InvalidInputError(f"{name} must be True or False, got {value!r}.")
+        return text in ("true", "1", "yes")
+    return bool(value)
+
+
 class BatchCollectTaskOutputOperator(BatchBaseOperator):
     """Fetch stdout/stderr of failed (or all) tasks into the Airflow log or to Blob, and list output blobs.
 
-    For each selected task (``which="failed"`` or ``"all"``, optionally only ids under
+    For each selected task (only the failed ones by default, all with ``only_failed=False``; optionally
+    only ids under
     ``task_id_prefix``, at most ``max_tasks``) the last ``max_bytes`` of each file in ``files`` is
     read from the node with a ranged request and written to the task log, or, with
     ``destination_container``, uploaded to ``<destination_prefix>/<task id>/<file>``. Read logs soon:
@@ -45,12 +67,26 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
     With an ``azblob`` connection, the blobs the tasks' output files uploaded are listed and their
     URLs (never with a SAS) returned. Returns ``{"job_id", "task_count", "logs", "output_urls",
     "output_url_count"}``.
+
+    :param job_id: The job whose tasks to read (templated).
+    :param task_id_prefix: Only tasks whose id starts with this (templated).
+    :param only_failed: Only failed tasks (default); ``False`` reads every task. Formerly
+        ``which="failed"|"all"``.
+    :param files: Node files to read for each task, relative to its directory (templated).
+    :param max_bytes: Bytes read from the end of each file, at most.
+    :param max_tasks: Tasks read, at most.
+    :param destination_container: Upload the files to this container instead of logging them
+        (templated).
+    :param destination_prefix: Blob prefix of those uploads (templated).
+    :param list_output_blobs: List the blobs the tasks' output files uploaded.
+    :param azbatch_conn_id: The ``azbatch`` connection.
+    :param azblob_conn_id: The ``azblob`` connection, to upload logs and list output blobs.
     """
 
     template_fields: Sequence[str] = (
         "job_id",
         "task_id_prefix",
-        "which",
+        "only_failed",
         "files",
         "destination_container",
         "destination_prefix",
@@ -60,12 +96,13 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
     operator_extra_links = (BatchJobLink(),)
     ui_color = "#fbeee0"
 
+    @renamed_arguments(which=("only_failed", _only_failed_from_which))
     def __init__(
         self,
         *,
         job_id: str,
         task_id_prefix: str | None = None,
-        which: str = "failed",
+        only_failed: bool = True,
         files: Sequence[str] = ("stdout.txt", "stderr.txt"),
         max_bytes: int = 64 * 1024,
         max_tasks: int = 50,
@@ -79,7 +116,7 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
         super().__init__(azbatch_conn_id=azbatch_conn_id, azblob_conn_id=azblob_conn_id, **kwargs)
         self.job_id = job_id
         self.task_id_prefix = task_id_prefix
-        self.which = which
+        self.only_failed = only_failed
         self.files = files
         self.max_bytes = max_bytes
         self.max_tasks = max_tasks
@@ -93,29 +130,28 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
             raise InvalidInputError("azblob_conn_id is needed to upload logs or list output blobs.")
         return self.blob_hook_for(self.azblob_conn_id)
 
-    def _tasks(self, job_id: str) -> list[dict[str, Any]]:
+    def _tasks(self, job_id: str, only_failed: bool) -> list[dict[str, Any]]:
         filters = []
         if self.task_id_prefix:
             filters.append(prefix_filter(str(self.task_id_prefix)))
-        if self.which == "failed":
+        if only_failed:
             filters.append("executionInfo/result eq 'failure'")
         tasks = self.hook.list_tasks(
             job_id,
             filter=" and ".join(filters) or None,
             select=["id", "state", "executionInfo", "outputFiles"],
         )
-        if self.which == "failed":
+        if only_failed:
             tasks = [t for t in tasks if is_failed_task(t)]
         return sorted(tasks, key=lambda t: str(t.get("id")))
 
     def execute(self, context: Context) -> dict[str, Any]:
-        if self.which not in _WHICH:
-            raise InvalidInputError(f"which must be one of {', '.join(_WHICH)}, got {self.which!r}.")
+        only_failed = _as_bool(self.only_failed, "only_failed")
         files = [self.files] if isinstance(self.files, str) else list(self.files or [])
         job_id = to_batch_id(self.job_id, "job_id")
         self.persist_link(BatchJobLink, context, job_id)
-        tasks = self._tasks(job_id)
-        self.log.info("%d %s task(s) in job %s", len(tasks), self.which, job_id)
+        tasks = self._tasks(job_id, only_failed)
+        self.log.info("%d %stask(s) in job %s", len(tasks), "failed " if only_failed else "", job_id)
         logs: dict[str, dict[str, str]] = {}
         if self.destination_container and tasks:
             self.blob_hook.create_container(str(self.destination_container))

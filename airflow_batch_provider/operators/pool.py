@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
+from airflow_batch_provider.batch.capacity import QuotaWait, QuotaWaitExpired, call_when_capacity
 from airflow_batch_provider.batch.containers import container_capable_image, container_configuration
 from airflow_batch_provider.batch.durations import to_seconds
 from airflow_batch_provider.batch.ids import to_batch_id
@@ -27,8 +28,10 @@ from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProvi
 from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
-from airflow_batch_provider.operators.base import BatchBaseOperator
+from airflow_batch_provider.operators.base import BatchBaseOperator, BatchCleanupBaseOperator
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+from airflow_batch_provider.triggers.wait_state import wait_progress_key
+from airflow_batch_provider.utils.deprecation import argument_name, renamed_arguments
 from airflow_batch_provider.utils.secrets import connection_credentials
 
 if TYPE_CHECKING:
@@ -58,11 +61,11 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     policy, scaling mode and start task match; otherwise the task fails listing the differences, or
     deletes and recreates the pool with ``if_exists="recreate"`` (``"fail"`` refuses any existing pool).
 
-    With ``wait_for_ready`` the task waits (in the triggerer when ``deferrable``) until the pool is
+    With ``wait_for_completion`` the task waits (in the triggerer when ``deferrable``) until the pool is
     steady with ``min_usable_nodes`` idle/running nodes (default: every requested node; 0 for
     autoscale) and fails fast on quota, image and VM size errors (with the service's message), on start
     task failures (with the tail of the node's ``startup/stderr.txt``) and on unusable nodes;
-    ``AllocationTimedout`` on an autoscale pool keeps waiting until ``wait_timeout``.
+    ``AllocationTimedout`` on an autoscale pool keeps waiting until ``timeout``.
     ``container_configuration`` makes a container pool: ``type`` (``dockerCompatible`` or
     ``criCompatible``), ``container_image_names`` (pulled when each node starts) and
     ``container_registries`` (``registry_server`` with ``conn_id``, an Airflow connection holding the
@@ -71,8 +74,38 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     ``max_start_task_reboots`` reboots a node whose start task failed up to that many times (the start
     task reruns on every boot) before its failure counts; each reboot is logged with the node id, the
     attempt and the tail of ``startup/stderr.txt``.
+    ``quota_wait_timeout`` (seconds; poke wait of a fixed-size pool) turns a core quota resize error
+    (``AccountCoreQuotaReached``...) into a wait: the pool is resized again after ``quota_retry_delay``
+    seconds, doubling up to 5 minutes, until it gets its nodes or the bound passes.
 
     Returns ``{"pool_id", "created", "recreated", "vm_size", "task_slots_per_node", "usable_nodes"}``.
+
+    :param pool_id: The pool id (any rendered template; made a valid Batch id).
+    :param vm_size: The VM size of the nodes, such as ``standard_d2s_v3``.
+    :param image: An image alias (``ubuntu-24.04``...) or an image reference dict.
+    :param node_agent_sku_id: The node agent SKU; looked up for an alias when not given.
+    :param target_dedicated_nodes: Dedicated nodes wanted.
+    :param target_spot_nodes: Spot nodes wanted.
+    :param auto_scale_formula: An autoscale formula, instead of fixed node counts.
+    :param auto_scale_evaluation_interval: How often the formula runs (seconds, ``timedelta`` or ISO 8601).
+    :param start_task: The start task every node runs when it joins or reboots.
+    :param start_task_resource_files: Resource files of the start task: REST entries or Blob descriptors
+        (``container``, ``blob_prefix``, ``file_path``, ``file_mode``, ``sas_days``).
+    :param container_configuration: Makes a container pool (``type``, ``container_image_names``,
+        ``container_registries``).
+    :param task_slots_per_node: Tasks a node runs at once.
+    :param node_fill_type: ``spread`` or ``pack``.
+    :param metadata: Name-value pairs stored on the pool.
+    :param pool_spec: Any other pool property (REST or Python style), merged last.
+    :param if_exists: ``reuse`` a compatible pool, ``fail``, or ``recreate`` an incompatible one.
+    :param wait_for_completion: Wait until the pool is ready (formerly ``wait_for_ready``).
+    :param min_usable_nodes: Idle or running nodes the wait needs; default every requested node.
+    :param max_start_task_reboots: Reboots of a node whose start task failed before its failure counts.
+    :param timeout: Longest wait for the pool, in seconds or a ``timedelta`` (formerly ``wait_timeout``).
+    :param poll_interval: Time between two checks, in seconds or a ``timedelta``.
+    :param deferrable: Wait in the triggerer and free the worker slot.
+    :param azbatch_conn_id: The ``azbatch`` connection.
+    :param azblob_conn_id: The ``azblob`` connection, for start task resource files from Blob.
     """
 
     template_fields: Sequence[str] = (
@@ -100,6 +133,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     operator_extra_links = (BatchPoolLink(),)
     ui_color = "#d6eaff"
 
+    @renamed_arguments(wait_for_ready="wait_for_completion", wait_timeout="timeout")
     def __init__(
         self,
         *,
@@ -119,10 +153,12 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         metadata: Mapping[str, Any] | None = None,
         pool_spec: Mapping[str, Any] | None = None,
         if_exists: str = "reuse",
-        wait_for_ready: bool = True,
+        wait_for_completion: bool = True,
         min_usable_nodes: int | None = None,
         max_start_task_reboots: int = 0,
-        wait_timeout: timedelta | float = timedelta(minutes=30),
+        quota_wait_timeout: timedelta | float | None = None,
+        quota_retry_delay: float = 5.0,
+        timeout: timedelta | float = timedelta(minutes=30),
         poll_interval: timedelta | float = 30,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         azbatch_conn_id: str = BatchHook.default_conn_name,
@@ -146,10 +182,13 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         self.metadata = metadata
         self.pool_spec = pool_spec
         self.if_exists = if_exists
-        self.wait_for_ready = wait_for_ready
+        self.wait_for_completion = wait_for_completion
         self.min_usable_nodes = min_usable_nodes
         self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
-        self.wait_timeout = wait_timeout
+        self._progress_store: Any = None
+        self.quota_wait_timeout = quota_wait_timeout
+        self.quota_retry_delay = quota_retry_delay
+        self.timeout = timeout
         self.poll_interval = poll_interval
         self.deferrable = deferrable
 
@@ -218,7 +257,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         if image_needs_lookup(self.image, self.node_agent_sku_id):
             supported = self.hook.list_supported_images()
         spec = self.build_spec(pool_id, supported)
-        wait_timeout = to_seconds(self.wait_timeout, "wait_timeout") or 1800.0
+        wait_timeout = to_seconds(self.timeout, argument_name(self, "timeout")) or 1800.0
         poll_interval = to_seconds(self.poll_interval, "poll_interval") or 30.0
         min_nodes = _opt_int(self.min_usable_nodes, "min_usable_nodes")
         if min_nodes is None:
@@ -248,9 +287,10 @@ class BatchCreatePoolOperator(BatchBaseOperator):
             "task_slots_per_node": int(spec.get("taskSlotsPerNode") or 1),
             "usable_nodes": None,
         }
-        if not self.wait_for_ready:
+        if not self.wait_for_completion:
             return result
-        reboots = StartTaskReboots(self.max_start_task_reboots)
+        self._progress_store = context.get("task_state_store")
+        reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._saved_reboots(pool_id))
         if self.deferrable:
             verdict = self._check(pool_id, min_nodes, reboots)
             if verdict.status == "waiting":
@@ -262,7 +302,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
                         min_usable_nodes=min_nodes,
                         poll_interval=poll_interval,
                         timeout_at=time.time() + wait_timeout,
-                        carry=result,
+                        resume_xcom=result,
                         max_start_task_reboots=self.max_start_task_reboots,
                         start_task_reboots=reboots.to_json(),
                     ),
@@ -270,7 +310,62 @@ class BatchCreatePoolOperator(BatchBaseOperator):
                     timeout=timedelta(seconds=wait_timeout + 60),
                 )
             return self._finish(result, {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id})
-        return self._finish(result, self._wait(pool_id, min_nodes, wait_timeout, poll_interval, reboots))
+        return self._finish(
+            result, self._wait_for_quota(spec, min_nodes, wait_timeout, poll_interval, reboots)
+        )
+
+    def _wait_for_quota(
+        self,
+        spec: dict[str, Any],
+        min_nodes: int,
+        timeout: float,
+        poll_interval: float,
+        reboots: StartTaskReboots,
+    ) -> dict[str, Any]:
+        """:meth:`_wait`; on a core quota error, with ``quota_wait_timeout``, resize again with backoff."""
+        pool_id = spec["id"]
+
+        def wait_once() -> dict[str, Any]:
+            waited = self._wait(pool_id, min_nodes, timeout, poll_interval, reboots)
+            if waited["status"] == "failed" and _CORE_QUOTA in str(waited.get("message")):
+                raise _CoreQuotaReached(waited)
+            return waited
+
+        def resize_later(pause: float, err: BaseException) -> None:
+            from azure.batch import models as batch_models
+
+            self.log.warning("Pool %s: the core quota is used up; resizing again in %.0fs", pool_id, pause)
+            time.sleep(pause)
+            # The poller's own polling is not waited on: the next round of _wait watches the pool.
+            self.hook.client.begin_resize_pool(
+                pool_id,
+                batch_models.BatchPoolResizeOptions(
+                    target_dedicated_nodes=int(spec.get("targetDedicatedNodes") or 0),
+                    target_low_priority_nodes=int(spec.get("targetLowPriorityNodes") or 0),
+                ),
+                polling_interval=max(1, int(poll_interval)),
+            )
+
+        bound = to_seconds(self.quota_wait_timeout, "quota_wait_timeout") or 0.0
+        if bound <= 0 or spec.get("enableAutoScale"):
+            return self._wait(pool_id, min_nodes, timeout, poll_interval, reboots)
+        wait = QuotaWait(bound, float(self.quota_retry_delay), max(300.0, float(self.quota_retry_delay)))
+        try:
+            return call_when_capacity(
+                wait_once,
+                lambda err: isinstance(err, _CoreQuotaReached),
+                wait,
+                on_wait=resize_later,
+                sleep=lambda _pause: None,  # resize_later sleeps, then resizes
+            )
+        except QuotaWaitExpired as expired:
+            assert isinstance(expired.last_error, _CoreQuotaReached)
+            waited = dict(expired.last_error.waited)
+            waited["message"] = (
+                f"{waited.get('message')} The quota was still used up after waiting {expired.waited:.0f}s "
+                "(quota_wait_timeout)."
+            )
+            return waited
 
     def _create(self, spec: dict[str, Any]) -> bool:
         files = self._start_task_files()
@@ -312,8 +407,25 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         return True, True
 
     def _check(self, pool_id: str, min_nodes: int, reboots: StartTaskReboots) -> PoolVerdict:
-        """One poll of the pool; logs the reboots it made."""
-        return check_pool_blocking(self.hook, pool_id, min_nodes, reboots, self.log)
+        """One poll of the pool; logs the reboots it made and keeps them in the task state store."""
+        made = reboots.total
+        verdict = check_pool_blocking(self.hook, pool_id, min_nodes, reboots, self.log)
+        store = self._progress_store
+        if store is not None and reboots.total != made:
+            # Same key and shape as the trigger's progress, so a retry goes on from these reboots.
+            store.set(wait_progress_key(f"pool {pool_id!r}"), {"start_task_reboots": reboots.to_json()})
+        return verdict
+
+    def _saved_reboots(self, pool_id: str) -> dict[str, Any] | None:
+        """Reboots an earlier try made (Airflow 3.3's task state store), so a retry does not redo them."""
+        store = self._progress_store
+        if store is None or not self.max_start_task_reboots:
+            return None
+        saved = store.get(wait_progress_key(f"pool {pool_id!r}"))
+        reboots = saved.get("start_task_reboots") if isinstance(saved, dict) else None
+        if reboots:
+            self.log.info("Pool %s: going on from the start-task reboots an earlier try made", pool_id)
+        return reboots if isinstance(reboots, dict) else None
 
     def _wait(
         self, pool_id: str, min_nodes: int, timeout: float, poll_interval: float, reboots: StartTaskReboots
@@ -356,11 +468,24 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         message = str(event.get("message") or "")
         if status == "timeout":
             raise BatchPoolNotReadyError(
-                f"{message} Raise wait_timeout, check the account's core quota, or use a smaller VM size."
+                f"{message} Raise {argument_name(self, 'timeout')}, check the account's core quota, "
+                "or use a smaller VM size."
             )
         if status == "failed":
             raise BatchPoolNotReadyError(message)
         raise BatchProviderError(message or f"Waiting for pool {result.get('pool_id')!r} failed.")
+
+
+#: The resize error code part of a core quota failure (``AccountCoreQuotaReached``, ``...LowPriority...``).
+_CORE_QUOTA = "CoreQuotaReached"
+
+
+class _CoreQuotaReached(Exception):
+    """A wait ended on a core quota resize error; ``waited`` is its result."""
+
+    def __init__(self, waited: dict[str, Any]) -> None:
+        super().__init__(str(waited.get("message")))
+        self.waited = waited
 
 
 def _describe_size(spec: Mapping[str, Any]) -> str:
@@ -371,37 +496,34 @@ def _describe_size(spec: Mapping[str, Any]) -> str:
     return f"{dedicated} dedicated + {spot} Spot node(s)"
 
 
-class BatchDeletePoolOperator(BatchBaseOperator):
+class BatchDeletePoolOperator(BatchCleanupBaseOperator):
     """Delete a Batch pool; a pool that does not exist (or is already being deleted) is not an error.
 
     Meant as a teardown task (``.as_teardown()``), so it runs whatever happened upstream.
     Returns ``{"pool_id", "outcome"}`` with ``outcome`` ``deleted``, ``not_found`` or ``being_deleted``.
+    With ``wait_for_completion`` the task waits until the pool is gone (node deallocation can take
+    minutes: in the triggerer when ``deferrable``), at most ``timeout``.
 
-    :param wait_for_deletion: Block until the pool is gone.
+    :param pool_id: The pool to delete (templated).
+    :param wait_for_completion: Block until the pool is gone (formerly ``wait_for_deletion``).
+    :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
     template_fields: Sequence[str] = ("pool_id", "azbatch_conn_id")
     ui_color = "#ffe0e0"
+    kind = "pool"
 
+    @renamed_arguments(wait_for_deletion="wait_for_completion")
     def __init__(
         self,
         *,
         pool_id: str,
-        wait_for_deletion: bool = False,
-        poll_interval: float = 5,
+        wait_for_completion: bool = False,
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
-        super().__init__(azbatch_conn_id=azbatch_conn_id, **kwargs)
+        super().__init__(wait_for_completion=wait_for_completion, azbatch_conn_id=azbatch_conn_id, **kwargs)
         self.pool_id = pool_id
-        self.wait_for_deletion = wait_for_deletion
-        self.poll_interval = poll_interval
 
-    def execute(self, context: Context) -> dict[str, Any]:
-        pool_id = to_batch_id(self.pool_id, "pool_id")
-        poll_interval = to_seconds(self.poll_interval, "poll_interval")
-        outcome = self.hook.delete_pool(
-            pool_id, wait=self.wait_for_deletion, poll_interval=5 if poll_interval is None else poll_interval
-        )
-        self.log.info("Pool %s: %s", pool_id, outcome.replace("_", " "))
-        return {"pool_id": pool_id, "outcome": outcome}
+    def start_cleanup(self, resource_id: str, *, wait: bool, poll_interval: float, timeout: float) -> str:
+        return self.hook.delete_pool(resource_id, wait=wait, poll_interval=poll_interval, timeout=timeout)

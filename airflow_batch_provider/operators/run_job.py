@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 _CLEANUPS = (None, "terminate", "delete")
+#: The ``task_state_store`` key (Airflow 3.3+) of what a try started: the job, its tasks, the phase.
+RUN_STATE_KEY = "batch_run_job"
 
 
 class BatchRunJobOperator(BatchBaseOperator):
@@ -31,8 +34,11 @@ class BatchRunJobOperator(BatchBaseOperator):
     It runs the step operators' own code (:class:`BatchCreateJobOperator`, :class:`BatchAddTasksOperator`,
     :class:`BatchJobSensor` and its trigger), so ids, checks, failure reports and deferral behave the
     same. Ids are derived from the DAG run, so a retry after a worker crash re-attaches: the job is
-    reused and no task is added twice. Killing the Airflow task terminates the job (the tasks it added,
-    while deferred) unless ``terminate_on_kill=False``.
+    reused and no task is added twice. Where Airflow offers ``task_state_store`` (3.3+), each try also
+    records what it started (key ``batch_run_job``): a retry of a try that had added all its tasks
+    goes straight back to waiting for that job, without a single create or add request. Killing the
+    Airflow task terminates the job (the tasks it added, while deferred) unless
+    ``terminate_on_kill=False``.
 
     :param job_id: The job id (any rendered template; made a valid Batch id).
     :param pool_id: The pool the job runs on.
@@ -42,13 +48,14 @@ class BatchRunJobOperator(BatchBaseOperator):
     :param task_options: More :class:`BatchAddTasksOperator` arguments (``output_container``, ...).
     :param wait_options: More :class:`BatchJobSensor` arguments (``follow_output``, ...).
     :param cleanup: After the wait, ``"terminate"`` or ``"delete"`` the job; ``None`` keeps it.
-    :param timeout: How long to wait for the tasks, in seconds.
-    :param poll_interval: Seconds between two polls.
+    :param timeout: How long to wait for the tasks, in seconds or a ``timedelta``.
+    :param poll_interval: Time between two polls, in seconds or a ``timedelta``.
     :param terminate_on_kill: Terminate the job when the Airflow task is killed or times out.
     :param deferrable: Wait in the triggerer.
 
-    Returns ``{"job_id", "created", "task_id_prefix", "added", "already_existed", "counts",
-    "failed_count", "failed_task_ids"}``.
+    Returns ``{"job_id", "created", "task_id_prefix", "added", "already_existed", "resumed", "counts",
+    "failed_count", "failed_task_ids", "requeued_tasks"}`` (``resumed`` when an earlier try's record
+    was used).
     """
 
     template_fields: Sequence[str] = (
@@ -75,8 +82,8 @@ class BatchRunJobOperator(BatchBaseOperator):
         task_options: Mapping[str, Any] | None = None,
         wait_options: Mapping[str, Any] | None = None,
         cleanup: str | None = None,
-        timeout: float = 7 * 24 * 3600,
-        poll_interval: float = 30,
+        timeout: timedelta | float = 7 * 24 * 3600,
+        poll_interval: timedelta | float = 30,
         terminate_on_kill: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         azbatch_conn_id: str = BatchHook.default_conn_name,
@@ -114,6 +121,33 @@ class BatchRunJobOperator(BatchBaseOperator):
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
+        store = context.get("task_state_store")
+        started = self._resumable(store)
+        if started is None:
+            started = self._start(context, store)
+        self.log.info(
+            "Job %s: waiting for its tasks (prefix %s)", started["job_id"], started["task_id_prefix"]
+        )
+        return self._finish(started, lambda sensor: sensor.execute(context))
+
+    def _resumable(self, store: Any) -> dict[str, Any] | None:
+        """What an earlier try started and fully submitted, when its job still exists."""
+        recorded = store.get(RUN_STATE_KEY) if store is not None else None
+        if not isinstance(recorded, dict) or recorded.get("phase") != "waiting":
+            return None
+        started = dict(recorded.get("started") or {})
+        job_id = str(started.get("job_id") or "")
+        if not job_id or self.hook.get_job(job_id, select=["id"]) is None:
+            self.log.warning("Job %r recorded by an earlier try is gone: starting the run again", job_id)
+            return None
+        self.log.info(
+            "Re-attaching to job %s: an earlier try created it and added its tasks (prefix %s)",
+            job_id,
+            started.get("task_id_prefix"),
+        )
+        return {**started, "resumed": True}
+
+    def _start(self, context: Context, store: Any) -> dict[str, Any]:
         created = BatchCreateJobOperator(
             task_id=self.task_id,
             job_id=self.job_id,
@@ -123,6 +157,8 @@ class BatchRunJobOperator(BatchBaseOperator):
         ).execute(context)
         job_id = str(created["job_id"])
         self._running_job = job_id
+        if store is not None:
+            store.set(RUN_STATE_KEY, {"phase": "adding", "started": {"job_id": job_id}})
         added = BatchAddTasksOperator(
             task_id=self.task_id,
             job_id=job_id,
@@ -138,9 +174,11 @@ class BatchRunJobOperator(BatchBaseOperator):
             "task_id_prefix": added["task_id_prefix"],
             "added": added["added"],
             "already_existed": added["already_existed"],
+            "resumed": False,
         }
-        self.log.info("Job %s: waiting for %d task(s)", job_id, added["task_count"])
-        return self._finish(started, lambda sensor: sensor.execute(context))
+        if store is not None:
+            store.set(RUN_STATE_KEY, {"phase": "waiting", "started": started})
+        return started
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, started: dict[str, Any] | None = None
@@ -167,7 +205,10 @@ class BatchRunJobOperator(BatchBaseOperator):
             # _running_job stays set: on_kill runs after the timeout's exception has left this frame.
             if not deferred:
                 self._clean_up(job_id)
-        return {**started, **{k: waited[k] for k in ("counts", "failed_count", "failed_task_ids")}}
+        return {
+            **started,
+            **{k: waited[k] for k in ("counts", "failed_count", "failed_task_ids", "requeued_tasks")},
+        }
 
     def _clean_up(self, job_id: str) -> None:
         if self.cleanup == "terminate":

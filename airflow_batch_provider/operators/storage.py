@@ -7,7 +7,7 @@ is returned instead. The name depends only on the run and task, so a retry overw
 
 SAS tokens are never put in XCom (XCom is readable by anyone who can see the run). Batch operators
 mint them when they submit work: :meth:`BlobStorageHook.resource_files` turns the ``resource_files``
-descriptor :class:`UploadApplicationFilesOperator` returns into Batch ``resourceFiles`` entries.
+descriptor :class:`BlobUploadApplicationFilesOperator` returns into Batch ``resourceFiles`` entries.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from airflow_batch_provider.hooks.blob import (
 )
 from airflow_batch_provider.lineage import local_directory_uri, openlineage_dataset, operator_lineage
 from airflow_batch_provider.operators.base import batch_template_fields
+from airflow_batch_provider.utils.deprecation import renamed_classes
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -142,7 +143,7 @@ class BaseBlobTransferOperator(BaseOperator):
         return manifest_blob_name(dag_id, run_id, self.task_id, map_index)
 
 
-class UploadDataFilesOperator(BaseBlobTransferOperator):
+class BlobUploadFilesOperator(BaseBlobTransferOperator):
     """Upload input data (files, directories or globs) to a container prefix, in parallel.
 
     Relative paths are kept below ``prefix``. Files whose size and MD5 match the blob already there are
@@ -243,10 +244,10 @@ class UploadDataFilesOperator(BaseBlobTransferOperator):
         return [local_directory_uri(str(source)) for source in sources], [self._blob_uri()]
 
 
-class UploadApplicationFilesOperator(UploadDataFilesOperator):
+class BlobUploadApplicationFilesOperator(BlobUploadFilesOperator):
     """Upload application files (programs, scripts, packages) for Batch tasks to run.
 
-    The same upload as :class:`UploadDataFilesOperator`, with the default prefix ``apps/``, and an
+    The same upload as :class:`BlobUploadFilesOperator`, with the default prefix ``apps/``, and an
     extra ``resource_files`` entry in the XCom: a SAS-free descriptor that the Batch task operators
     pass to :meth:`BlobStorageHook.resource_files` when they submit tasks, which mints a read+list SAS
     then. Its ``file_mode`` (``0755`` by default) makes the files executable on Linux nodes.
@@ -289,7 +290,7 @@ class UploadApplicationFilesOperator(UploadDataFilesOperator):
         return summary
 
 
-class DownloadOutputFilesOperator(BaseBlobTransferOperator):
+class BlobDownloadFilesOperator(BaseBlobTransferOperator):
     """Download every blob under a container prefix into a local directory, in parallel.
 
     Paths below the prefix are kept; blob names that would escape ``local_dir`` are refused. Returns
@@ -354,3 +355,12 @@ class DownloadOutputFilesOperator(BaseBlobTransferOperator):
 
     def lineage_uris(self) -> tuple[list[str], list[str]]:
         return [self._blob_uri()], [Path(self.local_dir).resolve().as_uri()]
+
+
+#: The storage operators' names before they followed ``<Service><Action>Operator``; still served.
+DEPRECATED_NAMES = {
+    "UploadDataFilesOperator": "BlobUploadFilesOperator",
+    "UploadApplicationFilesOperator": "BlobUploadApplicationFilesOperator",
+    "DownloadOutputFilesOperator": "BlobDownloadFilesOperator",
+}
+__getattr__ = renamed_classes(__name__, DEPRECATED_NAMES)

@@ -84,7 +84,7 @@ class BatchAddTasksOperator(BatchBaseOperator):
 
     Common settings are applied to every task (a task's own values win): ``common_resource_files``
     (REST entries, or ``{"container", "blob_prefix", "file_path", "file_mode"}`` descriptors such as the
-    ``resource_files`` of :class:`UploadApplicationFilesOperator`, for which a read SAS is minted now),
+    ``resource_files`` of :class:`BlobUploadApplicationFilesOperator`, for which a read SAS is minted now),
     ``output_container`` (created if missing, unless ``create_output_container=False``) with
     ``output_patterns`` and, by default, the task's stdout/stderr uploaded on completion. A pattern
     with wildcards keeps each file's path under ``<output_path>/<task id>/``; a plain file name lands
@@ -101,6 +101,35 @@ class BatchAddTasksOperator(BatchBaseOperator):
     downstream wait's to watch.
 
     Returns ``{"job_id", "task_count", "task_id_prefix", "added", "already_existed"}``.
+
+    :param job_id: The job to add the tasks to (any rendered template; made a valid Batch id).
+    :param tasks: The tasks: dicts in REST or Python style, or ``BatchTaskCreateOptions`` (templated).
+    :param task_factory: A factory from :mod:`airflow_batch_provider.batch.task_factories` making tasks.
+    :param task_id_prefix: The task id prefix; default derived from the DAG run and task.
+    :param prefix_task_ids: Prefix every task id (``False`` keeps the ids as given, and gives up
+        idempotent retries and prefix-scoped waits).
+    :param common_resource_files: Resource files for every task: REST entries or Blob descriptors.
+    :param output_container: Container the tasks' output files (and std logs) are uploaded to.
+    :param create_output_container: Create ``output_container`` when missing.
+    :param output_path: Blob prefix of the outputs; each task writes under ``<output_path>/<task id>/``.
+    :param output_patterns: File patterns on the node to upload on task completion.
+    :param upload_std_logs: Upload each task's ``stdout.txt``/``stderr.txt`` with its outputs.
+    :param environment: Environment variables for every task.
+    :param constraints: Task constraints for every task (``max_wall_clock_time``, ``retention_time``...).
+    :param required_slots: Scheduling slots each task needs (at most the pool's ``taskSlotsPerNode``).
+    :param exit_conditions: Exit conditions for every task.
+    :param application_package_references: Application packages for every task.
+    :param user_identity: The user identity every task runs as.
+    :param container_settings: Container settings for every task (on a container pool).
+    :param task_defaults: Any other task property, applied where a task does not set it.
+    :param identity_reference: A pool managed identity for Blob access instead of SAS tokens.
+    :param sas_ttl: Lifetime of the SAS tokens minted for resource and output files (seconds or
+        ``timedelta``); default long enough for the job's or the tasks' max wall clock time.
+    :param queue_margin: Extra SAS lifetime for the time tasks may wait in the queue.
+    :param max_concurrency: Add-collection requests sent at once (default from the configuration).
+    :param terminate_on_kill: Terminate the tasks already added when the Airflow task is killed.
+    :param azbatch_conn_id: The ``azbatch`` connection.
+    :param azblob_conn_id: The ``azblob`` connection, for resource and output files.
     """
 
     template_fields: Sequence[str] = (
@@ -292,10 +321,9 @@ class BatchAddTasksOperator(BatchBaseOperator):
             url = self.blob_hook_for().container_url(str(self.output_container))
             self.lineage_outputs = [container_asset_uri(url, outputs.base_path)]
         self._adding = (job_id, id_prefix)
-        try:
-            summary = self._submit(job_id, id_prefix, pool_id, final)
-        finally:
-            self._adding = None
+        summary = self._submit(job_id, id_prefix, pool_id, final)
+        # Not in a ``finally``: on_kill runs after a timeout's exception has left this frame.
+        self._adding = None
         if self.lineage_outputs and self.asset_alias is not None:
             extra = {"job_id": summary["job_id"], "task_count": summary["task_count"]}
             emit_asset(context, self.asset_alias, self.lineage_outputs[0], extra)

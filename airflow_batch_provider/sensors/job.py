@@ -20,7 +20,12 @@ from airflow_batch_provider.batch.monitor.job import (
 )
 from airflow_batch_provider.batch.monitor.live_output import OutputFollower, log_lines
 from airflow_batch_provider.batch.monitor.stop import stop_work
-from airflow_batch_provider.exceptions import BatchJobEndedError, BatchProviderError, BatchTaskFailureError
+from airflow_batch_provider.exceptions import (
+    BatchJobEndedError,
+    BatchProviderError,
+    BatchRequeueBudgetError,
+    BatchTaskFailureError,
+)
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
 from airflow_batch_provider.operators.base import BatchConnectionMixin
@@ -41,6 +46,7 @@ def job_result(event: dict[str, Any], max_ids: int = 20) -> dict[str, Any]:
         "counts": event.get("counts"),
         "failed_count": event.get("failed_count", 0),
         "failed_task_ids": [task.get("id") for task in failed[:max_ids]],
+        "requeued_tasks": (event.get("requeued_tasks") or [])[:max_ids],
     }
 
 
@@ -69,7 +75,15 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
         ids are listed), so a big job's polls stay cheap.
     :param follow_output_max_tasks: Tasks read per poll, at most.
     :param follow_output_max_bytes: Bytes read per file and poll, at most.
+    :param max_task_requeues: Fail the wait when a watched task is requeued (Spot preemption, node
+        loss) more than this many times, naming the tasks and preempted nodes; ``None`` (default) only
+        reports requeues. Without ``task_id_prefix`` this costs one more list per poll.
     :param deferrable: Wait in the triggerer and free the worker slot.
+    :param azbatch_conn_id: The ``azbatch`` connection.
+    :param poke_interval: Time between two checks, in seconds or a ``timedelta``.
+
+    The result (XCom) has ``requeued_tasks``: per requeued task its id, ``requeue_count`` and
+    ``node_id`` (the node it last ran on).
     """
 
     template_fields: Sequence[str] = ("job_id", "task_id_prefix", "expected_task_count", "azbatch_conn_id")
@@ -92,6 +106,7 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
         follow_output_up_to: int = 20,
         follow_output_max_tasks: int = 5,
         follow_output_max_bytes: int = 16384,
+        max_task_requeues: int | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poke_interval: timedelta | float = 30,
         **kwargs: Any,
@@ -111,6 +126,7 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
         self.follow_output_up_to = follow_output_up_to
         self.follow_output_max_tasks = follow_output_max_tasks
         self.follow_output_max_bytes = follow_output_max_bytes
+        self.max_task_requeues = max_task_requeues
         self._follower: OutputFollower | None = None
         self._offsets_store: Any = None
         self._last_counts: TaskCounts | None = None
@@ -140,6 +156,7 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
                     terminate_on_kill=self.terminate_on_kill,
                     follow_output=self._output_follower().settings() if self.follow_output else None,
                     follow_output_up_to=self.follow_output_up_to,
+                    max_task_requeues=self.max_task_requeues,
                 ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=self.timeout + _DEFERRAL_MARGIN),
@@ -166,6 +183,7 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
                 and job_check_due_by_clock(time.time(), self.poke_interval),
                 max_failed_tasks=self.max_failed_tasks,
                 max_failure_logs=self.max_failure_logs,
+                max_task_requeues=self.max_task_requeues,
             )
         )
         if check.status == "running" and check.changed:
@@ -225,6 +243,8 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
         if status == "failed":
             if event.get("reason") == "job_ended":
                 raise BatchJobEndedError(message)
+            if event.get("reason") == "requeue_budget":
+                raise BatchRequeueBudgetError(message)
             if self.fail_on_task_failure:
                 raise BatchTaskFailureError(message or failure_report(event))
             self.log.warning("%s", message or failure_report(event))
@@ -253,4 +273,11 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
             self._terminate("the Airflow task was killed")
 
 
-__all__ = ["BatchJobEndedError", "BatchJobSensor", "BatchTaskFailureError", "is_failed_task", "job_result"]
+__all__ = [
+    "BatchJobEndedError",
+    "BatchJobSensor",
+    "BatchRequeueBudgetError",
+    "BatchTaskFailureError",
+    "is_failed_task",
+    "job_result",
+]

@@ -37,6 +37,9 @@ class BatchPoolSensor(BatchConnectionMixin, BaseSensorOperator):
     :param max_start_task_reboots: Reboot a node whose start task failed up to this many times before
         its failure counts (0: never). Counted by the running wait, so not in ``mode="reschedule"``
         unless ``deferrable``.
+    :param azbatch_conn_id: The ``azbatch`` connection.
+    :param poke_interval: Time between two checks, in seconds or a ``timedelta``.
+    :param deferrable: Wait in the triggerer and free the worker slot.
     """
 
     template_fields: Sequence[str] = ("pool_id", "min_usable_nodes", "azbatch_conn_id")

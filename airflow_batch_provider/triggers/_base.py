@@ -11,6 +11,12 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_batch_provider.batch.monitor.polling import PollPolicy, apoll_until
 from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID, prepare_batch_io
+from airflow_batch_provider.triggers.wait_state import (
+    WaitStateStore,
+    load_state,
+    save_state,
+    wait_progress_key,
+)
 
 if TYPE_CHECKING:  # the triggerer imports triggers on its event loop: the SDK comes later, off it
     from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
@@ -24,6 +30,10 @@ class BatchPollingTrigger(BaseTrigger, Generic[V]):
 
     A subclass names its own fields (:meth:`serialize_fields`), runs one check (:meth:`check`), says
     when it is done (:meth:`is_done`) and turns each ending into an event.
+
+    With a :attr:`state_store` attached (an object with ``task_state_store``'s ``get``/``set``), the
+    progress a subclass names in :meth:`progress` is saved after every poll that changed it and
+    restored (:meth:`resume_from`) when a re-created trigger starts, so a triggerer restart loses none.
 
     :param azbatch_conn_id: The ``azbatch`` connection.
     :param poll_interval: Seconds between two checks.
@@ -44,6 +54,9 @@ class BatchPollingTrigger(BaseTrigger, Generic[V]):
         self.poll_interval = float(poll_interval)
         self.timeout_at = timeout_at
         self.max_consecutive_errors = int(max_consecutive_errors)
+        #: Keeps the wait's progress across triggerer restarts; attached by the runtime, not serialized.
+        self.state_store: WaitStateStore | None = None
+        self._saved: dict[str, Any] | None = None
 
     # -- what a subclass provides ---------------------------------------------------------------------
 
@@ -76,7 +89,30 @@ class BatchPollingTrigger(BaseTrigger, Generic[V]):
     @abstractmethod
     def error_event(self, message: str, last: V | None) -> dict[str, Any]: ...
 
+    def progress(self) -> dict[str, Any] | None:
+        """The progress worth keeping across a restart (JSON), or ``None`` for none."""
+        return None
+
+    def resume_from(self, progress: dict[str, Any]) -> None:
+        """Go on from progress saved by an earlier incarnation of this trigger."""
+
     # -- shared ---------------------------------------------------------------------------------------
+
+    @property
+    def state_key(self) -> str:
+        """The state store key of this wait's progress."""
+        return wait_progress_key(self.resource)
+
+    async def _check_and_save(self, io: AsyncBatchIO) -> V:
+        value = await self.check(io)
+        progress = self.progress()
+        if self.state_store is not None and progress is not None and progress != self._saved:
+            try:
+                await save_state(self.state_store, self.state_key, progress)
+                self._saved = progress
+            except Exception as err:  # keeping progress is a courtesy: it never fails the wait
+                self.log.warning("Could not save the wait's progress: %s", err)
+        return value
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -93,9 +129,15 @@ class BatchPollingTrigger(BaseTrigger, Generic[V]):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook, io = await prepare_batch_io(self.azbatch_conn_id)
         policy = PollPolicy(self.poll_interval, self.timeout_at, self.max_consecutive_errors)
+        if self.state_store is not None:
+            saved = await load_state(self.state_store, self.state_key)
+            if saved:
+                self.log.info("Going on from the saved progress of %s", self.resource)
+                self.resume_from(saved)
+                self._saved = saved
         try:
             result = await apoll_until(
-                lambda: self.check(io),
+                lambda: self._check_and_save(io),
                 self.is_done,
                 policy,
                 what=self.resource,

@@ -38,6 +38,8 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
     :param follow_output: :meth:`OutputFollower.settings` to log the running tasks' new output lines
         on every poll; ``None`` for none.
     :param follow_output_up_to: Follow only while the watch has at most this many tasks.
+    :param max_task_requeues: End with ``failed`` (``reason="requeue_budget"``) when a watched task is
+        requeued more than this many times; ``None`` only reports requeues.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
         terminate_on_kill: bool = False,
         follow_output: dict[str, Any] | None = None,
         follow_output_up_to: int = 20,
+        max_task_requeues: int | None = None,
     ) -> None:
         super().__init__(
             azbatch_conn_id=azbatch_conn_id,
@@ -68,6 +71,7 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
         self.max_failure_logs = int(max_failure_logs)
         self.terminate_on_kill = bool(terminate_on_kill)
         self.follow_output_up_to = int(follow_output_up_to)
+        self.max_task_requeues = None if max_task_requeues is None else int(max_task_requeues)
         #: Built on the first check (off the loop, with the SDK); until then the settings as given.
         self._follow_output = follow_output
         self._follower: OutputFollower | None = None
@@ -84,16 +88,33 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
             "terminate_on_kill": self.terminate_on_kill,
             "follow_output": self._follower.settings() if self._follower else self._follow_output,
             "follow_output_up_to": self.follow_output_up_to,
+            "max_task_requeues": self.max_task_requeues,
         }
 
     @property
     def resource(self) -> str:
         return f"job {self.job_id!r}"
 
+    def progress(self) -> dict[str, Any] | None:
+        return {
+            "counts": self._last_counts.as_dict() if self._last_counts else None,
+            "stalled_polls": self._stalled,
+            "offsets": dict(self._follower.offsets) if self._follower else None,
+        }
+
+    def resume_from(self, progress: dict[str, Any]) -> None:
+        if progress.get("counts"):
+            self._last_counts = TaskCounts.from_dict(progress["counts"])
+            self._stalled = int(progress.get("stalled_polls") or 0)
+        follower = self._output_follower()
+        if follower is not None and progress.get("offsets"):
+            follower.offsets.update(progress["offsets"])
+
     async def check(self, io: AsyncBatchIO) -> JobCheck:
         from airflow_batch_provider.batch.monitor.live_output import log_lines  # loaded off the loop already
 
         check = await self._check_job(io)
+        self._last_counts, self._stalled = check.counts, check.stalled_polls
         follower = self._output_follower()
         if follower and check.status == "running" and follower.wanted(check.counts, self.follow_output_up_to):
             try:
@@ -129,6 +150,7 @@ class BatchJobTrigger(BatchPollingTrigger["JobCheck"]):
             stalled_polls=self._stalled,
             max_failed_tasks=self.max_failed_tasks,
             max_failure_logs=self.max_failure_logs,
+            max_task_requeues=self.max_task_requeues,
         )
 
     def on_value(self, value: JobCheck) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_batch_provider.batch.validation import validate_start_task_reboots
 from airflow_batch_provider.triggers._base import BatchPollingTrigger
 from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID
+from airflow_batch_provider.utils.deprecation import renamed_arguments
 
 if TYPE_CHECKING:  # the triggerer imports this module on its event loop: the SDK comes later, off it
     from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
@@ -23,9 +24,9 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
 
     With ``max_start_task_reboots``, a node whose start task failed is rebooted up to that many times
     before the failure counts. ``start_task_reboots`` holds the reboots already made (by the operator's
-    first check); the trigger adds its own in memory. The triggerer cannot store them, so a trigger
-    resumed on another triggerer (or after a restart) starts again from the counts it was deferred
-    with, and a node may get up to that many reboots more; the wait stays bounded by ``timeout_at``.
+    first check); the trigger adds its own. With a ``state_store`` attached they are saved after each
+    reboot and a re-created trigger (triggerer restart) goes on from them; without one it starts again
+    from the counts it was deferred with, and the wait stays bounded by ``timeout_at``.
 
     :param pool_id: The pool to watch.
     :param azbatch_conn_id: The ``azbatch`` connection.
@@ -33,11 +34,13 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
     :param poll_interval: Seconds between two polls.
     :param timeout_at: When to give up (UNIX timestamp); ``None`` waits without a deadline.
     :param max_consecutive_errors: Failed reads in a row that end the wait with an ``error`` event.
-    :param carry: JSON returned unchanged in the event, so the operator resumes with what it knew.
+    :param resume_xcom: JSON returned unchanged in the event (its ``carry`` field), so the operator
+        resumes with what it knew. Formerly ``carry``.
     :param max_start_task_reboots: Reboots per node whose start task failed before the failure counts.
     :param start_task_reboots: Reboots already made (from :meth:`StartTaskReboots.to_json`).
     """
 
+    @renamed_arguments(carry="resume_xcom")
     def __init__(
         self,
         pool_id: str,
@@ -46,7 +49,7 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
         poll_interval: float = 30.0,
         timeout_at: float | None = None,
         max_consecutive_errors: int = 3,
-        carry: dict[str, Any] | None = None,
+        resume_xcom: dict[str, Any] | None = None,
         max_start_task_reboots: int = 0,
         start_task_reboots: dict[str, Any] | None = None,
     ) -> None:
@@ -57,7 +60,7 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
             max_consecutive_errors=max_consecutive_errors,
         )
         #: JSON data returned unchanged in the event, so the operator resumes with what it knew.
-        self.carry = carry
+        self.resume_xcom = resume_xcom
         self.pool_id = pool_id
         self.min_usable_nodes = min_usable_nodes
         self.max_start_task_reboots = validate_start_task_reboots(max_start_task_reboots)
@@ -70,7 +73,7 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
         return {
             "pool_id": self.pool_id,
             "min_usable_nodes": self.min_usable_nodes,
-            "carry": self.carry,
+            "resume_xcom": self.resume_xcom,
             "max_start_task_reboots": self.max_start_task_reboots,
             "start_task_reboots": self._reboots_json if self._reboots is None else self._reboots.to_json(),
         }
@@ -87,6 +90,16 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
 
             self._reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._reboots_json)
         return self._reboots
+
+    def progress(self) -> dict[str, Any] | None:
+        return {"start_task_reboots": self.reboots.to_json()} if self.max_start_task_reboots else None
+
+    def resume_from(self, progress: dict[str, Any]) -> None:
+        from airflow_batch_provider.batch.monitor.pool import StartTaskReboots
+
+        saved = progress.get("start_task_reboots")
+        if saved:
+            self._reboots = StartTaskReboots.from_json(self.max_start_task_reboots, saved)
 
     async def check(self, io: AsyncBatchIO) -> PoolVerdict:
         from airflow_batch_provider.batch.monitor.pool import check_pool  # loaded off the loop already
@@ -105,7 +118,7 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
 
     def done_event(self, value: PoolVerdict) -> dict[str, Any]:
         return {
-            "carry": self.carry,
+            "carry": self.resume_xcom,
             "status": value.status,
             "pool_id": self.pool_id,
             "message": value.message,
@@ -114,7 +127,7 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
 
     def timeout_event(self, value: PoolVerdict) -> dict[str, Any]:
         return {
-            "carry": self.carry,
+            "carry": self.resume_xcom,
             "status": "timeout",
             "pool_id": self.pool_id,
             "message": f"Pool {self.pool_id!r} was not ready in time. Last status: {value.message}",
@@ -122,4 +135,4 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
         }
 
     def error_event(self, message: str, last: PoolVerdict | None) -> dict[str, Any]:
-        return {"carry": self.carry, "status": "error", "pool_id": self.pool_id, "message": message}
+        return {"carry": self.resume_xcom, "status": "error", "pool_id": self.pool_id, "message": message}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from airflow.sdk import DAG, Asset, task
 
-from airflow_batch_provider.operators.storage import UploadDataFilesOperator
+from airflow_batch_provider.operators.storage import BlobUploadFilesOperator
 from airflow_batch_provider.testing.stack import LocalAzureStack
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,7 @@ def test_an_upload_queues_the_dag_scheduled_on_its_asset(
     sync_bag_to_db(bag, "dags-folder", None)
 
     with DAG(f"asset_upstream_{uid}", schedule=None) as upstream:
-        UploadDataFilesOperator(
+        BlobUploadFilesOperator(
             task_id="upload", container=container, prefix=f"inputs/{uid}/", source=str(tmp_path)
         )
     dag_run, xcoms = run_dag(upstream)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from airflow.sdk import DAG
 
-from airflow_batch_provider.operators.storage import DownloadOutputFilesOperator, UploadDataFilesOperator
+from airflow_batch_provider.operators.storage import BlobDownloadFilesOperator, BlobUploadFilesOperator
 from airflow_batch_provider.testing.stack import LocalAzureStack
 
 pytestmark = pytest.mark.integration
@@ -62,10 +62,10 @@ def test_storage_steps_report_prefix_datasets_with_counts_and_no_sas(
     account = local_azure_stack.azurite.account_name
 
     with DAG(f"lineage_{uid}", schedule=None) as dag:
-        upload = UploadDataFilesOperator(
+        upload = BlobUploadFilesOperator(
             task_id="upload", container=container, prefix=f"inputs/{uid}/", source=str(source)
         )
-        download = DownloadOutputFilesOperator(
+        download = BlobDownloadFilesOperator(
             task_id="download", container=container, prefix=f"inputs/{uid}/", local_dir=str(tmp_path / "out")
         )
         upload >> download

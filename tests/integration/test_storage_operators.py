@@ -22,9 +22,9 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from airflow_batch_provider.exceptions import AzureAuthenticationError, BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.blob import BlobStorageHook
 from airflow_batch_provider.operators.storage import (
-    DownloadOutputFilesOperator,
-    UploadApplicationFilesOperator,
-    UploadDataFilesOperator,
+    BlobDownloadFilesOperator,
+    BlobUploadApplicationFilesOperator,
+    BlobUploadFilesOperator,
     manifest_blob_name,
 )
 from airflow_batch_provider.testing.azurite import AzuriteServer
@@ -88,13 +88,13 @@ def test_upload_then_download_round_trip_in_a_dag(
     source, target = tmp_path / "in", tmp_path / "out"
     write_tree(source, FILES)
     with DAG(dag_id(), schedule=None, params={"out": str(target)}) as dag:
-        upload = UploadDataFilesOperator(
+        upload = BlobUploadFilesOperator(
             task_id="upload",
             source=str(source),
             container=container,
             prefix="{{ dag.dag_id }}/inputs",
         )
-        download = DownloadOutputFilesOperator(
+        download = BlobDownloadFilesOperator(
             task_id="download",
             container=container,
             prefix="{{ dag.dag_id }}/inputs/",
@@ -128,7 +128,7 @@ def test_second_run_uploads_nothing(
 ) -> None:
     write_tree(tmp_path, FILES)
     with DAG(dag_id(), schedule=None) as dag:
-        UploadDataFilesOperator(task_id="upload", source=f"{tmp_path}/**/*", container=container, prefix="p")
+        BlobUploadFilesOperator(task_id="upload", source=f"{tmp_path}/**/*", container=container, prefix="p")
     _, first = run_dag(dag)
     _, second = run_dag(dag)
     assert first["upload"]["uploaded"] == 3
@@ -142,7 +142,7 @@ def test_manifest_above_the_threshold(
     files = {f"part-{i:03d}.txt": f"row {i}\n".encode() for i in range(120)}
     write_tree(tmp_path / "many", files)
     with DAG(dag_id(), schedule=None) as dag:
-        UploadDataFilesOperator(
+        BlobUploadFilesOperator(
             task_id="upload", source=str(tmp_path / "many"), container=container, prefix="big"
         )
     dag_run, xcoms = run_dag(dag)
@@ -166,7 +166,7 @@ def test_manifest_above_the_threshold(
 
 def test_manifest_name_is_deterministic_per_run(default_conn: None, container: str, tmp_path: Path) -> None:
     write_tree(tmp_path, {f"{i}.txt": b"x" for i in range(5)})
-    operator = UploadDataFilesOperator(
+    operator = BlobUploadFilesOperator(
         task_id="upload", source=str(tmp_path), container=container, manifest_threshold=2
     )
     context: Any = {"run_id": "manual__2026-01-01T00:00:00+00:00"}
@@ -183,7 +183,7 @@ def test_application_files_give_a_sas_free_resource_file_descriptor(
 ) -> None:
     write_tree(tmp_path / "app", {"run.sh": b"#!/bin/sh\necho hi\n", "lib/helper.py": b"print(1)\n"})
     with DAG(dag_id(), schedule=None) as dag:
-        UploadApplicationFilesOperator(
+        BlobUploadApplicationFilesOperator(
             task_id="app", source=str(tmp_path / "app"), container=container, node_path="bin"
         )
     dag_run, xcoms = run_dag(dag)
@@ -210,7 +210,7 @@ def test_failing_task_fails_the_run(
     default_conn: None, run_dag: RunDag, container: str, tmp_path: Path
 ) -> None:
     with DAG(dag_id(), schedule=None) as dag:
-        UploadDataFilesOperator(task_id="upload", source=str(tmp_path / "missing"), container=container)
+        BlobUploadFilesOperator(task_id="upload", source=str(tmp_path / "missing"), container=container)
     dag_run, xcoms = run_dag(dag)
     assert dag_run.state == "failed"
     assert "upload" not in xcoms
@@ -220,19 +220,19 @@ def test_failing_task_fails_the_run(
 
 
 def test_missing_path(default_conn: None, container: str, tmp_path: Path, raw: BlobServiceClient) -> None:
-    operator = UploadDataFilesOperator(task_id="t", source=str(tmp_path / "nope"), container=container)
+    operator = BlobUploadFilesOperator(task_id="t", source=str(tmp_path / "nope"), container=container)
     with pytest.raises(InvalidInputError, match="does not exist"):
         operator.execute({})
     assert not raw.get_container_client(container).exists()
 
 
 def test_empty_glob(default_conn: None, container: str, tmp_path: Path, raw: BlobServiceClient) -> None:
-    operator = UploadDataFilesOperator(task_id="t", source=f"{tmp_path}/**/*.parquet", container=container)
+    operator = BlobUploadFilesOperator(task_id="t", source=f"{tmp_path}/**/*.parquet", container=container)
     with pytest.raises(InvalidInputError, match=r"matches no files.*fail_on_empty=False"):
         operator.execute({})
     assert not raw.get_container_client(container).exists()
 
-    lenient = UploadDataFilesOperator(
+    lenient = BlobUploadFilesOperator(
         task_id="t", source=f"{tmp_path}/*.parquet", container=container, fail_on_empty=False
     )
     summary = lenient.execute({})
@@ -240,16 +240,16 @@ def test_empty_glob(default_conn: None, container: str, tmp_path: Path, raw: Blo
 
 
 def test_invalid_container(default_conn: None, tmp_path: Path) -> None:
-    operator = UploadDataFilesOperator(task_id="t", source=str(tmp_path), container="Input_Data")
+    operator = BlobUploadFilesOperator(task_id="t", source=str(tmp_path), container="Input_Data")
     with pytest.raises(InvalidInputError, match=r"container 'Input_Data' is not a valid.*'input-data'"):
         operator.execute({})
-    download = DownloadOutputFilesOperator(task_id="d", container="x", prefix="p", local_dir=str(tmp_path))
+    download = BlobDownloadFilesOperator(task_id="d", container="x", prefix="p", local_dir=str(tmp_path))
     with pytest.raises(InvalidInputError, match="container 'x'"):
         download.execute({})
 
 
 def test_invalid_file_mode(default_conn: None, container: str, tmp_path: Path) -> None:
-    operator = UploadApplicationFilesOperator(
+    operator = BlobUploadApplicationFilesOperator(
         task_id="t", source=str(tmp_path), container=container, file_mode="rwx"
     )
     with pytest.raises(InvalidInputError, match="file_mode 'rwx'"):
@@ -268,7 +268,7 @@ def test_wrong_key(
     }
     monkeypatch.setenv("AIRFLOW_CONN_AZBLOB_WRONG", json.dumps(conn))
     write_tree(tmp_path, FILES)
-    operator = UploadDataFilesOperator(
+    operator = BlobUploadFilesOperator(
         task_id="t", source=str(tmp_path), container=container, azblob_conn_id="azblob_wrong"
     )
     with pytest.raises(AzureAuthenticationError) as error:
@@ -280,7 +280,7 @@ def test_download_of_an_empty_prefix(
     default_conn: None, raw: BlobServiceClient, container: str, tmp_path: Path
 ) -> None:
     raw.create_container(container)
-    operator = DownloadOutputFilesOperator(
+    operator = BlobDownloadFilesOperator(
         task_id="d", container=container, prefix="none", local_dir=str(tmp_path)
     )
     with pytest.raises(BatchProviderError, match="No blobs under 'none/'"):
@@ -295,7 +295,7 @@ def test_download_lists_files_only_up_to_the_threshold(
     raw.create_container(container)
     for i in range(4):
         raw.get_blob_client(container, f"out/{i}.txt").upload_blob(b"x")
-    operator = DownloadOutputFilesOperator(
+    operator = BlobDownloadFilesOperator(
         task_id="d", container=container, prefix="out", local_dir=str(tmp_path), manifest_threshold=3
     )
     summary = operator.execute({})
@@ -305,15 +305,15 @@ def test_download_lists_files_only_up_to_the_threshold(
 
 def test_template_fields() -> None:
     # The connection id is templated too (issue 15: connection fields templated in every operator).
-    assert set(UploadDataFilesOperator.template_fields) == {"source", "container", "prefix", "azblob_conn_id"}
-    assert set(UploadApplicationFilesOperator.template_fields) == {
+    assert set(BlobUploadFilesOperator.template_fields) == {"source", "container", "prefix", "azblob_conn_id"}
+    assert set(BlobUploadApplicationFilesOperator.template_fields) == {
         "source",
         "container",
         "prefix",
         "node_path",
         "azblob_conn_id",
     }
-    assert set(DownloadOutputFilesOperator.template_fields) == {
+    assert set(BlobDownloadFilesOperator.template_fields) == {
         "container",
         "prefix",
         "local_dir",

@@ -39,9 +39,9 @@ from airflow_batch_provider.operators.job import (
 from airflow_batch_provider.operators.output import BatchCollectTaskOutputOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, BatchDeletePoolOperator
 from airflow_batch_provider.operators.storage import (
-    DownloadOutputFilesOperator,
-    UploadApplicationFilesOperator,
-    UploadDataFilesOperator,
+    BlobDownloadFilesOperator,
+    BlobUploadApplicationFilesOperator,
+    BlobUploadFilesOperator,
 )
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
@@ -154,7 +154,7 @@ def _pool(**kwargs: Any) -> Callable[[Env], Any]:
         "vm_size": "standard_d2s_v3",
         "target_dedicated_nodes": 1,
         "poll_interval": 0.1,
-        "wait_timeout": 30,
+        "timeout": 30,
     }
     args.update(kwargs)
     return _execute(BatchCreatePoolOperator, **args)
@@ -177,7 +177,7 @@ def _upload(source: str, **kwargs: Any) -> Callable[[Env], Any]:
     def run(env: Env) -> Any:
         args: dict[str, Any] = {"task_id": "upload", "container": CONTAINER, "prefix": "new/"}
         args.update(kwargs)
-        return UploadDataFilesOperator(source=source.format(tmp=env.tmp), **args).execute(env.context)
+        return BlobUploadFilesOperator(source=source.format(tmp=env.tmp), **args).execute(env.context)
 
     return run
 
@@ -187,7 +187,7 @@ def _download(**kwargs: Any) -> Callable[[Env], Any]:
         args: dict[str, Any] = {"task_id": "download", "container": CONTAINER, "prefix": "existing/"}
         args.update(kwargs)
         args.setdefault("local_dir", str(env.tmp / "downloads"))
-        return DownloadOutputFilesOperator(**args).execute(env.context)
+        return BlobDownloadFilesOperator(**args).execute(env.context)
 
     return run
 
@@ -231,7 +231,7 @@ CASES: list[Case] = [
     Case("prefix escaping the container", _upload("{tmp}/inputs/*.csv", prefix="../up"), ("prefix", "..")),
     Case(
         "application file mode not octal",
-        lambda env: UploadApplicationFilesOperator(
+        lambda env: BlobUploadApplicationFilesOperator(
             task_id="app", source=str(env.tmp / "inputs" / "a.csv"), container=CONTAINER, file_mode="rwx"
         ).execute(env.context),
         ("file_mode", "0755"),

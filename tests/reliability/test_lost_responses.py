@@ -21,7 +21,7 @@ from airflow_batch_provider.operators.job import (
     BatchTerminateJobOperator,
 )
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, BatchDeletePoolOperator
-from airflow_batch_provider.operators.storage import UploadDataFilesOperator
+from airflow_batch_provider.operators.storage import BlobUploadFilesOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.testing.stack import LocalAzureStack
 
@@ -62,14 +62,14 @@ def _create_pool(pool_id: str, **kwargs: Any) -> BatchCreatePoolOperator:
         vm_size="standard_d2s_v3",
         target_dedicated_nodes=1,
         poll_interval=0.1,
-        wait_timeout=60,
+        timeout=60,
         **kwargs,
     )
 
 
 def _make_job(stack: LocalAzureStack, hook: BatchHook, context: dict[str, Any], uid: str) -> str:
     pool_id, job_id = f"lost-pool-{uid}", f"lost-job-{uid}"
-    _create_pool(pool_id, wait_for_ready=False).execute(context)
+    _create_pool(pool_id, wait_for_completion=False).execute(context)
     BatchCreateJobOperator(task_id="job", job_id=job_id, pool_id=pool_id).execute(context)
     return job_id
 
@@ -93,7 +93,7 @@ def test_create_job_after_a_dropped_answer_is_created_once(
     stack: LocalAzureStack, hook: BatchHook, context: dict[str, Any], uid: str, kind: str
 ) -> None:
     pool_id, job_id = f"lost-pool-{uid}", f"lost-job-{uid}"
-    _create_pool(pool_id, wait_for_ready=False).execute(context)
+    _create_pool(pool_id, wait_for_completion=False).execute(context)
     _fail_once(stack, kind, "POST", r"^/jobs$")
     result = BatchCreateJobOperator(task_id="job", job_id=job_id, pool_id=pool_id, if_exists="fail").execute(
         context
@@ -138,7 +138,7 @@ def test_cleanup_after_a_dropped_answer_succeeds(
     assert deleted["outcome"] in ("deleted", "being_deleted")
     _fail_once(stack, kind, "DELETE", r"^/pools/")
     deleted_pool = BatchDeletePoolOperator(
-        task_id="delete_pool", pool_id=pool_id, wait_for_deletion=True, poll_interval=0.1
+        task_id="delete_pool", pool_id=pool_id, wait_for_completion=True, poll_interval=0.1
     ).execute(context)
     _assert_fault_hit(stack, kind)
     assert deleted_pool["outcome"] in ("deleted", "being_deleted")
@@ -155,7 +155,7 @@ def test_upload_after_dropped_answers_stores_every_file_once(
     # The container create and the first two blob writes lose their answers (or never arrive).
     stack.storage_proxy.set_faults(rate=1.0, kinds=[kind], methods=["PUT"], max_faults=3)
     container = f"lost-{kind}-{uid}"
-    result = UploadDataFilesOperator(
+    result = BlobUploadFilesOperator(
         task_id="upload", source=str(tmp_path / "*.csv"), container=container, prefix="in/"
     ).execute(context)
     assert [record.kind for record in stack.storage_proxy.fault_records] == [kind] * 3

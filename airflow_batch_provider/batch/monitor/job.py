@@ -14,7 +14,7 @@ from airflow_batch_provider.batch.monitor.counts import TaskCounts
 from airflow_batch_provider.batch.monitor.io import BatchIO
 from airflow_batch_provider.batch.monitor.states import job_has_ended, lowered
 
-TASK_SELECT = ["id", "state", "executionInfo"]
+TASK_SELECT = ["id", "state", "executionInfo", "nodeInfo"]
 
 #: While a job's counts do not move, the poll after the first unchanged one reads the job's state
 #: instead of the counts, and so does every N-th poll after that.
@@ -82,6 +82,37 @@ def failed_task_summary(task: Mapping[str, Any]) -> dict[str, Any]:
         "retry_count": info.get("retryCount"),
         "requeue_count": info.get("requeueCount"),
     }
+
+
+def requeued_tasks(tasks: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks requeued at least once, most requeued first: id, requeue count, and the node the task
+    last ran on (while it waits to run again, the node that was preempted or lost)."""
+    requeued: list[dict[str, Any]] = [
+        {
+            "id": task.get("id"),
+            "requeue_count": int((task.get("executionInfo") or {}).get("requeueCount") or 0),
+            "node_id": (task.get("nodeInfo") or {}).get("nodeId"),
+            "waiting_again": lowered(task.get("state")) == "active",
+        }
+        for task in tasks
+    ]
+    requeued = [task for task in requeued if task["requeue_count"] > 0]
+    return sorted(requeued, key=lambda task: (-int(task["requeue_count"]), str(task["id"])))
+
+
+def requeue_note(requeued: Sequence[Mapping[str, Any]], limit: int = 5) -> str:
+    """``task a requeued 2x (node n1), ...``: which tasks were requeued and where they last ran."""
+    shown = [
+        f"{task['id']} requeued {task['requeue_count']}x"
+        + (
+            f" (preempted node {task['node_id']})"
+            if task.get("waiting_again") and task.get("node_id")
+            else ""
+        )
+        for task in requeued[:limit]
+    ]
+    more = f", and {len(requeued) - limit} more" if len(requeued) > limit else ""
+    return ", ".join(shown) + more
 
 
 def progress_line(job_id: str, prefix: str | None, counts: TaskCounts) -> str:
@@ -180,8 +211,11 @@ class JobCheck:
     changed: bool = True
     #: Consecutive polls (this one included) in which the counts did not move.
     stalled_polls: int = 0
-    #: For ``failed``: ``tasks_failed`` (tasks completed with failures) or ``job_ended`` (tasks left).
+    #: For ``failed``: ``tasks_failed`` (tasks completed with failures), ``job_ended`` (tasks left) or
+    #: ``requeue_budget`` (a task requeued more than ``max_task_requeues`` times).
     reason: str | None = None
+    #: Tasks requeued so far (Spot preemption, node loss), from :func:`requeued_tasks`.
+    requeued: list[dict[str, Any]] = field(default_factory=list)
 
     def to_event(self) -> dict[str, Any]:
         """A JSON-serialisable event (for triggers and XCom)."""
@@ -194,6 +228,7 @@ class JobCheck:
             "failed_tasks": self.failed_tasks,
             "failed_count": self.failed_count,
             "reason": self.reason,
+            "requeued_tasks": self.requeued,
         }
 
 
@@ -268,6 +303,7 @@ async def check_job(
     max_failed_tasks: int = 10,
     max_failure_logs: int = 3,
     tail_bytes: int = 2048,
+    max_task_requeues: int | None = None,
 ) -> JobCheck:
     """One poll: are all tasks (or all under the prefix) complete, and did any fail?
 
@@ -278,9 +314,13 @@ async def check_job(
     run ends the wait rather than hanging. The final poll reads more: completion is confirmed with a
     filtered list, because counts are eventually consistent, and failed tasks get their details.
     ``force_job_check`` reads the job's state as well, for a poll with no memory of earlier ones.
+
+    Requeued tasks (Spot preemption, node loss) are reported with the node they last ran on; with
+    ``max_task_requeues`` a task requeued more often fails the check (``reason="requeue_budget"``).
+    Without a prefix that needs one more list per running poll (the tasks not completed yet).
     """
     prefix = task_id_prefix or None
-    requeues = 0
+    requeued: list[dict[str, Any]] = []
     try:
         job: dict[str, Any] | None = None
         if force_job_check or (last_counts is not None and job_check_due(stalled_polls)):
@@ -303,7 +343,7 @@ async def check_job(
             counts = counts_from_tasks(tasks)
             complete = counts.total > 0 and counts.pending == 0
             failed_raw = [t for t in tasks if is_failed_task(t)]
-            requeues = sum(int((t.get("executionInfo") or {}).get("requeueCount") or 0) for t in tasks)
+            requeued = requeued_tasks(tasks)
         else:
             counts = await io.get_task_counts(job_id)
             complete = counts.total > 0 and counts.pending == 0
@@ -343,16 +383,50 @@ async def check_job(
                     check.message = f"{ended}\n{check.message}"
                 return check
             return JobCheck(
-                "success", job_id, prefix, counts, progress_line(job_id, prefix, counts), changed=changed
+                "success",
+                job_id,
+                prefix,
+                counts,
+                progress_line(job_id, prefix, counts),
+                changed=changed,
+                requeued=requeued,
             )
         if job is not None and job_has_ended(job):
             return await _job_ended_check(
                 io, job, prefix, counts, failed_raw, changed, max_failed_tasks, max_failure_logs, tail_bytes
             )
+        if not prefix and max_task_requeues is not None:
+            requeued = requeued_tasks(
+                await io.list_tasks(job_id, filter="state ne 'completed'", select=TASK_SELECT)
+            )
         line = progress_line(job_id, prefix, counts)
-        if requeues:
-            line += f"; {requeues} requeue(s) so far (Spot preemption or node loss)"
+        if requeued:
+            total = sum(task["requeue_count"] for task in requeued)
+            line += f"; {total} requeue(s) so far (Spot preemption or node loss): {requeue_note(requeued)}"
+        over = [
+            task
+            for task in requeued
+            if max_task_requeues is not None and task["requeue_count"] > max_task_requeues
+        ]
+        if over:
+            message = (
+                f"{len(over)} task(s) were requeued more than max_task_requeues={max_task_requeues} "
+                f"times (Spot preemption or node loss): {requeue_note(over)}. Use dedicated nodes (or "
+                "the spot_with_dedicated_fallback autoscale formula), or raise max_task_requeues."
+            )
+            return JobCheck(
+                "failed",
+                job_id,
+                prefix,
+                counts,
+                message,
+                changed=changed,
+                reason="requeue_budget",
+                requeued=requeued,
+            )
         stalled = 0 if changed else stalled_polls + 1
-        return JobCheck("running", job_id, prefix, counts, line, changed=changed, stalled_polls=stalled)
+        return JobCheck(
+            "running", job_id, prefix, counts, line, changed=changed, stalled_polls=stalled, requeued=requeued
+        )
     except ResourceNotFoundError:
         return JobCheck("error", job_id, prefix, last_counts or TaskCounts(), _missing_job(job_id))

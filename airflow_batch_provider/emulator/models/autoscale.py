@@ -388,6 +388,7 @@ def evaluate_formula(
     target_dedicated: int,
     target_low_priority: int,
     metrics: dict[str, float],
+    preempted: int = 0,
 ) -> FormulaResult:
     """Run ``formula`` against the pool's current numbers; raise :class:`FormulaError` when it fails."""
     variables: dict[str, Value] = {
@@ -396,7 +397,7 @@ def evaluate_formula(
         "$NodeDeallocationOption": "requeue",
         "$CurrentDedicatedNodes": float(current_dedicated),
         "$CurrentLowPriorityNodes": float(current_low_priority),
-        "$PreemptedNodeCount": 0.0,
+        "$PreemptedNodeCount": float(preempted),
         "$UsableNodeCount": float(current_dedicated + current_low_priority),
     }
     for name in _SAMPLED:

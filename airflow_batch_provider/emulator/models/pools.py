@@ -600,6 +600,7 @@ class PoolBackend:
             target_dedicated=pool.target_dedicated,
             target_low_priority=pool.target_low_priority,
             metrics=metrics,
+            preempted=sum(node.state == "preempted" for node in pool.current_nodes(False)),
         )
 
     def _evaluate_and_apply(self, pool: Pool) -> None:

@@ -108,7 +108,11 @@ def _proxy_settings_present() -> bool:
 
 class BlobClientHook(AzureBaseHook):
     """The clients, errors, containers and listings of a Blob hook: the base of
-    :class:`~airflow_batch_provider.hooks.blob.BlobStorageHook`."""
+    :class:`~airflow_batch_provider.hooks.blob.BlobStorageHook`.
+
+    :param azblob_conn_id: The ``azblob`` connection id.
+    :param http_policies: Extra azure-core pipeline policies for both clients, run on every HTTP attempt.
+    """
 
     conn_name_attr: ClassVar[str] = "azblob_conn_id"
 

@@ -52,7 +52,13 @@ _AUTHENTICATION_CODES = frozenset({"AuthenticationFailed", "InvalidAuthenticatio
 
 @dataclass(frozen=True)
 class BlobInfo:
-    """A listed blob: name, size and the MD5 the service holds for it (``None`` when unknown)."""
+    """A listed blob: name, size and the MD5 the service holds for it (``None`` when unknown).
+
+    :param name: The blob name.
+    :param size: Its size in bytes.
+    :param content_md5: The MD5 the service holds, or ``None``.
+    :param last_modified: When it was last written.
+    """
 
     name: str
     size: int
@@ -62,7 +68,11 @@ class BlobInfo:
 
 @dataclass(frozen=True)
 class ListingPage:
-    """One page of a listing, and the marker of the next page (``None`` after the last)."""
+    """One page of a listing, and the marker of the next page (``None`` after the last).
+
+    :param blobs: The blobs of the page.
+    :param next_marker: The marker of the next page, ``None`` after the last.
+    """
 
     blobs: list[BlobInfo]
     next_marker: str | None

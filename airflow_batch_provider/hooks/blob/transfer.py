@@ -75,7 +75,13 @@ def _content_settings(**properties: Any) -> ContentSettings:
 
 @dataclass(frozen=True)
 class BlobFile:
-    """One file as stored in Blob Storage; ``url`` never carries a SAS."""
+    """One file as stored in Blob Storage; ``url`` never carries a SAS.
+
+    :param name: The blob name.
+    :param size: Its size in bytes.
+    :param url: The blob URL, without a SAS.
+    :param local_path: The local file it was uploaded from or downloaded to.
+    """
 
     name: str
     size: int
@@ -85,7 +91,13 @@ class BlobFile:
 
 @dataclass
 class TransferResult:
-    """What an upload or download moved (``transferred``) and what it found unchanged (``skipped``)."""
+    """What an upload or download moved (``transferred``) and what it found unchanged (``skipped``).
+
+    :param container: The container.
+    :param prefix: The blob prefix.
+    :param transferred: Files sent or fetched.
+    :param skipped: Files found unchanged and not transferred.
+    """
 
     container: str
     prefix: str

@@ -30,7 +30,7 @@ from airflow_batch_provider.operators.job import (
 )
 from airflow_batch_provider.operators.output import BatchCollectTaskOutputOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator
-from airflow_batch_provider.operators.storage import UploadDataFilesOperator
+from airflow_batch_provider.operators.storage import BlobUploadFilesOperator
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
@@ -126,7 +126,7 @@ def test_job_ids_from_templates_creation_reuse_and_teardown(pool_id: str, hook: 
     assert terminate.execute(_ctx("t", uid))["outcome"] == "already_completed"
     with pytest.raises(BatchProviderError, match="accepts no new tasks"):
         create.execute(_ctx("job", uid))
-    delete = BatchDeleteJobOperator(task_id="d", job_id=raw_id, wait_for_deletion=True, poll_interval=0.2)
+    delete = BatchDeleteJobOperator(task_id="d", job_id=raw_id, wait_for_completion=True, poll_interval=0.2)
     assert delete.execute(_ctx("d", uid))["outcome"] == "deleted"
     assert delete.execute(_ctx("d", uid))["outcome"] == "not_found"
     assert (
@@ -140,7 +140,7 @@ def test_thousand_tasks_from_uploaded_blobs(pool_id: str, hook: BatchHook, uid: 
     data.mkdir()
     for index in range(1000):
         (data / f"part-{index:04d}.txt").write_text(f"payload {index}\n")
-    upload = UploadDataFilesOperator(
+    upload = BlobUploadFilesOperator(
         task_id="upload", source=str(data), container="itest-inputs", prefix=f"run-{uid}/"
     ).execute(_ctx("upload", uid))
     assert upload["count"] == 1000
@@ -254,7 +254,7 @@ def test_outputs_and_std_logs_are_uploaded_and_listed(pool_id: str, hook: BatchH
     assert _wait(job_id, result["task_id_prefix"])["counts"]["succeeded"] == 2
 
     collected = BatchCollectTaskOutputOperator(
-        task_id="collect", job_id=job_id, task_id_prefix=result["task_id_prefix"], which="all"
+        task_id="collect", job_id=job_id, task_id_prefix=result["task_id_prefix"], only_failed=False
     ).execute(_ctx("collect", uid))
     urls = collected["output_urls"]
     assert collected["logs"] and all(
@@ -360,12 +360,12 @@ def test_application_files_and_one_task_per_blob(
     pool_id: str, hook: BatchHook, uid: str, tmp_path: Path
 ) -> None:
     from airflow_batch_provider.batch.task_factories import BlobPrefixTasks
-    from airflow_batch_provider.operators.storage import UploadApplicationFilesOperator
+    from airflow_batch_provider.operators.storage import BlobUploadApplicationFilesOperator
 
     app = tmp_path / "app"
     app.mkdir()
     (app / "count.sh").write_text('#!/bin/sh\nprintf "%s lines in %s\\n" "$(wc -l < "$1")" "$1"\n')
-    uploaded_app = UploadApplicationFilesOperator(
+    uploaded_app = BlobUploadApplicationFilesOperator(
         task_id="upload_app", source=str(app), container="itest-apps", prefix=f"app-{uid}/", node_path="bin"
     ).execute(_ctx("upload_app", uid))
     blob = BlobStorageHook()
@@ -503,7 +503,7 @@ def test_active_job_quota_error_says_what_to_do(monkeypatch: pytest.MonkeyPatch,
             pool_id="p",
             vm_size="standard_d2s_v3",
             target_dedicated_nodes=1,
-            wait_for_ready=False,
+            wait_for_completion=False,
             azbatch_conn_id="azbatch_quota",
         ).execute(ctx)
         BatchCreateJobOperator(

@@ -218,3 +218,36 @@ def test_execution_timeout_of_the_one_task_run_terminates_its_job(
         assert (hook.get_job(job_id) or {}).get("state") in ("terminating", "completed")
     finally:
         hook.delete_job(job_id)
+
+
+def test_timeout_while_adding_tasks_terminates_the_tasks_it_added(
+    run_dag: Callable[..., tuple[Any, dict[str, Any]]],
+    local_azure_stack: Any,
+    hook: BatchHook,
+    job_id: str,
+    uid: str,
+) -> None:
+    many = [{"id": f"t{i:03d}", "command_line": "/bin/sh -c 'sleep 120'"} for i in range(300)]
+    # Each add request (100 tasks) takes 1.5 s, so the 2 s execution timeout lands mid-collection.
+    local_azure_stack.batch.set_faults(
+        rate=1.0, kinds=["latency"], latency=1.5, path_pattern="/addtaskcollection$"
+    )
+    try:
+        with DAG(f"kill_adding_{uid}", schedule=None) as dag:
+            BatchAddTasksOperator(
+                task_id="add",
+                job_id=job_id,
+                tasks=many,
+                max_concurrency=1,
+                execution_timeout=timedelta(seconds=2),
+            )
+        dag_run, _ = run_dag(dag)
+    finally:
+        local_azure_stack.batch.clear_faults()
+    assert dag_run.state == "failed"
+    time.sleep(2)  # a request in flight when the task was killed may still land
+    states = _states(hook, job_id)
+    assert 0 < len(states) < len(many)  # killed part-way through the collection
+    _wait_for("the added tasks to be terminated", lambda: _all_completed(hook, job_id), 20)
+    results = {t["executionInfo"].get("result") for t in hook.list_tasks(job_id)}
+    assert results == {"failure"}  # terminated, not run to the end

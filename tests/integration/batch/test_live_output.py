@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
 from tests.integration.batch.conftest import ready_pool
+from tests.support.state_store import MemoryTaskStateStore
 from tests.support.task_context import task_context
 
 pytestmark = pytest.mark.integration
@@ -126,3 +128,63 @@ def test_chosen_tasks_only(job_id: str, capfd: pytest.CaptureFixture[str]) -> No
     logged = out.out + out.err
     assert f"[{prefix}t1] first-line" in logged
     assert f"[{prefix}t0]" not in logged
+
+
+def test_lines_logged_before_a_triggerer_restart_are_not_logged_again(
+    hook: BatchHook, job_id: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    prefix = _add(job_id)
+    sensor = BatchJobSensor(
+        task_id="wait", job_id=job_id, task_id_prefix=prefix, deferrable=True, poke_interval=0.2, timeout=4
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(task_context("r", "wait"))
+    _, kwargs = deferred.value.trigger.serialize()
+    deferred_with = json.loads(json.dumps(kwargs))  # what the triggerer reads back from the DB
+    store = MemoryTaskStateStore()
+    capfd.readouterr()
+
+    async def run(trigger: BatchJobTrigger, seconds: float | None) -> list[dict[str, Any]]:
+        trigger.state_store = store
+
+        async def events() -> list[dict[str, Any]]:
+            return [event.payload async for event in trigger.run()]
+
+        try:
+            return await asyncio.wait_for(events(), seconds)
+        except TimeoutError:
+            return []  # the triggerer went away mid-wait
+
+    assert asyncio.run(run(BatchJobTrigger(**deferred_with), 2.0)) == []  # each in its own event loop
+    before = capfd.readouterr()
+    (task,) = hook.list_tasks(job_id, select=["id"])
+    assert f"[{task['id']}] second-line" in before.out + before.err  # logged before the restart
+    (event,) = asyncio.run(run(BatchJobTrigger(**deferred_with), None))
+    after = capfd.readouterr()
+    assert event["status"] == "timeout"
+    assert "second-line" not in after.out + after.err  # the offsets came from the store, not the DB
+    assert "first-line" not in after.out + after.err
+
+
+def test_reschedule_mode_keeps_offsets_in_the_task_state_store(
+    hook: BatchHook, job_id: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    prefix = _add(job_id)
+    store = MemoryTaskStateStore()
+    capfd.readouterr()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # each poke a fresh sensor, as each reschedule is a fresh process
+        sensor = BatchJobSensor(
+            task_id="wait", job_id=job_id, task_id_prefix=prefix, mode="reschedule", poke_interval=0.2
+        )
+        context = {**task_context("r", "wait"), "task_state_store": store}
+        assert sensor.poke(context) is False
+        time.sleep(0.2)
+    out = capfd.readouterr()
+    logged = out.out + out.err
+    (task,) = hook.list_tasks(job_id, select=["id"])
+    assert logged.count(f"[{task['id']}] first-line") == 1
+    assert logged.count(f"[{task['id']}] second-line") == 1
+    assert store.get("batch_live_output_offsets")[f"{task['id']}/stdout.txt"] == len(
+        b"first-line\nsecond-line\n"
+    )

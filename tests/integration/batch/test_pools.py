@@ -27,7 +27,7 @@ def _pool_op(pool_id: str, **kw: Any) -> BatchCreatePoolOperator:
         image="ubuntu-24.04",
         target_dedicated_nodes=2,
         poll_interval=0.2,
-        wait_timeout=60,
+        timeout=60,
     )
     args.update(kw)
     return BatchCreatePoolOperator(**args)
@@ -53,7 +53,7 @@ def test_create_wait_reuse_refuse_recreate_delete(hook: BatchHook, context: dict
     assert again["created"] is False and again["usable_nodes"] == 2
 
     with pytest.raises(BatchProviderError, match="taskSlotsPerNode: existing 2, requested 4") as info:
-        _pool_op(pool_id, task_slots_per_node=4, wait_for_ready=False).execute(context)
+        _pool_op(pool_id, task_slots_per_node=4, wait_for_completion=False).execute(context)
     assert "if_exists='recreate'" in str(info.value)
 
     recreated = _pool_op(
@@ -63,7 +63,7 @@ def test_create_wait_reuse_refuse_recreate_delete(hook: BatchHook, context: dict
     assert hook.get_pool(pool_id)["taskSlotsPerNode"] == 4  # type: ignore[index]
 
     delete = BatchDeletePoolOperator(
-        task_id="delete_pool", pool_id=pool_id, wait_for_deletion=True, poll_interval=0.2
+        task_id="delete_pool", pool_id=pool_id, wait_for_completion=True, poll_interval=0.2
     )
     assert delete.execute(context) == {"pool_id": pool_id, "outcome": "deleted"}
     assert hook.get_pool(pool_id) is None
@@ -123,7 +123,7 @@ def test_pool_sensor_reports_start_task_failure_in_deferred_mode(
     _pool_op(
         pool_id,
         target_dedicated_nodes=1,
-        wait_for_ready=False,
+        wait_for_completion=False,
         start_task={"command_line": "/bin/sh -c 'echo boom >&2; exit 2'"},
     ).execute(context)
     trigger = BatchPoolTrigger(pool_id=pool_id, poll_interval=0.2, timeout_at=None)
@@ -170,7 +170,7 @@ def test_wait_timeout_is_a_clear_error(hook: BatchHook, context: dict, uid: str)
         pool_id,
         target_dedicated_nodes=1,
         start_task={"command_line": "/bin/sh -c 'sleep 5'"},
-        wait_timeout=0.3,
+        timeout=0.3,
         poll_interval=0.1,
     )
     try:
@@ -197,7 +197,7 @@ def test_autoscale_pool_waits_for_the_formula_nodes(hook: BatchHook, context: di
         pool is not None and pool["enableAutoScale"] is True and pool["autoScaleEvaluationInterval"] == "PT5M"
     )
     with pytest.raises(BatchProviderError, match="enableAutoScale: existing True, requested False"):
-        _pool_op(pool_id, wait_for_ready=False).execute(context)
+        _pool_op(pool_id, wait_for_completion=False).execute(context)
     hook.delete_pool(pool_id)
 
 
@@ -322,7 +322,7 @@ def test_trigger_fails_after_its_reboots_and_honours_counts_it_was_given(
     pool_id = f"itest-trigger-reboots-{uid}"
     try:
         _pool_op(
-            pool_id, target_dedicated_nodes=1, wait_for_ready=False, start_task=_start_task(ALWAYS_FAILS)
+            pool_id, target_dedicated_nodes=1, wait_for_completion=False, start_task=_start_task(ALWAYS_FAILS)
         ).execute(context)
         trigger = BatchPoolTrigger(pool_id=pool_id, poll_interval=0.1, max_start_task_reboots=1)
         (event,) = asyncio.run(_collect(trigger))
@@ -344,13 +344,66 @@ def test_trigger_fails_after_its_reboots_and_honours_counts_it_was_given(
         hook.delete_pool(pool_id)
 
 
+def test_reboot_counts_carry_over_a_triggerer_restart_through_the_state_store(
+    hook: BatchHook, context: dict, uid: str
+) -> None:
+    from tests.support.state_store import MemoryTaskStateStore
+
+    pool_id = f"itest-restart-reboots-{uid}"
+    try:
+        _pool_op(
+            pool_id, target_dedicated_nodes=1, wait_for_completion=False, start_task=_start_task(ALWAYS_FAILS)
+        ).execute(context)
+        deferred_with = json.loads(
+            json.dumps(
+                BatchPoolTrigger(pool_id=pool_id, poll_interval=0.1, max_start_task_reboots=1).serialize()[1]
+            )
+        )
+        store = MemoryTaskStateStore()
+        first = BatchPoolTrigger(**deferred_with)
+        first.state_store = store
+        (event,) = asyncio.run(_collect(first))
+        assert event["status"] == "failed" and _boots(hook, pool_id) == 2  # one reboot, then no budget
+
+        # A new triggerer re-creates the trigger from the arguments it was deferred with (no reboots
+        # in them) in a new event loop; the state store tells it the reboot was made already.
+        again = BatchPoolTrigger(**deferred_with)
+        again.state_store = store
+        (second,) = asyncio.run(_collect(again))
+        assert second["status"] == "failed" and "1 reboot(s) were tried" in second["message"]
+        assert _boots(hook, pool_id) == 2  # no second reboot
+    finally:
+        hook.delete_pool(pool_id)
+
+
+def test_a_retry_goes_on_from_the_reboots_an_earlier_try_made(hook: BatchHook, uid: str) -> None:
+    from tests.support.state_store import MemoryTaskStateStore
+    from tests.support.task_context import task_context
+
+    pool_id = f"itest-retry-reboots-{uid}"
+    store = MemoryTaskStateStore()
+    context = {**task_context(uid, "pool"), "task_state_store": store}  # both tries of one task
+    try:
+        for _try in (1, 2):
+            with pytest.raises(BatchPoolNotReadyError, match="1 reboot\\(s\\) were tried"):
+                _pool_op(
+                    pool_id,
+                    target_dedicated_nodes=1,
+                    start_task=_start_task(ALWAYS_FAILS),
+                    max_start_task_reboots=1,
+                ).execute(context)
+            assert _boots(hook, pool_id) == 2  # the second try made no reboot of its own
+    finally:
+        hook.delete_pool(pool_id)
+
+
 def test_pool_sensor_reboots_in_poke_mode(hook: BatchHook, context: dict, uid: str) -> None:
     pool_id = f"itest-sensor-reboot-{uid}"
     try:
         _pool_op(
             pool_id,
             target_dedicated_nodes=1,
-            wait_for_ready=False,
+            wait_for_completion=False,
             start_task=_start_task(FAILS_ON_FIRST_BOOT),
         ).execute(context)
         sensor = BatchPoolSensor(

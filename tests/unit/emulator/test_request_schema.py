@@ -19,7 +19,7 @@ from airflow_batch_provider.emulator.request_bodies import (
     validate_body,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SPEC = ROOT.parent / "shared" / "specs" / "BatchService-2025-06-01.json"
 
 

@@ -14,9 +14,9 @@ from airflow_batch_provider.operators.job import BatchCreateJobOperator, BatchDe
 from airflow_batch_provider.operators.output import BatchCollectTaskOutputOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, BatchDeletePoolOperator
 from airflow_batch_provider.operators.storage import (
-    DownloadOutputFilesOperator,
-    UploadApplicationFilesOperator,
-    UploadDataFilesOperator,
+    BlobDownloadFilesOperator,
+    BlobUploadApplicationFilesOperator,
+    BlobUploadFilesOperator,
 )
 from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
@@ -34,9 +34,9 @@ BATCH = [
     BatchPublishApplicationPackageOperator,
 ]
 BLOB = [
-    UploadDataFilesOperator,
-    UploadApplicationFilesOperator,
-    DownloadOutputFilesOperator,
+    BlobUploadFilesOperator,
+    BlobUploadApplicationFilesOperator,
+    BlobDownloadFilesOperator,
     BatchCreatePoolOperator,
     BatchAddTasksOperator,
     BatchCollectTaskOutputOperator,
@@ -56,7 +56,7 @@ def test_the_blob_connection_is_templated(operator: type) -> None:
 
 def test_a_storage_operator_renders_its_connection_from_a_template() -> None:
     with DAG("render", schedule=None):
-        op = UploadDataFilesOperator(
+        op = BlobUploadFilesOperator(
             task_id="up", source="/data/*.csv", container="data", azblob_conn_id="azblob_{{ params.env }}"
         )
     op.render_template_fields({"params": {"env": "prod"}})

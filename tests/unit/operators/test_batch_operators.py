@@ -143,15 +143,15 @@ def test_create_pool_resolves_alias_waits_and_returns_small_json() -> None:
 
 def test_compatible_pool_is_reused() -> None:
     hook = FakeHook()
-    _with(_pool_op(wait_for_ready=False), hook).execute(_context())
-    result = _with(_pool_op(wait_for_ready=False, target_dedicated_nodes=5), hook).execute(_context())
+    _with(_pool_op(wait_for_completion=False), hook).execute(_context())
+    result = _with(_pool_op(wait_for_completion=False, target_dedicated_nodes=5), hook).execute(_context())
     assert result["created"] is False and hook.calls.count("create_pool") == 1
 
 
 def test_incompatible_pool_fails_listing_differences() -> None:
     hook = FakeHook()
-    _with(_pool_op(wait_for_ready=False), hook).execute(_context())
-    op = _with(_pool_op(wait_for_ready=False, vm_size="standard_d4s_v3", task_slots_per_node=4), hook)
+    _with(_pool_op(wait_for_completion=False), hook).execute(_context())
+    op = _with(_pool_op(wait_for_completion=False, vm_size="standard_d4s_v3", task_slots_per_node=4), hook)
     with pytest.raises(BatchProviderError) as info:
         op.execute(_context())
     assert "vmSize: existing 'standard_d2s_v3', requested 'standard_d4s_v3'" in str(info.value)
@@ -161,17 +161,17 @@ def test_incompatible_pool_fails_listing_differences() -> None:
 
 def test_incompatible_pool_is_recreated_on_request() -> None:
     hook = FakeHook()
-    _with(_pool_op(wait_for_ready=False), hook).execute(_context())
-    op = _with(_pool_op(wait_for_ready=False, vm_size="standard_d4s_v3", if_exists="recreate"), hook)
+    _with(_pool_op(wait_for_completion=False), hook).execute(_context())
+    op = _with(_pool_op(wait_for_completion=False, vm_size="standard_d4s_v3", if_exists="recreate"), hook)
     result = op.execute(_context())
     assert result["recreated"] is True and hook.pools["p1"]["vmSize"] == "standard_d4s_v3"
 
 
 def test_if_exists_fail_refuses_an_existing_pool() -> None:
     hook = FakeHook()
-    _with(_pool_op(wait_for_ready=False), hook).execute(_context())
+    _with(_pool_op(wait_for_completion=False), hook).execute(_context())
     with pytest.raises(BatchProviderError, match="already exists and if_exists='fail'"):
-        _with(_pool_op(wait_for_ready=False, if_exists="fail"), hook).execute(_context())
+        _with(_pool_op(wait_for_completion=False, if_exists="fail"), hook).execute(_context())
 
 
 def test_pool_wait_failure_stops_with_a_clear_message() -> None:
@@ -597,8 +597,8 @@ def test_two_output_patterns_landing_on_one_blob_fail_before_anything_is_created
             ),
             "max_wall_clock_time",
         ),
-        (lambda: _pool_op(wait_for_ready=True, wait_timeout=float("inf")), "wait_timeout"),
-        (lambda: _pool_op(wait_for_ready=True, poll_interval=float("nan")), "poll_interval"),
+        (lambda: _pool_op(wait_for_completion=True, wait_timeout=float("inf")), "wait_timeout"),
+        (lambda: _pool_op(wait_for_completion=True, poll_interval=float("nan")), "poll_interval"),
         (
             lambda: BatchAddTasksOperator(
                 task_id="add", job_id="j", tasks=[{"command_line": "x"}], sas_ttl=float("inf")
