@@ -9,12 +9,15 @@ container name validated, and a query string (which could carry a SAS) refused.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from airflow_batch_provider.batch.validation import normalize_blob_prefix, validate_container_name
 from airflow_batch_provider.exceptions import InvalidInputError
+
+_log = logging.getLogger(__name__)
 
 #: The scheme of the provider's Blob Asset URIs.
 ASSET_SCHEME = "azblob"
@@ -101,11 +104,30 @@ def outlet_alias(operator: Any) -> Any:
     return alias
 
 
-def emit_asset(context: Any, alias: Any, uri: str, extra: dict[str, Any]) -> None:
-    """Record an Asset event for ``uri`` with ``extra`` on ``alias`` in this run's outlet events."""
+def emit_asset(context: Any, alias: Any, uri: str, extra: dict[str, Any]) -> bool:
+    """Record an Asset event for ``uri`` with ``extra`` on ``alias`` in this run's outlet events;
+    returns whether it was recorded.
+
+    Mapped task instances record none. They would all name the same new Asset, and Airflow's API
+    server creates an Asset first seen through an alias with a check-then-insert that is not safe
+    under concurrency (Airflow 3.3, ``TaskInstance.register_asset_changes_in_db``): two instances
+    finishing together fail with a unique-constraint error although their work succeeded. Emit the
+    Asset from one task after the mapped ones instead.
+    """
     from airflow.sdk import Asset
 
     events = context.get("outlet_events") if hasattr(context, "get") else None
     if events is None:
-        return  # run outside Airflow's task runner (a plain execute() call): nothing to record
+        return False  # run outside Airflow's task runner (a plain execute() call): nothing to record
+    instance = context.get("ti") or context.get("task_instance")
+    map_index = getattr(instance, "map_index", -1)
+    if isinstance(map_index, int) and map_index >= 0:
+        _log.info(
+            "Not recording the Asset %s from mapped instance %d: concurrent mapped instances would "
+            "create it at once, which Airflow does not handle; record it from one task downstream.",
+            uri,
+            map_index,
+        )
+        return False
     events[alias].add(Asset(uri), extra=blob_asset_extra(**extra))
+    return True

@@ -13,6 +13,12 @@ PACKAGE = "airflow_batch_provider"
 
 def _connection_types() -> list[dict[str, Any]]:
     batch_fields = credential_conn_fields(BATCH_AUTH_MODES)
+    batch_fields["ca_bundle"] = {
+        "label": "Batch CA bundle",
+        "description": "Optional. Path of a CA certificate file to trust for the Batch account URL "
+        "(the local emulator's HTTPS endpoint).",
+        "schema": {"type": ["string", "null"]},
+    }
     batch_fields["subscription_id"] = {
         "label": "Subscription ID",
         "description": "Subscription of the Batch account: for portal links; needed for application "

@@ -10,6 +10,7 @@ carries a SAS.
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -65,6 +66,23 @@ def resource_file_prefixes(tasks: list[dict[str, Any]]) -> dict[str, int]:
                 continue
             prefixes.setdefault(uri, set()).add(name)
     return {uri: len(names) for uri, names in prefixes.items()}
+
+
+def output_file_prefixes(tasks: list[dict[str, Any]]) -> dict[str, str]:
+    """The container URL (without its SAS) of every output destination of the tasks' output files, with
+    the deepest blob prefix all of them upload under: one dataset per container, not one per task."""
+    directories: dict[str, list[str]] = {}
+    for task in tasks:
+        for output in task.get("outputFiles") or ():
+            container = (output.get("destination") or {}).get("container") or {}
+            if not container.get("containerUrl"):
+                continue
+            segments = [segment for segment in (container.get("path") or "").split("/") if segment]
+            if segments and not set(output.get("filePattern") or "") & set("*?["):
+                segments = segments[:-1]  # a pattern without wildcards uploads to the path as a blob name
+            url = container["containerUrl"].split("?", 1)[0]
+            directories.setdefault(url, []).append("/".join(segments))
+    return {url: posixpath.commonpath(paths) for url, paths in directories.items()}
 
 
 def openlineage_dataset(uri: str, *, output: bool, count: int | None = None, size: int | None = None) -> Any:

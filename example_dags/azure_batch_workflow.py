@@ -10,9 +10,11 @@
    uploaded CSV: the CSV is the task's resource file, the application a common resource file, and the
    task's ``out/*`` plus its ``stdout.txt``/``stderr.txt`` are uploaded to the output container;
 4. ``wait_for_tasks`` waits for the job's tasks in the triggerer (deferrable);
-5. ``collect_logs`` writes every task's stdout/stderr into the Airflow log (failed ones too) and
-   ``download_outputs`` fetches the results into ``<output_dir>/<run key>/``; ``summarize`` checks one
-   result per input and writes ``summary.json`` there;
+5. ``collect_logs`` writes every task's stdout/stderr into the Airflow log (failed ones too);
+   ``summarize`` reads the results straight from Blob Storage through ``ObjectStoragePath``
+   (``azblob://<output container>/<run key>/results/`` on ``azblob_default``), checks one result per
+   input and writes ``summary.json`` next to them; then the optional ``download_outputs`` fetches
+   results and summary into ``<output_dir>/<run key>/``;
 6. ``delete_job`` and ``delete_pool`` are teardown tasks: they run, and release the nodes, even when a
    step in between fails.
 
@@ -25,13 +27,14 @@ DAG runs against the local emulator and Azurite (``make demo``) and against Azur
 connections change. Params (defaults from environment variables):
 
 * ``input_dir`` (``AZURE_BATCH_WORKFLOW_INPUT_DIR``): local directory with the ``*.csv`` files;
-* ``output_dir`` (``AZURE_BATCH_WORKFLOW_OUTPUT_DIR``): where results are downloaded;
+* ``output_dir`` (``AZURE_BATCH_WORKFLOW_OUTPUT_DIR``): where ``download_outputs`` puts a local copy;
 * ``data_container`` / ``output_container``: Blob containers for inputs+application and results;
 * ``vm_size``, ``image``, ``nodes``: the pool (``standard_d2s_v3``, ``ubuntu-24.04``, 2 nodes).
 
 ``AZURE_BATCH_WORKFLOW_POLL_SECONDS`` sets how often the pool and job are polled (default 15).
-``download_outputs`` and ``summarize`` share ``output_dir``: with several workers, put it on storage they
-all mount (or run both on one worker, as ``airflow dags test`` and the LocalExecutor do).
+No step reads a local file another step wrote: results pass through Blob Storage, so the DAG runs
+unchanged on any number of workers. Only ``download_outputs`` writes to ``output_dir``, for whoever
+wants a local copy; remove it if nobody does.
 """
 
 from __future__ import annotations
@@ -39,10 +42,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, ObjectStoragePath, Param, task
 
 from airflow_batch_provider.batch.ids import make_batch_id
 from airflow_batch_provider.batch.task_factories import TasksFromUpload
@@ -171,20 +173,12 @@ with DAG(
         trigger_rule="all_done",  # the logs matter most when a task failed
     )
 
-    download_outputs = BlobDownloadFilesOperator(
-        task_id="download_outputs",
-        container="{{ params.output_container }}",
-        prefix=f"{RESULTS_PREFIX}/",
-        local_dir="{{ params.output_dir }}/" + RUN_KEY,
-    )
-
     @task
-    def summarize(
-        uploaded: dict[str, Any], waited: dict[str, Any], downloaded: dict[str, Any]
-    ) -> dict[str, Any]:
-        """One result per input, each naming its input; writes ``summary.json`` next to the results."""
-        root = Path(downloaded["local_dir"])
-        results = sorted(root.rglob("*.stats.json"))
+    def summarize(uploaded: dict[str, Any], waited: dict[str, Any], results_url: str) -> dict[str, Any]:
+        """One result per input, each naming its input, read from Blob Storage (no shared disk);
+        writes ``summary.json`` next to the results."""
+        root = ObjectStoragePath(results_url.rstrip("/") + "/", conn_id="azblob_default")
+        results = sorted(root.rglob("*.stats.json"), key=str)
         analysed = {json.loads(path.read_text())["file"] for path in results}
         inputs = {url.rsplit("/", 1)[-1] for url in uploaded.get("blobs") or []}
         if uploaded.get("blobs") is not None and analysed != inputs:
@@ -200,18 +194,31 @@ with DAG(
             "succeeded": counts.get("succeeded"),
             "failed": counts.get("failed"),
             "outputs": len(results),
-            "results": [path.relative_to(root).as_posix() for path in results],
+            "results": [path.key.removeprefix(root.key) for path in results],
         }
         (root / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
 
+    # After summarize, so that the local copy has summary.json too.
+    download_outputs = BlobDownloadFilesOperator(
+        task_id="download_outputs",
+        container="{{ params.output_container }}",
+        prefix=f"{RESULTS_PREFIX}/",
+        local_dir="{{ params.output_dir }}/" + RUN_KEY,
+    )
+
     delete_job = BatchDeleteJobOperator(task_id="delete_job", job_id=RUN_KEY)
     delete_pool = BatchDeletePoolOperator(task_id="delete_pool", pool_id=POOL_ID)
 
-    summary = summarize(upload_inputs.output, wait_for_tasks.output, download_outputs.output)
+    summary = summarize(
+        upload_inputs.output,
+        wait_for_tasks.output,
+        results_url="azblob://{{ params.output_container }}/" + RESULTS_PREFIX + "/",
+    )
 
     [upload_inputs, upload_app, output_container] >> add_tasks
-    create_pool >> create_job >> add_tasks >> wait_for_tasks >> [collect_logs, download_outputs]
+    create_pool >> create_job >> add_tasks >> wait_for_tasks >> [collect_logs, summary]
+    summary >> download_outputs
     [collect_logs, summary] >> delete_job >> delete_pool
     delete_job.as_teardown(setups=create_job)
     delete_pool.as_teardown(setups=create_pool)

@@ -1,18 +1,21 @@
-"""Run the whole Azure Batch workflow example offline: ``make demo``.
+"""Run the Azure Batch workflow and application-package examples offline: ``make demo``.
 
 1. generates a handful of CSV files of sensor readings in ``.demo/input/``;
-2. starts Azurite (Blob Storage) and the local Azure Batch emulator on free ports;
+2. starts Azurite (Blob Storage) and the local Azure Batch emulator on free ports, with its HTTPS
+   management endpoint and Entra ID token endpoint (the ``azbatch_arm`` service-principal connection);
 3. makes a fresh Airflow home in ``.demo/airflow-home/`` with a SQLite metadata DB, runs
    ``airflow db migrate`` and then ``airflow dags test azure_batch_workflow`` as subprocesses, with the
    ``azbatch_default``/``azblob_default`` connections given as ``AIRFLOW_CONN_*`` variables;
 4. checks the run: every Airflow task succeeded, one result per input in ``.demo/outputs/`` whose
    statistics match the ones recomputed here, the tasks' stdout/stderr collected, the job and the pool
    deleted by the teardown tasks;
-5. stops both services and prints one line,
-   ``demo: ok files=<n> tasks=<n> succeeded=<n> outputs=<n> seconds=<s>``.
+5. runs ``airflow dags test azure_batch_application_package``: the program is published as an
+   application package through ``azbatch_arm`` (tokens from the emulator), then run by three tasks;
+6. stops both services and prints one line, ``demo: ok files=<n> tasks=<n> succeeded=<n> outputs=<n>
+   app_package=<application>/<version> app_tasks=<n> seconds=<s>``.
 
 Exits non-zero, saying what failed, when any step fails. ``.demo/`` is git-ignored; the Airflow
-output of the DAG run is kept in ``.demo/dags-test.log``.
+output of the DAG runs is kept in ``.demo/dags-test.log`` and ``.demo/app-package.log``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,20 @@ INPUT_DIR = DEMO_DIR / "input"
 OUTPUT_DIR = DEMO_DIR / "outputs"
 HOME_DIR = DEMO_DIR / "airflow-home"
 RUN_LOG = DEMO_DIR / "dags-test.log"
+APP_DAG_ID = "azure_batch_application_package"
+APP_DIR = DEMO_DIR / "app-package"
+APP_RUN_LOG = DEMO_DIR / "app-package.log"
+#: Every Airflow task of the application-package example, all of which must succeed.
+APP_DAG_TASKS = {
+    "build_app",
+    "publish_package",
+    "create_pool",
+    "create_job",
+    "add_tasks",
+    "wait_for_tasks",
+    "delete_job",
+    "delete_pool",
+}
 SENSORS = ("north", "south", "east", "west", "roof", "cellar")
 ROWS = 240
 NUMERIC_COLUMNS = ("minute", "temperature_c", "humidity_pct", "pressure_hpa")
@@ -202,18 +219,18 @@ def explain(output: str, log: Path | None = None) -> str:
     return f"{headline}\n--- last lines of its output{where} ---\n{tail}"
 
 
-def run_record(database: Path) -> tuple[dict[str, str], dict[str, Any]]:
-    """Task states and ``return_value`` XComs of the (only) DAG run, read from the metadata DB."""
+def run_record(database: Path, dag_id: str = DAG_ID) -> tuple[dict[str, str], dict[str, Any]]:
+    """Task states and ``return_value`` XComs of the (only) run of ``dag_id``, read from the metadata DB."""
     with sqlite3.connect(database) as db:
         states = {
             task_id: str(state)
             for task_id, state in db.execute(
-                "SELECT task_id, state FROM task_instance WHERE dag_id = ?", (DAG_ID,)
+                "SELECT task_id, state FROM task_instance WHERE dag_id = ?", (dag_id,)
             )
         }
         xcoms: dict[str, Any] = {}
         for task_id, value in db.execute(
-            "SELECT task_id, value FROM xcom WHERE dag_id = ? AND key = 'return_value'", (DAG_ID,)
+            "SELECT task_id, value FROM xcom WHERE dag_id = ? AND key = 'return_value'", (dag_id,)
         ):
             while isinstance(value, str | bytes):
                 try:
@@ -241,7 +258,33 @@ def check_released(env: dict[str, str], job_id: str, pool_id: str) -> None:
         raise DemoFailure(f"pool {pool_id} still exists ({pool.get('state')}) after the teardown")
 
 
+def run_application_package(airflow: list[str], env: dict[str, str]) -> tuple[str, int]:
+    """Run the application-package example; returns ``<application>/<version>`` and the tasks it added."""
+    app_env = {
+        **env,
+        "BATCH_APP_ARM_CONN_ID": "azbatch_arm",
+        "BATCH_APP_WORK_DIR": str(APP_DIR),
+        "BATCH_APP_POLL_SECONDS": "0.5",
+    }
+    command = [*airflow, "dags", "test", APP_DAG_ID]
+    run_step(f"airflow dags test {APP_DAG_ID}", command, app_env, 600, log=APP_RUN_LOG)
+    states, xcoms = run_record(HOME_DIR / "airflow.db", APP_DAG_ID)
+    not_ok = {task: state for task, state in states.items() if state != "success"}
+    if not_ok or set(states) != APP_DAG_TASKS:
+        missing = sorted(APP_DAG_TASKS - set(states))
+        raise DemoFailure(
+            f"the {APP_DAG_ID} run did not succeed: task states {not_ok}, tasks missing {missing} "
+            f"(its Airflow log: {show(APP_RUN_LOG)})"
+        )
+    published = xcoms.get("publish_package") or {}
+    added = (xcoms.get("add_tasks") or {}).get("task_count")
+    if not published.get("applicationId") or not published.get("version") or added != 3:
+        raise DemoFailure(f"{APP_DAG_ID}: published {published}, added {added} tasks (expected 3)")
+    return f"{published['applicationId']}/{published['version']}", int(added)
+
+
 def demo(started: float) -> str:
+    from airflow_batch_provider.testing.emulator import BatchEmulatorServer
     from airflow_batch_provider.testing.stack import LocalAzureStack
 
     inputs = generate_inputs(INPUT_DIR)
@@ -249,7 +292,7 @@ def demo(started: float) -> str:
     OUTPUT_DIR.mkdir(parents=True)
     RUN_LOG.parent.mkdir(parents=True, exist_ok=True)
     try:
-        stack = LocalAzureStack().start()
+        stack = LocalAzureStack(batch=BatchEmulatorServer(management=True)).start()
     except Exception as err:
         raise DemoFailure(f"starting Azurite and the Batch emulator: {err}") from err
     try:
@@ -283,6 +326,7 @@ def demo(started: float) -> str:
             if (xcoms.get(task) or {}).get("outcome") not in ("deleted", "being_deleted"):
                 raise DemoFailure(f"{task} returned {xcoms.get(task)}")
         check_released(env, xcoms["delete_job"]["job_id"], xcoms["delete_pool"]["pool_id"])
+        package, app_tasks = run_application_package(airflow, env)
     finally:
         stack.stop()
 
@@ -295,16 +339,17 @@ def demo(started: float) -> str:
     seconds = time.monotonic() - started
     return (
         f"demo: ok files={len(inputs)} tasks={counts['completed']} succeeded={counts['succeeded']} "
-        f"outputs={outputs} seconds={seconds:.1f}"
+        f"outputs={outputs} app_package={package} app_tasks={app_tasks} seconds={seconds:.1f}"
     )
 
 
 def main() -> int:
     started = time.monotonic()
     # Only what an earlier demo wrote is removed, never the directory itself.
-    for directory in (INPUT_DIR, OUTPUT_DIR, HOME_DIR):
+    for directory in (INPUT_DIR, OUTPUT_DIR, HOME_DIR, APP_DIR):
         shutil.rmtree(directory, ignore_errors=True)
     RUN_LOG.unlink(missing_ok=True)
+    APP_RUN_LOG.unlink(missing_ok=True)
     try:
         line = demo(started)
     except DemoFailure as err:

@@ -37,6 +37,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -456,6 +457,13 @@ def check_workflow(api: AirflowApi, run: Run) -> None:
     files = len(list(Path(run.conf["input_dir"]).glob("*.csv")))
     expect(waited["counts"]["succeeded"] == files, f"{run.run_id}: the wait saw {waited['counts']}")
     expect(summary["outputs"] == files, f"{run.run_id}: summary {summary}")
+    # summarize reads the results from Blob Storage; the optional local download comes after it.
+    times = {i["task_id"]: i for i in api.task_instances(run.dag_id, run.run_id)}
+    summarized, downloaded = times["summarize"]["end_date"], times["download_outputs"]["start_date"]
+    expect(
+        datetime.fromisoformat(summarized) <= datetime.fromisoformat(downloaded),
+        f"{run.run_id}: download_outputs started at {downloaded}, before summarize ended at {summarized}",
+    )
     collected = api.log(run.dag_id, run.run_id, "collect_logs", 1)
     expect(
         "readings-north.csv" in collected,

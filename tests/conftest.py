@@ -64,6 +64,11 @@ def run_dag(airflow_db: None) -> Callable[..., tuple[Any, dict[str, Any]]]:
         bag = DagBag(dag_folder=os.devnull)
         bag.bag_dag(dag)
         sync_bag_to_db(bag, "dags-folder", None)
+        # ObjectStoragePath keeps one filesystem per connection id for the life of the process, built
+        # from the connection it first saw; each test's stack serves that connection id elsewhere.
+        from airflow.sdk.io import store
+
+        store._STORE_CACHE.clear()
         dag_run = dag.test(**test_kwargs)
         with create_session() as session:
             rows = session.scalars(

@@ -1,6 +1,8 @@
 """The emulator's ASGI application: the Batch data-plane REST API, served with FastAPI.
 
-Every request is authenticated with Shared Key before anything else runs, must carry an
+Every request is authenticated before anything else runs, with Shared Key or (given a token issuer)
+an Entra ID bearer token of the emulator's own token endpoint for ``https://batch.core.windows.net/``;
+it must carry an
 ``api-version`` the emulator speaks (:mod:`~airflow_batch_provider.emulator.api_versions`), and gets
 the service's standard response headers.
 """
@@ -21,6 +23,7 @@ from airflow_batch_provider.emulator.api_versions import LATEST, is_supported
 from airflow_batch_provider.emulator.auth import verify_content_md5, verify_received
 from airflow_batch_provider.emulator.errors import BatchError
 from airflow_batch_provider.emulator.faults import FaultInjectionMiddleware, FaultInjector, FaultPlan
+from airflow_batch_provider.emulator.identity import BATCH_AUDIENCE, TokenIssuer, TokenRejected
 from airflow_batch_provider.emulator.models.account import BatchAccount, EmulatorSettings
 from airflow_batch_provider.emulator.models.applications import ApplicationSource
 from airflow_batch_provider.emulator.request_bodies import read_body
@@ -73,10 +76,36 @@ async def authenticate(request: Request) -> None:
     verify_content_md5(request.headers, await request.body())
 
 
+def verify_bearer(request: Request, token: str) -> None:
+    """401 ``AuthenticationFailed`` unless ``token`` is the emulator's own, unexpired, for Batch."""
+    issuer: TokenIssuer | None = getattr(request.app.state, "token_issuer", None)
+    try:
+        if issuer is None:
+            raise TokenRejected(
+                "invalid",
+                "This emulator accepts no Entra ID tokens: start it with --https-port and get tokens from "
+                "its token endpoint (authority_host), or sign requests with the account key.",
+            )
+        issuer.check(token, (BATCH_AUDIENCE,))
+    except TokenRejected as rejected:
+        raise BatchError(
+            401,
+            "AuthenticationFailed",
+            "Server failed to authenticate the request. Make sure the value of Authorization header is "
+            "formed correctly.",
+            {"AuthenticationErrorDetail": rejected.detail},
+            {"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{rejected.reason}"'},
+        ) from None
+
+
 def verify_headers(request: Request) -> str:
-    """Shared Key check, then ``api-version`` (returned); nothing of the body is read."""
+    """Shared Key or bearer token check, then ``api-version`` (returned); nothing of the body is read."""
     account = get_account(request)
-    verify_received(request, account.settings.account_name, account.settings.account_key)
+    scheme, _, token = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() == "bearer":
+        verify_bearer(request, token.strip())
+    else:
+        verify_received(request, account.settings.account_name, account.settings.account_key)
     version = request.query_params.get("api-version")
     if not version:
         raise BatchError(
@@ -140,12 +169,14 @@ def create_app(
     executor: Executor | None = None,
     applications: ApplicationSource | None = None,
     faults: FaultPlan | None = None,
+    token_issuer: TokenIssuer | None = None,
 ) -> FastAPI:
     """Build the emulator app; ``app.state.account`` is the live account (handy in tests).
 
     ``applications`` replaces the directory-based application packages (``--applications-dir``),
     e.g. with the management-plane emulator's backend. ``faults`` is the initial fault plan
     (``app.state.faults`` is its live injector, also driven through ``/_emulator/faults``).
+    ``token_issuer`` lets requests authenticate with the Entra ID tokens it signs, beside Shared Key.
     """
     account = account or BatchAccount(settings, executor, applications)
 
@@ -166,6 +197,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.account = account
+    app.state.token_issuer = token_issuer
     for router in ROUTERS:
         app.include_router(router)
     app.add_exception_handler(BatchError, _batch_error)

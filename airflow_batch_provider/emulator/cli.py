@@ -135,10 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTPS port of the management endpoint (off when unset)",
     )
     management.add_argument(
+        "--https-port",
+        type=int,
+        default=None,
+        help="serve the Batch data plane over HTTPS on this port too, where it also accepts Entra ID tokens "
+        "of the emulator's token endpoint (audience https://batch.core.windows.net/); off when unset",
+    )
+    management.add_argument(
         "--tls-cert",
         type=Path,
         default=None,
-        help="PEM certificate (chain) for the management endpoint (default: generated, signed by a local CA "
+        help="PEM certificate (chain) for the HTTPS endpoints (default: generated, signed by a local CA "
         "written to <state-dir>/management/tls/management-ca.pem)",
     )
     management.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
@@ -226,17 +233,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"  Faults:       {fault_plan.rate:.0%} of requests ({', '.join(fault_plan.kinds)}), "
             f"seed {args.fault_seed}"
         )
-    if args.management_port is None:
+    if args.management_port is None and args.https_port is None:
         sys.stdout.flush()
         uvicorn.run(
             create_app(settings, faults=fault_plan), host=args.host, port=args.port, log_level=args.log_level
         )
         return 0
-    return _serve_with_management(args, settings, fault_plan, display_host)
+    return _serve_with_tls(args, settings, fault_plan, display_host)
 
 
-def _serve_with_management(args: Any, settings: EmulatorSettings, fault_plan: Any, display_host: str) -> int:
-    """Serve the data plane and the HTTPS management endpoint on one event loop."""
+def _serve_with_tls(args: Any, settings: EmulatorSettings, fault_plan: Any, display_host: str) -> int:
+    """Serve the data plane and its HTTPS companions (management, data plane over TLS) on one loop."""
     import uvicorn
 
     from airflow_batch_provider.emulator.app import create_app
@@ -254,38 +261,41 @@ def _serve_with_management(args: Any, settings: EmulatorSettings, fault_plan: An
     root = (args.state_dir if args.state_dir else Path(str(scratch))) / "management"
     try:
         tls = tls_files(root, args.host, args.tls_cert, args.tls_key)
-        backend = ApplicationBackend(settings.account_name, root, settings.storage_connection_string)
-        print(f"  Management:   https://{display_host}:{args.management_port} (Resource Manager subset)")
+        issuer = TokenIssuer()
+        identity = create_identity_app(issuer)
+        backend = None
+        authority_port = args.management_port or args.https_port
+        if args.https_port is not None:
+            print(f"  HTTPS:        https://{display_host}:{args.https_port} (Shared Key or Entra ID tokens)")
+        if args.management_port is not None:
+            backend = ApplicationBackend(settings.account_name, root, settings.storage_connection_string)
+            print(f"  Management:   https://{display_host}:{args.management_port} (Resource Manager subset)")
         print(f"  CA to trust:  {tls.ca_path}")
         print(
-            f"  Entra ID:     authority_host https://{display_host}:{args.management_port} "
+            f"  Entra ID:     authority_host https://{display_host}:{authority_port} "
             "(client credentials; any client id and secret)"
         )
         if scratch is not None:
             print("  (a new CA each start: pass --state-dir to keep one across restarts)")
-        if not settings.storage_connection_string:
+        if backend is not None and not settings.storage_connection_string:
             print("  (no auto-storage: application package versions cannot be created)")
         sys.stdout.flush()
+        app = create_app(settings, faults=fault_plan, applications=backend, token_issuer=issuer)
         data_plane = uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings, faults=fault_plan, applications=backend),
-                host=args.host,
-                port=args.port,
-                log_level=args.log_level,
-            )
+            uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
         )
-        companion = CompanionServer(
-            management_config(
-                with_identity(create_management_app(backend), create_identity_app(TokenIssuer())),
-                args.host,
-                args.management_port,
-                tls,
-                args.log_level,
-            )
-        )
+        companions = []
+        if backend is not None:
+            served = with_identity(create_management_app(backend, issuer), identity)
+            config = management_config(served, args.host, args.management_port, tls, args.log_level)
+            companions.append(CompanionServer(config))
+        if args.https_port is not None:
+            served = with_identity(app, identity)
+            config = management_config(served, args.host, args.https_port, tls, args.log_level)
+            companions.append(CompanionServer(config))
         # The data plane's server handles Ctrl-C and, once shut down, re-raises it: that is the exit.
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_together(data_plane, companion))
+            asyncio.run(serve_together(data_plane, *companions))
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

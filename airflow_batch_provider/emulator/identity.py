@@ -4,10 +4,11 @@ A service-principal connection whose ``authority_host`` is the emulator's HTTPS 
 gets its tokens here through azure-identity, unchanged: the endpoint serves what MSAL reads (instance
 discovery, the tenant's OpenID configuration) and the client-credentials grant of
 ``/<tenant>/oauth2/v2.0/token``. Tokens are JWTs signed with a key made at each start (HS256), with the
-scope's resource as audience; :meth:`TokenIssuer.verify` checks them, for the emulated services.
+scope's resource as audience; :meth:`TokenIssuer.check` validates them (signature, expiry, audience,
+issuer) for the emulated services, which refuse any other bearer token.
 
 Any client id with a non-empty secret (or client assertion) is accepted: offline there is no
-directory of applications, as the management plane accepts any bearer token.
+directory of applications.
 """
 
 from __future__ import annotations
@@ -29,6 +30,24 @@ IDENTITY_PATH = re.compile(
     r"^/(common/discovery/instance|[^/]+/oauth2/v2\.0/token|[^/]+/v2\.0/\.well-known/openid-configuration)$"
 )
 ALGORITHM = "HS256"
+#: The Batch data plane's audience (the SDK's scope ``https://batch.core.windows.net//.default``).
+BATCH_AUDIENCE = "https://batch.core.windows.net/"
+#: The audiences Resource Manager accepts.
+MANAGEMENT_AUDIENCES = (
+    "https://management.azure.com/",
+    "https://management.azure.com",
+    "https://management.core.windows.net/",
+    "https://management.core.windows.net",
+)
+
+
+class TokenRejected(Exception):
+    """Why a bearer token is refused: ``reason`` is ``invalid``, ``expired``, ``audience`` or ``issuer``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
 
 
 @dataclass
@@ -37,9 +56,21 @@ class TokenIssuer:
 
     lifetime_seconds: int = 3600
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    #: The ``iss`` values this issuer signed under (its token endpoint's URL per tenant).
+    issuers: set[str] = field(default_factory=set, repr=False)
 
-    def issue(self, *, issuer: str, tenant: str, client_id: str, audience: str) -> str:
+    def issue(
+        self,
+        *,
+        issuer: str,
+        tenant: str,
+        client_id: str,
+        audience: str,
+        lifetime_seconds: int | None = None,
+    ) -> str:
+        self.issuers.add(issuer)
         now = int(time.time())
+        lifetime = self.lifetime_seconds if lifetime_seconds is None else lifetime_seconds
         claims = {
             "aud": audience,
             "iss": issuer,
@@ -50,7 +81,7 @@ class TokenIssuer:
             "oid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{client_id}")),
             "iat": now,
             "nbf": now,
-            "exp": now + self.lifetime_seconds,
+            "exp": now + lifetime,
             "ver": "2.0",
         }
         return jwt.encode(claims, self.key, algorithm=ALGORITHM)
@@ -64,6 +95,49 @@ class TokenIssuer:
             )
         except jwt.PyJWTError:
             return None
+        return claims
+
+    def check(self, token: str, audiences: tuple[str, ...]) -> dict[str, Any]:
+        """The claims of a token this issuer signed, unexpired, for one of ``audiences`` (exactly).
+
+        Raises :class:`TokenRejected` naming what is wrong, as the service's 401 answer does.
+        """
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self.key,
+                algorithms=[ALGORITHM],
+                options={"verify_aud": False, "require": ["exp", "aud", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            expiry = jwt.decode(token, options={"verify_signature": False}).get("exp")
+            when = time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(int(expiry or 0)))
+            now = time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime())
+            raise TokenRejected(
+                "expired",
+                f"Lifetime validation failed. The token is expired: its expiry time '{when}' is earlier "
+                f"than the current time '{now}'. Get a new token from the credential.",
+            ) from None
+        except jwt.PyJWTError as err:
+            raise TokenRejected(
+                "invalid",
+                f"The access token is invalid ({err}): it was not issued by this emulator's token endpoint. "
+                "Get tokens with a service-principal credential whose authority_host is the emulator.",
+            ) from None
+        if claims.get("aud") not in audiences:
+            raise TokenRejected(
+                "audience",
+                f"The access token has been obtained from wrong audience or resource '{claims.get('aud')}'. "
+                "It should exactly match (including forward slash) with one of the allowed audiences "
+                + ", ".join(f"'{audience}'" for audience in audiences)
+                + ".",
+            )
+        if claims.get("iss") not in self.issuers:
+            raise TokenRejected(
+                "issuer",
+                f"The access token is from the wrong issuer '{claims.get('iss')}': the emulator accepts "
+                "tokens of its own token endpoint only.",
+            )
         return claims
 
 

@@ -9,12 +9,12 @@ local emulator alike. The scheme is ``azblob`` so that it never clashes with ``a
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 from urllib.parse import urlsplit
 
 import fsspec
 from adlfs import AzureBlobFileSystem
-from upath._flavour import WrappedFileSystemFlavour
 from upath.implementations.cloud import AzurePath
 
 from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
@@ -37,9 +37,34 @@ def _register_protocol() -> None:
     happen before the first ``azblob://`` path is parsed.
     """
     fsspec.register_implementation("azblob", AzblobFileSystem, clobber=True)
-    for protocols in WrappedFileSystemFlavour.protocol_config.values():
-        if isinstance(protocols, set) and "az" in protocols:
-            protocols.add("azblob")
+    _parse_like_az("azblob")
+
+
+def _parse_like_az(protocol: str) -> None:
+    """Give ``protocol`` the path parsing rules universal_pathlib applies to ``az``.
+
+    universal_pathlib (0.3.8 to 0.3.10 at least) keys those rules (the container is the anchor, empty
+    segments are kept) by protocol name in a private table, ``WrappedFileSystemFlavour.protocol_config``,
+    and offers no public way to extend it (fsspec/universal_pathlib#291): its ``register_implementation``
+    and entry point register only the path class. So the protocol is added to that table, here and
+    nowhere else; ``tests/unit/test_fs_blob.py`` fails as soon as a upath release changes it.
+    """
+    try:
+        from upath._flavour import WrappedFileSystemFlavour
+
+        config = WrappedFileSystemFlavour.protocol_config
+        for rules in config.values():
+            if isinstance(rules, set) and "az" in rules:
+                rules.add(protocol)
+        WrappedFileSystemFlavour.from_protocol.cache_clear()  # forget a parse made before this
+    except (ImportError, AttributeError) as err:
+        warnings.warn(
+            f"universal_pathlib changed its internals ({err}); {protocol}:// paths may treat the "
+            "container as a folder. Report it to airflow-batch-provider, or install "
+            "universal-pathlib 0.3.10.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
 
 
 _register_protocol()

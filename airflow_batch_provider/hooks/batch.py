@@ -365,7 +365,9 @@ class BatchHook(AzureBaseHook):
             "retry_backoff_max": self.retry_backoff_max,
         }
 
-    def _client_kwargs(self, asynchronous: bool) -> dict[str, Any]:
+    def _client_kwargs(
+        self, asynchronous: bool, settings: AzureConnectionSettings | None = None
+    ) -> dict[str, Any]:
         policy_cls = AsyncBatchRetryPolicy if asynchronous else BatchRetryPolicy
         auth_policy = _AsyncAuthErrorPolicy(self.conn_id) if asynchronous else _AuthErrorPolicy(self.conn_id)
         options: dict[str, Any] = {
@@ -375,6 +377,10 @@ class BatchHook(AzureBaseHook):
         }
         if self.http_policies:
             options["per_retry_policies"] = list(self.http_policies)
+        # A CA to trust for the account URL: the local emulator's HTTPS endpoint, or a private cloud's.
+        ca_bundle = settings.extras.get("ca_bundle") if settings is not None else None
+        if ca_bundle:
+            options["connection_verify"] = str(ca_bundle)
         return options
 
     def _check_transport(self, settings: AzureConnectionSettings) -> None:
@@ -392,7 +398,8 @@ class BatchHook(AzureBaseHook):
         self._check_transport(settings)
         from azure.batch import BatchClient
 
-        return BatchClient(settings.batch_endpoint, settings.credential(), **self._client_kwargs(False))
+        options = self._client_kwargs(False, settings)
+        return BatchClient(settings.batch_endpoint, settings.credential(), **options)
 
     def get_conn(self) -> BatchClient:
         return self.client
@@ -413,7 +420,8 @@ class BatchHook(AzureBaseHook):
         credential = settings.async_credential()
         from azure.batch.aio import BatchClient as AsyncBatchClient
 
-        return credential, AsyncBatchClient(settings.batch_endpoint, credential, **self._client_kwargs(True))
+        options = self._client_kwargs(True, settings)
+        return credential, AsyncBatchClient(settings.batch_endpoint, credential, **options)
 
     async def aclose(self) -> None:
         """Close the async client and its credential."""

@@ -7,12 +7,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
+from airflow_batch_provider.assets import container_asset_uri
 from airflow_batch_provider.batch.ids import to_batch_id
 from airflow_batch_provider.batch.monitor.job import is_failed_task, prefix_filter
 from airflow_batch_provider.batch.task_plan import strip_sas
 from airflow_batch_provider.exceptions import InvalidInputError
 from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.lineage import openlineage_dataset, operator_lineage, output_file_prefixes
 from airflow_batch_provider.links.portal import BatchJobLink
 from airflow_batch_provider.operators.base import BatchBaseOperator
 from airflow_batch_provider.utils.deprecation import renamed_arguments
@@ -67,6 +69,10 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
     With an ``azblob`` connection, the blobs the tasks' output files uploaded are listed and their
     URLs (never with a SAS) returned. Returns ``{"job_id", "task_count", "logs", "output_urls",
     "output_url_count"}``.
+
+    OpenLineage: the inputs are the output prefixes listed (one dataset per container, at the prefix
+    all the tasks upload under, with the blob count and bytes); the output, with
+    ``destination_container``, is the prefix the logs were uploaded to.
 
     :param job_id: The job whose tasks to read (templated).
     :param task_id_prefix: Only tasks whose id starts with this (templated).
@@ -123,6 +129,9 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
         self.destination_container = destination_container
         self.destination_prefix = destination_prefix
         self.list_output_blobs = list_output_blobs
+        #: File count and bytes per Asset URI this run listed and wrote, for OpenLineage.
+        self.lineage_inputs: dict[str, tuple[int, int]] = {}
+        self.lineage_outputs: dict[str, tuple[int, int]] = {}
 
     @cached_property
     def blob_hook(self) -> Any:
@@ -153,6 +162,9 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
         tasks = self._tasks(job_id, only_failed)
         self.log.info("%d %stask(s) in job %s", len(tasks), "failed " if only_failed else "", job_id)
         logs: dict[str, dict[str, str]] = {}
+        self.lineage_inputs, self.lineage_outputs = {}, {}
+        uploaded: list[int] = []
+        prefix = (self.destination_prefix or f"{job_id}/logs").strip("/")
         if self.destination_container and tasks:
             self.blob_hook.create_container(str(self.destination_container))
         for task in tasks[: self.max_tasks]:
@@ -168,11 +180,12 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
                     logs[task_id][name] = "unavailable"
                     continue
                 if self.destination_container:
-                    prefix = (self.destination_prefix or f"{job_id}/logs").strip("/")
+                    data = text.encode("utf-8")
                     url = self.blob_hook.upload_bytes(
-                        str(self.destination_container), f"{prefix}/{task_id}/{name}", text.encode("utf-8")
+                        str(self.destination_container), f"{prefix}/{task_id}/{name}", data
                     )
                     logs[task_id][name] = strip_sas(url)
+                    uploaded.append(len(data))
                 else:
                     info = task.get("executionInfo") or {}
                     self.log.info(
@@ -185,6 +198,10 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
                     logs[task_id][name] = "logged"
         if len(tasks) > self.max_tasks:
             self.log.info("Showed %d of %d task(s); raise max_tasks to see more.", self.max_tasks, len(tasks))
+
+        if uploaded:
+            container_url = self.blob_hook.container_url(str(self.destination_container))
+            self.lineage_outputs[container_asset_uri(container_url, prefix)] = (len(uploaded), sum(uploaded))
 
         urls: list[str] = []
         if self.list_output_blobs and self.azblob_conn_id:
@@ -200,6 +217,7 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
     def _output_urls(self, tasks: list[dict[str, Any]]) -> list[str]:
         seen: set[tuple[str, str]] = set()
         urls: list[str] = []
+        listed: dict[str, dict[str, int]] = {}  # container URL without SAS -> blob name -> size
         for task in tasks:
             for output in task.get("outputFiles") or []:
                 container = (output.get("destination") or {}).get("container") or {}
@@ -214,5 +232,27 @@ class BatchCollectTaskOutputOperator(BatchBaseOperator):
                 except Exception as err:
                     self.log.warning("Could not list %s/%s: %s", name, path, err)
                     continue
+                sizes = listed.setdefault(strip_sas(container["containerUrl"]), {})
+                sizes.update((blob.name, blob.size) for blob in blobs)
                 urls.extend(self.blob_hook.blob_url(name, blob.name) for blob in blobs)
+        for container_url, prefix in output_file_prefixes(tasks).items():
+            if container_url not in listed:
+                continue
+            try:
+                uri = container_asset_uri(container_url, prefix)
+            except ValueError:
+                continue
+            found = listed[container_url]
+            self.lineage_inputs[uri] = (len(found), sum(found.values()))
         return sorted(set(urls))
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: the tasks' output prefixes it listed; output: the prefix it uploaded logs to, if any."""
+
+        def datasets(uris: dict[str, tuple[int, int]], output: bool) -> list[Any]:
+            return [
+                openlineage_dataset(uri, output=output, count=count, size=size)
+                for uri, (count, size) in uris.items()
+            ]
+
+        return operator_lineage(datasets(self.lineage_inputs, False), datasets(self.lineage_outputs, True))

@@ -101,6 +101,9 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     :param wait_for_completion: Wait until the pool is ready (formerly ``wait_for_ready``).
     :param min_usable_nodes: Idle or running nodes the wait needs; default every requested node.
     :param max_start_task_reboots: Reboots of a node whose start task failed before its failure counts.
+    :param quota_wait_timeout: Seconds (or ``timedelta``) to wait for the core quota to free up when a
+        fixed-size pool cannot get its nodes; ``None`` (default) fails at the first quota error.
+    :param quota_retry_delay: Seconds before the first new resize; the pause doubles up to 5 minutes.
     :param timeout: Longest wait for the pool, in seconds or a ``timedelta`` (formerly ``wait_timeout``).
     :param poll_interval: Time between two checks, in seconds or a ``timedelta``.
     :param deferrable: Wait in the triggerer and free the worker slot.

@@ -5,6 +5,8 @@ with BatchEmulatorServer() as batch:
 
 With ``management=True`` (and a ``storage_connection_string``) it also serves the Resource Manager
 routes for application packages over HTTPS, at ``management_endpoint``; trust ``ca_cert_path``.
+With ``https=True`` the data plane is served over HTTPS too, at ``https_endpoint``, where it accepts
+Entra ID tokens of the emulator's token endpoint (``authority_host``) beside Shared Key.
 """
 
 from __future__ import annotations
@@ -70,10 +72,14 @@ class BatchEmulatorServer(StartStop):
     #: Serve the Resource Manager routes for application packages over HTTPS too.
     management: bool = False
     management_port: int = 0
+    #: Serve the data plane over HTTPS too (Entra ID tokens need TLS), with the token endpoint beside it.
+    https: bool = False
+    https_port: int = 0
     #: Signs the tokens of the Entra ID endpoint served beside the management plane.
     token_issuer: TokenIssuer = field(default_factory=lambda: _token_issuer(), repr=False)
     _server: uvicorn.Server | None = field(default=None, repr=False)
     _management_server: uvicorn.Server | None = field(default=None, repr=False)
+    _https_server: uvicorn.Server | None = field(default=None, repr=False)
     _management_app: Any = field(default=None, repr=False)
     _tls: TlsFiles | None = field(default=None, repr=False)
     _owned_dir: Path | None = field(default=None, repr=False)
@@ -93,15 +99,22 @@ class BatchEmulatorServer(StartStop):
         return f"https://{self.host}:{self.management_port}"
 
     @property
+    def https_endpoint(self) -> str:
+        """The data plane's HTTPS account URL, for Entra ID credentials, e.g. ``https://127.0.0.1:50125``."""
+        if not self.https:
+            raise RuntimeError("the HTTPS data plane is off; create the server with https=True")
+        return f"https://{self.host}:{self.https_port}"
+
+    @property
     def authority_host(self) -> str:
         """The Entra ID authority a service-principal connection uses offline (any client id and secret)."""
-        return self.management_endpoint
+        return self.management_endpoint if self.management else self.https_endpoint
 
     @property
     def ca_cert_path(self) -> Path:
-        """The CA certificate that signed the management endpoint's certificate (trust it in clients)."""
+        """The CA certificate that signed the HTTPS endpoints' certificate (trust it in clients)."""
         if self._tls is None:
-            raise RuntimeError("the management endpoint is not running")
+            raise RuntimeError("no HTTPS endpoint is running (management=True or https=True)")
         return self._tls.ca_path
 
     @property
@@ -231,11 +244,17 @@ class BatchEmulatorServer(StartStop):
             schedule_interval_scale=self.schedule_interval_scale,
             container_engine=self.container_engine,
         )
-        companion = self._management_companion() if self.management else None
-        applications = self._management_app.state.applications if companion is not None else None
+        companions = [self._management_companion()] if self.management else []
+        applications = self._management_app.state.applications if self.management else None
         self._app = create_app(
-            settings, executor=self.executor, faults=self.faults, applications=applications
+            settings,
+            executor=self.executor,
+            faults=self.faults,
+            applications=applications,
+            token_issuer=self.token_issuer,
         )
+        if self.https:
+            companions.append(self._https_companion())
         config = uvicorn.Config(
             self._app,
             host=self.host,
@@ -247,18 +266,18 @@ class BatchEmulatorServer(StartStop):
         )
         server = uvicorn.Server(config)
         self._server = server
-        if companion is None:
+        if not companions:
             target: Callable[[], None] = server.run
         else:
             from airflow_batch_provider.emulator.management.server import serve_together
 
             def target() -> None:
-                asyncio.run(serve_together(server, companion))
+                asyncio.run(serve_together(server, *companions))
 
         self._thread = threading.Thread(target=target, name=f"batch-emulator-{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout
-        while not (server.started and (companion is None or companion.started)):
+        while not (server.started and all(companion.started for companion in companions)):
             if not self._thread.is_alive():
                 self._server = None
                 raise RuntimeError(f"the Batch emulator failed to start on {self.endpoint}")
@@ -283,18 +302,37 @@ class BatchEmulatorServer(StartStop):
 
         if self.applications_dir is not None:
             raise ValueError("pass applications_dir or management=True, not both")
-        if self.state_dir is None:
-            self._owned_dir = Path(tempfile.mkdtemp(prefix="batch-emulator-management-"))
-        root = (self.state_dir or self._owned_dir or Path()) / "management"
+        root = self._management_root()
         self.management_port = self.management_port or free_port(self.host)
-        self._tls = tls_files(root, self.host)
+        self._tls = self._tls or tls_files(root, self.host)
         backend = ApplicationBackend(self.account_name, root, self.storage_connection_string)
-        self._management_app = create_management_app(backend)
+        self._management_app = create_management_app(backend, self.token_issuer)
         # Beside Resource Manager, an Entra ID token endpoint: the authority_host of offline connections.
         served = with_identity(self._management_app, create_identity_app(self.token_issuer))
         config = management_config(served, self.host, self.management_port, self._tls)
         self._management_server = CompanionServer(config)
         return self._management_server
+
+    def _management_root(self) -> Path:
+        """``<state dir>/management``: the TLS files and the published packages."""
+        if self.state_dir is None and self._owned_dir is None:
+            self._owned_dir = Path(tempfile.mkdtemp(prefix="batch-emulator-management-"))
+        return (self.state_dir or self._owned_dir or Path()) / "management"
+
+    def _https_companion(self) -> uvicorn.Server:
+        """The data plane over HTTPS (same app, same loop), with the Entra ID token endpoint beside it."""
+        from airflow_batch_provider.emulator.identity import create_identity_app, with_identity
+        from airflow_batch_provider.emulator.management.server import (
+            CompanionServer,
+            management_config,
+            tls_files,
+        )
+
+        self.https_port = self.https_port or free_port(self.host)
+        self._tls = self._tls or tls_files(self._management_root(), self.host)
+        served = with_identity(self._app, create_identity_app(self.token_issuer))
+        self._https_server = CompanionServer(management_config(served, self.host, self.https_port, self._tls))
+        return self._https_server
 
     def stop(self) -> None:
         if self._server is not None:
@@ -304,6 +342,7 @@ class BatchEmulatorServer(StartStop):
         self._server = None
         self._thread = None
         self._management_server = None
+        self._https_server = None
         if self._owned_dir is not None:
             shutil.rmtree(self._owned_dir, ignore_errors=True)
             self._owned_dir = None

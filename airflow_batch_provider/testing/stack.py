@@ -19,6 +19,8 @@ BATCH_CONN_ID = "azbatch_default"
 BLOB_CONN_ID = "azblob_default"
 #: The Entra ID connection for Resource Manager (application packages), when ``batch.management``.
 ARM_CONN_ID = "azbatch_arm"
+#: The Batch data plane over HTTPS with a service principal, when ``batch.https``.
+BATCH_ENTRA_CONN_ID = "azbatch_entra"
 #: Subscription and resource group the emulated Resource Manager accepts (any value works).
 EMULATED_SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 EMULATED_RESOURCE_GROUP = "local-batch-rg"
@@ -36,7 +38,9 @@ class LocalAzureStack(StartStop):
     default ``azbatch`` and ``azblob`` connections. With ``BatchEmulatorServer(management=True)`` there
     is also ``azbatch_arm``: a service-principal connection to the emulator's HTTPS management
     endpoint, trusting its CA, for publishing application packages; its tokens come from the
-    emulator's Entra ID endpoint (``authority_host``), so it works offline as a connection only.
+    emulator's Entra ID endpoint (``authority_host``), so it works offline as a connection only. With
+    ``BatchEmulatorServer(https=True)``, ``azbatch_entra`` is the same service principal on the
+    data plane's HTTPS endpoint (``ca_bundle`` trusts its CA).
 
     With ``storage_faults=True`` Airflow's blob connection goes through a
     :class:`~airflow_batch_provider.testing.fault_proxy.StorageFaultProxy` (``storage_proxy``), and
@@ -121,6 +125,13 @@ class LocalAzureStack(StartStop):
                 "extra": {"connection_string": self.blob_connection_string},
             },
         }
+        if self.batch.https:
+            connections[BATCH_ENTRA_CONN_ID] = {
+                "conn_type": "azbatch",
+                "host": self.batch.https_endpoint,
+                "login": self.batch.account_name,
+                "extra": {**self._service_principal(), "ca_bundle": str(self.batch.ca_cert_path)},
+            }
         if self.batch.management:
             # A service principal whose tokens come from the emulator's Entra ID endpoint.
             connections[ARM_CONN_ID] = {
@@ -128,12 +139,7 @@ class LocalAzureStack(StartStop):
                 "host": self.batch.endpoint,
                 "login": self.batch.account_name,
                 "extra": {
-                    "auth_type": "service_principal",
-                    "tenant_id": EMULATED_TENANT_ID,
-                    "client_id": OFFLINE_CLIENT_ID,
-                    "client_secret": OFFLINE_CLIENT_SECRET,
-                    "authority_host": self.batch.authority_host,
-                    "authority_ca_bundle": str(self.batch.ca_cert_path),
+                    **self._service_principal(),
                     "subscription_id": EMULATED_SUBSCRIPTION_ID,
                     "resource_group": EMULATED_RESOURCE_GROUP,
                     "management_endpoint": self.batch.management_endpoint,
@@ -141,6 +147,17 @@ class LocalAzureStack(StartStop):
                 },
             }
         return connections
+
+    def _service_principal(self) -> dict[str, str]:
+        """The extras of a service principal whose tokens come from the emulator's Entra ID endpoint."""
+        return {
+            "auth_type": "service_principal",
+            "tenant_id": EMULATED_TENANT_ID,
+            "client_id": OFFLINE_CLIENT_ID,
+            "client_secret": OFFLINE_CLIENT_SECRET,
+            "authority_host": self.batch.authority_host,
+            "authority_ca_bundle": str(self.batch.ca_cert_path),
+        }
 
     def environ(self) -> dict[str, str]:
         """``AIRFLOW_CONN_AZBATCH_DEFAULT``, ``AIRFLOW_CONN_AZBLOB_DEFAULT`` (and ``..._AZBATCH_ARM``)."""

@@ -66,6 +66,9 @@ def test_workflow_dag_has_the_six_steps_with_setup_and_teardown(bag: DagBag) -> 
     assert "create_pool" in _task(dag, "delete_pool").upstream_task_ids
     assert "create_job" in _task(dag, "delete_job").upstream_task_ids
     assert {"upload_inputs", "upload_app", "create_job"} <= _task(dag, "add_tasks").upstream_task_ids
+    # No shared disk: summarize reads Blob Storage, the optional download comes after it.
+    assert "download_outputs" not in _task(dag, "summarize").get_flat_relative_ids(upstream=True)
+    assert _task(dag, "download_outputs").upstream_task_ids == {"summarize"}
     # Real-Azure values: an image alias, a VM size and python3 on the node.
     assert dag.params["image"] == "ubuntu-24.04" and dag.params["vm_size"] == "standard_d2s_v3"
     for task in dag.tasks:

@@ -140,3 +140,9 @@ def test_the_workflow_example_reports_each_steps_inputs_and_outputs(
     assert counts[f"{run_key}/inputs"] == 3
     assert named(add_tasks["outputs"]) == {(output, f"{run_key}/results")}
     assert named(complete["download_outputs"]["inputs"]) == {(output, f"{run_key}/results")}
+    # The collect step reads what the tasks uploaded: one dataset, every listed blob counted.
+    [listed] = complete["collect_logs"]["inputs"]
+    assert (listed["namespace"], listed["name"]) == (output, f"{run_key}/results")
+    statistics = listed["inputFacets"]["inputStatistics"]
+    assert statistics["fileCount"] == xcoms["collect_logs"]["output_url_count"] == 9
+    assert complete["collect_logs"]["outputs"] == []  # the logs went to the Airflow log, not to Blob

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_batch_provider.hooks.batch import BatchHook
+from airflow_batch_provider.hooks.blob import BlobStorageHook
 from airflow_batch_provider.testing.stack import LocalAzureStack
 from tests.e2e.conftest import write_csv
 from tests.support.example_dags import load_example
@@ -104,6 +105,20 @@ def test_workflow_runs_end_to_end(
         for key, value in expected.items():
             assert math.isclose(stats[key], value, rel_tol=1e-9, abs_tol=1e-9), (name, key)
     assert len(list(run_dir.rglob("logs/stdout.txt"))) == 4
+
+    # summarize read the results from Blob Storage, not from the download, and wrote summary.json there.
+    instances = {ti.task_id: ti for ti in dag_run.get_task_instances()}
+    assert instances["summarize"].end_date <= instances["download_outputs"].start_date
+    blob = (
+        BlobStorageHook()
+        .get_conn()
+        .get_blob_client("batch-workflow-output", f"{job['job_id']}/results/summary.json")
+    )
+    in_blob = json.loads(blob.download_blob().readall())
+    assert in_blob == json.loads((run_dir / "summary.json").read_text()) == xcoms["summarize"]
+    assert sorted(in_blob["results"]) == sorted(
+        path.relative_to(run_dir).as_posix() for path in run_dir.rglob("*.stats.json")
+    )
 
 
 def test_workflow_releases_the_pool_when_a_task_fails(

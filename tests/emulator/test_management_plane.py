@@ -1,8 +1,8 @@
 """The emulated Resource Manager endpoint for Batch applications, driven by the real azure-mgmt-batch client.
 
-The only stand-in is the Entra ID token: no identity provider exists offline, so a static test
-credential hands the client a fixed bearer token (the emulator checks that one is present, as it cannot
-verify a signature). Everything else is real: HTTPS with the emulator's generated CA, Azurite for the
+The only stand-in is the Entra ID credential: it signs tokens with the emulator's issuer directly
+instead of asking the token endpoint (that round trip is tested in the application-package
+integration tests). Everything else is real: HTTPS with the emulator's generated CA, Azurite for the
 package blobs, azure-storage-blob for the upload.
 """
 
@@ -19,29 +19,27 @@ from typing import Any
 import pytest
 import requests
 import uvicorn
-from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.mgmt.batch import BatchManagementClient
 from azure.mgmt.batch import models as mm
 from azure.storage.blob import BlobClient
 
+from airflow_batch_provider.emulator.identity import TokenIssuer
 from airflow_batch_provider.emulator.management.app import create_management_app
 from airflow_batch_provider.emulator.management.models import ApplicationBackend, PackageReferenceError
 from airflow_batch_provider.emulator.management.server import management_config, tls_files
 from airflow_batch_provider.emulator.management.tls import ensure_tls_files
 from airflow_batch_provider.testing.azurite import AzuriteServer
 from airflow_batch_provider.testing.lifecycle import free_port
+from tests.support.tokens import IssuedTokenCredential
 
 ACCOUNT = "devbatchaccount1"
 RG = "rg"
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 
 
-class StaticTokenCredential:
-    """Test double for an Entra ID credential: always the same bearer token (no identity provider offline)."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("static-test-token", int(time.time()) + 3600)
+#: Signs the tokens the test endpoint accepts.
+ISSUER = TokenIssuer()
 
 
 class Endpoint:
@@ -53,7 +51,7 @@ class Endpoint:
 
     def client(self) -> BatchManagementClient:
         return BatchManagementClient(
-            StaticTokenCredential(),  # type: ignore[arg-type]
+            IssuedTokenCredential(ISSUER),  # type: ignore[arg-type]
             SUBSCRIPTION,
             base_url=self.url,
             credential_scopes=[f"{self.url}/.default"],
@@ -66,7 +64,7 @@ class Endpoint:
 def endpoint(azurite: AzuriteServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     state = tmp_path_factory.mktemp("management")
     backend = ApplicationBackend(ACCOUNT, state, azurite.connection_string)
-    app = create_management_app(backend)
+    app = create_management_app(backend, ISSUER)
     port = free_port()
     tls = tls_files(state, "127.0.0.1")
     server = uvicorn.Server(management_config(app, "127.0.0.1", port, tls))
@@ -226,7 +224,8 @@ def test_bearer_token_api_version_and_account_are_checked(endpoint: Endpoint) ->
     )
     assert no_token.status_code == 401
     assert no_token.json()["error"]["code"] == "AuthenticationFailed"
-    headers = {"Authorization": "Bearer x"}
+    token = IssuedTokenCredential(ISSUER).get_token(f"{endpoint.url}/.default").token
+    headers = {"Authorization": f"Bearer {token}"}
     old = requests.get(
         url, params={"api-version": "2024-07-01"}, headers=headers, verify=str(endpoint.ca_path)
     )
@@ -290,7 +289,7 @@ def test_the_harness_serves_both_planes_on_one_loop() -> None:
         batch = BatchClient(server.endpoint, AzureNamedKeyCredential(server.account_name, server.account_key))
         assert list(batch.list_applications()) == []
         with BatchManagementClient(
-            StaticTokenCredential(),  # type: ignore[arg-type]
+            IssuedTokenCredential(server.token_issuer),  # type: ignore[arg-type]
             SUBSCRIPTION,
             base_url=server.management_endpoint,
             credential_scopes=[f"{server.management_endpoint}/.default"],

@@ -40,3 +40,26 @@ def test_asset_uris_of_container_urls_name_the_account_for_azure_and_azurite() -
         "azblob://acct/outputs/job"
     )
     assert blob_asset_uri("acct", "outputs") == "azblob://acct/outputs"
+
+
+class _Instance:
+    def __init__(self, map_index: int) -> None:
+        self.map_index = map_index
+
+
+@pytest.mark.parametrize(("map_index", "recorded"), [(-1, True), (0, False), (3, False)])
+def test_mapped_instances_record_no_asset_event(map_index: int, recorded: bool) -> None:
+    # Airflow's API server creates a new Asset with a check-then-insert: mapped instances emitting the
+    # same one at once fail with a unique-constraint error, so only unmapped tasks record it.
+    from airflow.sdk import AssetAlias
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from airflow_batch_provider.assets import emit_asset
+
+    events = OutletEventAccessors()
+    alias = AssetAlias("azblob:dag.add_tasks")
+    uri = "azblob://devstoreaccount1/results/run-1/points"
+    context = {"outlet_events": events, "ti": _Instance(map_index)}
+    assert emit_asset(context, alias, uri, {"job_id": "run-1"}) is recorded
+    emitted = [event.dest_asset_key.uri for event in events[alias].asset_alias_events]
+    assert emitted == ([uri] if recorded else [])

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from airflow_batch_provider.lineage import dataset_naming, local_directory_uri, resource_file_prefixes
+from typing import Any
+
+from airflow_batch_provider.lineage import (
+    dataset_naming,
+    local_directory_uri,
+    output_file_prefixes,
+    resource_file_prefixes,
+)
 
 
 def test_resource_files_make_one_dataset_per_prefix_with_a_file_count() -> None:
@@ -45,3 +52,42 @@ def test_datasets_follow_the_openlineage_naming_spec(tmp_path) -> None:
         "file",
         str((tmp_path / "data").resolve()),
     )
+
+
+def _output(pattern: str, container_url: str, path: str) -> dict[str, Any]:
+    return {
+        "filePattern": pattern,
+        "destination": {"container": {"containerUrl": container_url, "path": path}},
+    }
+
+
+def test_output_files_make_one_prefix_per_container_without_sas() -> None:
+    results = "https://acct.blob.core.windows.net/results?sv=2024&sig=SECRET"
+    logs = "http://127.0.0.1:10000/devstoreaccount1/logs?sig=OTHER"
+    tasks = [
+        {
+            "outputFiles": [
+                _output("out/*", results, "run-1/results/task-1"),
+                _output("stdout.txt", results, "run-1/results/task-1/stdout.txt"),
+                _output("../std*.txt", logs, "run-1/task-1"),
+            ]
+        },
+        {
+            "outputFiles": [
+                _output("out/*", results, "run-1/results/task-2"),
+                _output("stdout.txt", results, "run-1/results/task-2/stdout.txt"),
+            ]
+        },
+        {"outputFiles": [{"filePattern": "x", "destination": {}}]},
+        {"id": "no outputs"},
+    ]
+    assert output_file_prefixes(tasks) == {
+        "https://acct.blob.core.windows.net/results": "run-1/results",
+        "http://127.0.0.1:10000/devstoreaccount1/logs": "run-1/task-1",
+    }
+
+
+def test_a_single_file_output_is_named_by_its_folder() -> None:
+    url = "https://acct.blob.core.windows.net/results"
+    tasks = [{"outputFiles": [_output("result.json", url, "run-1/task-1/result.json")]}]
+    assert output_file_prefixes(tasks) == {url: "run-1/task-1"}

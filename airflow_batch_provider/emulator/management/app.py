@@ -1,9 +1,11 @@
 """The emulated Azure Resource Manager endpoint: an ASGI app serving the Batch application routes.
 
 Every request must carry ``Authorization: Bearer <token>`` (401 ``AuthenticationFailed`` otherwise)
-and the ``api-version`` azure-mgmt-batch 19 sends. The token is not validated beyond being present:
-there is no identity provider offline, so any Entra ID credential (or a test double returning a
-static token) is accepted. Errors use Resource Manager's shape, ``{"error": {"code", "message"}}``.
+with a token of the emulator's own Entra ID endpoint (:mod:`~airflow_batch_provider.emulator.identity`):
+signed by it, unexpired, for Resource Manager (``https://management.azure.com/``) or this endpoint's
+URL; any other token gets Resource Manager's 401 (``InvalidAuthenticationToken``,
+``ExpiredAuthenticationToken``, ``InvalidAuthenticationTokenAudience``). Then the ``api-version``
+azure-mgmt-batch 19 sends. Errors use Resource Manager's shape, ``{"error": {"code", "message"}}``.
 
 ``app.state.request_log`` records ``(method, path)`` of every request, for tests that check what a
 client did (or did not) call.
@@ -18,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Depends, FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from airflow_batch_provider.emulator.identity import MANAGEMENT_AUDIENCES, TokenIssuer, TokenRejected
 from airflow_batch_provider.emulator.management.models import (
     MANAGEMENT_API_VERSION,
     ApplicationBackend,
@@ -26,6 +29,13 @@ from airflow_batch_provider.emulator.management.models import (
 from airflow_batch_provider.emulator.management.routes import router
 
 log = logging.getLogger(__name__)
+
+#: Resource Manager's error code for each reason a token is refused.
+_TOKEN_ERROR_CODES = {
+    "expired": "ExpiredAuthenticationToken",
+    "audience": "InvalidAuthenticationTokenAudience",
+    "issuer": "InvalidAuthenticationTokenTenant",
+}
 
 
 def _error_response(error: ManagementError) -> Response:
@@ -48,6 +58,19 @@ async def check_request(request: Request) -> None:
             "Authentication failed. The 'Authorization' header is missing or is not a bearer token.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    own_url = str(request.base_url).rstrip("/")
+    issuer: TokenIssuer = request.app.state.token_issuer
+    try:
+        issuer.check(token.strip(), (*MANAGEMENT_AUDIENCES, own_url, own_url + "/"))
+    except TokenRejected as rejected:
+        raise ManagementError(
+            401,
+            _TOKEN_ERROR_CODES.get(rejected.reason, "InvalidAuthenticationToken"),
+            rejected.detail,
+            headers={
+                "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{rejected.reason}"'
+            },
+        ) from None
     version = request.query_params.get("api-version")
     if not version:
         raise ManagementError(
@@ -91,8 +114,11 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return _error_response(ManagementError(500, "InternalServerError", "An internal error occurred."))
 
 
-def create_management_app(backend: ApplicationBackend) -> FastAPI:
-    """The management-plane app over ``backend`` (the same object the data plane reads)."""
+def create_management_app(backend: ApplicationBackend, token_issuer: TokenIssuer) -> FastAPI:
+    """The management-plane app over ``backend`` (the same object the data plane reads).
+
+    It accepts the bearer tokens ``token_issuer`` signed (the emulator's Entra ID endpoint).
+    """
     app = FastAPI(
         title="Azure Resource Manager emulator (Batch applications)",
         dependencies=[Depends(check_request)],
@@ -101,6 +127,7 @@ def create_management_app(backend: ApplicationBackend) -> FastAPI:
         redoc_url=None,
     )
     app.state.applications = backend
+    app.state.token_issuer = token_issuer
     app.state.request_log = []
     app.include_router(router)
     app.add_exception_handler(ManagementError, _management_error)

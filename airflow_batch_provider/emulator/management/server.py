@@ -1,8 +1,8 @@
-"""Serving the management endpoint next to the data plane, on the same event loop.
+"""Serving the HTTPS endpoints (management, and the data plane over TLS) next to the data plane's HTTP one.
 
-Both uvicorn servers share one loop so the emulated account is only ever touched from one thread.
-The data-plane server owns the process (signals, lifespan); the management server is its companion:
-it starts with it and stops when it stops.
+All uvicorn servers share one loop so the emulated account is only ever touched from one thread.
+The data-plane HTTP server owns the process (signals, lifespan); the HTTPS servers are its companions:
+they start with it and stop when it stops.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def management_config(
     tls: TlsFiles,
     log_level: str = "warning",
 ) -> uvicorn.Config:
-    """uvicorn settings for the management app over TLS (no lifespan: the data plane owns the account)."""
+    """uvicorn settings for an app served over TLS beside the data plane (which owns the lifespan)."""
     return uvicorn.Config(
         app,
         host=host,
@@ -68,11 +68,12 @@ def tls_files(state_dir: Path, host: str, cert: Path | None = None, key: Path | 
     return ensure_tls_files(state_dir / "tls", (host,))
 
 
-async def serve_together(primary: uvicorn.Server, companion: uvicorn.Server) -> None:
-    """Run ``primary`` and ``companion`` on this loop until ``primary`` exits, then stop ``companion``."""
-    companion_run = asyncio.ensure_future(companion.serve())
+async def serve_together(primary: uvicorn.Server, *companions: uvicorn.Server) -> None:
+    """Run ``primary`` and ``companions`` on this loop until ``primary`` exits, then stop the companions."""
+    runs = [asyncio.ensure_future(companion.serve()) for companion in companions]
     try:
         await primary.serve()
     finally:
-        companion.should_exit = True
-        await asyncio.gather(companion_run, return_exceptions=True)
+        for companion in companions:
+            companion.should_exit = True
+        await asyncio.gather(*runs, return_exceptions=True)

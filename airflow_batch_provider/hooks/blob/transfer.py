@@ -249,12 +249,7 @@ class BlobTransferMixin(BlobClientHook):
                 digest_cache=digest_cache,
             )
         )
-        paths = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
-        self._report_lineage(
-            [local_directory_uri(os.fspath(path)) for path in paths],
-            [self._prefix_uri(result.container, result.prefix)],
-            result,
-        )
+        self._report_upload_lineage(sources, result)
         return result
 
     async def aupload(
@@ -272,7 +267,7 @@ class BlobTransferMixin(BlobClientHook):
         """Async :meth:`upload`."""
         validate_container_name(container)
         await asyncio.to_thread(check_sources, sources)
-        return await self._aupload(
+        result = await self._aupload(
             container,
             sources,
             normalize_blob_prefix(prefix),
@@ -281,6 +276,18 @@ class BlobTransferMixin(BlobClientHook):
             max_concurrency=max_concurrency,
             max_concurrency_per_file=max_concurrency_per_file,
             digest_cache=digest_cache,
+        )
+        self._report_upload_lineage(sources, result)
+        return result
+
+    def _report_upload_lineage(
+        self, sources: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], result: TransferResult
+    ) -> None:
+        paths = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+        self._report_lineage(
+            [local_directory_uri(os.fspath(path)) for path in paths],
+            [self._prefix_uri(result.container, result.prefix)],
+            result,
         )
 
     async def _aupload(
@@ -561,7 +568,7 @@ class BlobTransferMixin(BlobClientHook):
         ``skip_unchanged``, a local file whose size and MD5 match the blob is kept as it is.
         """
         validate_container_name(container)
-        result = self._run(
+        return self._run(
             lambda: self.adownload_prefix(
                 container,
                 prefix,
@@ -571,12 +578,6 @@ class BlobTransferMixin(BlobClientHook):
                 max_concurrency_per_file=max_concurrency_per_file,
             )
         )
-        self._report_lineage(
-            [self._prefix_uri(container, normalize_blob_prefix(prefix))],
-            [Path(local_dir).resolve().as_uri()],
-            result,
-        )
-        return result
 
     def _prefix_uri(self, container: str, prefix: str) -> str:
         return container_asset_uri(self.container_url(container), prefix)
@@ -608,7 +609,29 @@ class BlobTransferMixin(BlobClientHook):
         _check_concurrency(max_concurrency, "max_concurrency")
         _check_concurrency(max_concurrency_per_file, "max_concurrency_per_file")
         prefix = normalize_blob_prefix(prefix)
-        root = Path(local_dir)
+        result = await self._adownload_prefix(
+            container,
+            prefix,
+            Path(local_dir),
+            skip_unchanged=skip_unchanged,
+            max_concurrency=max_concurrency,
+            max_concurrency_per_file=max_concurrency_per_file,
+        )
+        self._report_lineage(
+            [self._prefix_uri(container, prefix)], [Path(local_dir).resolve().as_uri()], result
+        )
+        return result
+
+    async def _adownload_prefix(
+        self,
+        container: str,
+        prefix: str,
+        root: Path,
+        *,
+        skip_unchanged: bool,
+        max_concurrency: int,
+        max_concurrency_per_file: int,
+    ) -> TransferResult:
         result = TransferResult(container=container, prefix=prefix)
         client = (await self.aget_conn()).get_container_client(container)
         base_url = strip_query(client.url)

@@ -1,40 +1,30 @@
 """Azurite, the Batch emulator with its HTTPS management endpoint, and the connections to use them.
 
 ``azbatch_default`` signs data-plane requests with the account key; ``azbatch_arm`` is the Entra ID
-connection for Resource Manager (application packages). The one stand-in is the Entra ID token: there
-is no identity provider offline, so :class:`StaticTokenCredential` replaces the connection's credential
-and returns a fixed bearer token, which the emulator accepts (it checks that a bearer token is present,
-it cannot verify one). Everything else (TLS with the emulator's CA, Azurite uploads, the SDKs) is real.
+connection for Resource Manager (application packages). The one stand-in is the Entra ID credential:
+:class:`~tests.support.tokens.IssuedTokenCredential` signs tokens with the emulator's issuer directly,
+skipping the token endpoint's round trip (``test_offline_identity`` drives that one). Everything else
+(TLS with the emulator's CA, token validation, Azurite uploads, the SDKs) is real.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from azure.batch import BatchClient
-from azure.core.credentials import AccessToken, AzureNamedKeyCredential
+from azure.core.credentials import AzureNamedKeyCredential
 
 from airflow_batch_provider.hooks.batch_management import BatchManagementHook
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 from airflow_batch_provider.testing.stack import ARM_CONN_ID, LocalAzureStack
 from tests.support.task_context import task_context
+from tests.support.tokens import IssuedTokenCredential
 
 __all__ = ["ARM_CONN_ID"]
-
-
-class StaticTokenCredential:
-    """Test double for an Entra ID credential: always the same bearer token."""
-
-    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken("static-test-token", int(time.time()) + 3600)
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +39,10 @@ def stack() -> Iterator[LocalAzureStack]:
 
 
 @pytest.fixture(autouse=True)
-def static_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Resource Manager needs an Entra ID token; offline, a static one stands in for it."""
-    monkeypatch.setattr(BatchManagementHook, "get_credential", lambda self: StaticTokenCredential())
+def static_token(monkeypatch: pytest.MonkeyPatch, stack: LocalAzureStack) -> None:
+    """Resource Manager needs an Entra ID token: one the emulator signed, skipping the round trip."""
+    issuer = stack.batch.token_issuer
+    monkeypatch.setattr(BatchManagementHook, "get_credential", lambda self: IssuedTokenCredential(issuer))
 
 
 @pytest.fixture

@@ -55,6 +55,11 @@ def pool_id(local_azure_stack: Any) -> Iterator[str]:
     BatchHook().delete_pool(pool)
 
 
+def blob_account() -> str:
+    """The storage account of the ``azblob_default`` connection (Azurite's)."""
+    return BlobStorageHook().settings.resolved_account_name
+
+
 def _ctx(task_id: str, run_id: str, map_index: int = -1) -> dict[str, Any]:
     return task_context(run_id, task_id, map_index=map_index)
 
@@ -221,14 +226,22 @@ def test_failures_are_reported_precisely_per_prefix(pool_id: str, hook: BatchHoo
     lenient = _wait(job_id, bad["task_id_prefix"], fail_on_task_failure=False)
     assert lenient["failed_task_ids"] == [f"{prefix}bad-1", f"{prefix}bad-2"]
 
-    collected = BatchCollectTaskOutputOperator(
+    collect = BatchCollectTaskOutputOperator(
         task_id="collect",
         job_id=job_id,
         task_id_prefix=prefix,
         destination_container="itest-logs",
         destination_prefix=f"{uid}/logs",
-    ).execute(_ctx("collect", uid))
+    )
+    collected = collect.execute(_ctx("collect", uid))
     assert collected["task_count"] == 2
+    # OpenLineage: the log prefix it wrote, one dataset with the count of files uploaded.
+    [written] = collect.get_openlineage_facets_on_complete(None).outputs
+    assert (written.namespace, written.name) == (
+        f"wasbs://itest-logs@{blob_account()}.dfs.core.windows.net",
+        f"{uid}/logs",
+    )
+    assert written.outputFacets["outputStatistics"].fileCount == 4
     url = collected["logs"][f"{prefix}bad-2"]["stderr.txt"]
     assert url.endswith(f"/itest-logs/{uid}/logs/{prefix}bad-2/stderr.txt") and "sig=" not in url
     blob = BlobStorageHook()
@@ -240,7 +253,7 @@ def test_outputs_and_std_logs_are_uploaded_and_listed(pool_id: str, hook: BatchH
     job_id = _job(pool_id, uid, max_wall_clock_time=3600)
     blob = BlobStorageHook()
     blob.create_container("itest-results")
-    result = BatchAddTasksOperator(
+    add = BatchAddTasksOperator(
         task_id="sweep",
         job_id=job_id,
         task_factory=ParametricSweep(
@@ -249,14 +262,25 @@ def test_outputs_and_std_logs_are_uploaded_and_listed(pool_id: str, hook: BatchH
         ),
         output_container="itest-results",
         output_patterns=["out/*.txt"],
-    ).execute(_ctx("sweep", uid))
+    )
+    result = add.execute(_ctx("sweep", uid))
     assert result["task_count"] == 2
     assert _wait(job_id, result["task_id_prefix"])["counts"]["succeeded"] == 2
 
-    collected = BatchCollectTaskOutputOperator(
+    collect = BatchCollectTaskOutputOperator(
         task_id="collect", job_id=job_id, task_id_prefix=result["task_id_prefix"], only_failed=False
-    ).execute(_ctx("collect", uid))
+    )
+    collected = collect.execute(_ctx("collect", uid))
     urls = collected["output_urls"]
+    # OpenLineage: one input dataset, the output prefix add-tasks reported, counting every listed blob.
+    lineage = collect.get_openlineage_facets_on_complete(None)
+    [read] = lineage.inputs
+    [written_by_tasks] = add.get_openlineage_facets_on_complete(None).outputs
+    assert read.namespace == f"wasbs://itest-results@{blob_account()}.dfs.core.windows.net"
+    assert (read.namespace, read.name) == (written_by_tasks.namespace, written_by_tasks.name)
+    assert read.name.startswith(f"{job_id}/") and not lineage.outputs
+    statistics = read.inputFacets["inputStatistics"]
+    assert statistics.fileCount == collected["output_url_count"] == 6 and statistics.size > 0
     assert collected["logs"] and all(
         v == {"stdout.txt": "logged", "stderr.txt": "logged"} for v in collected["logs"].values()
     )

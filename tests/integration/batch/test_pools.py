@@ -97,6 +97,40 @@ async def _collect(trigger: Any) -> list[dict[str, Any]]:
     return [event.payload async for event in trigger.run()]
 
 
+async def _kill_mid_wait_then_resume(trigger: BatchPoolTrigger) -> list[dict[str, Any]]:
+    """Run ``trigger`` until it has polled and is waiting, kill it, and run a copy re-created from its
+    serialized form, as a triggerer taking over a dead one's trigger does."""
+    first = asyncio.ensure_future(_collect(trigger))
+    deadline = asyncio.get_running_loop().time() + 30
+    while trigger._last_message is None:  # set when a poll said "waiting"
+        assert not first.done() and asyncio.get_running_loop().time() < deadline, "no waiting poll"
+        await asyncio.sleep(0.01)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    _classpath, kwargs = trigger.serialize()
+    return await _collect(BatchPoolTrigger(**json.loads(json.dumps(kwargs))))
+
+
+def test_a_deferred_pool_create_survives_its_trigger_killed_and_recreated_mid_wait(
+    hook: BatchHook, context: dict, uid: str
+) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    pool_id = f"itest-takeover-{uid}"
+    # The start task keeps the nodes booting for a while: the trigger is killed while they do.
+    op = _pool_op(pool_id, deferrable=True, poll_interval=0.3, start_task=_start_task("sleep 2"))
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, BatchPoolTrigger)
+    events = asyncio.run(_kill_mid_wait_then_resume(trigger))
+    assert [event["status"] for event in events] == ["ready"], events
+    result = op.execute_complete(context, events[0], **(deferred.value.kwargs or {}))
+    assert result["pool_id"] == pool_id and result["created"] is True and result["usable_nodes"] == 2
+    hook.delete_pool(pool_id)
+
+
 def test_start_task_failure_fails_with_the_node_stderr(hook: BatchHook, context: dict, uid: str) -> None:
     pool_id = f"itest-bad-start-{uid}"
     op = _pool_op(
