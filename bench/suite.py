@@ -5,6 +5,7 @@ from __future__ import annotations
 from bench import (
     emulator_big_inputs,
     emulator_throughput,
+    import_time,
     live_output_poll,
     monitor_poll,
     task_submit_10k,
@@ -25,4 +26,5 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     triggers_concurrent.BENCHMARK,
     emulator_throughput.BENCHMARK,
     emulator_big_inputs.BENCHMARK,
+    import_time.BENCHMARK,
 )

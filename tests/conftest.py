@@ -22,6 +22,9 @@ import pytest  # noqa: E402
 
 from tests.support.task_context import task_context  # noqa: E402
 
+# The provider's test kit (azurite, batch_emulator, local_azure_stack), as a user's conftest loads it.
+pytest_plugins = ["airflow_batch_provider.testing.pytest_plugin"]
+
 
 @pytest.fixture
 def uid() -> str:

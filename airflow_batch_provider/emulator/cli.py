@@ -14,6 +14,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+try:  # the [emulator] extra: without it, one line saying how to get it instead of a traceback
+    import fastapi  # noqa: F401
+    import uvicorn  # noqa: F401
+except ModuleNotFoundError as missing:
+    raise SystemExit(
+        f"airflow-batch-emulator needs {missing.name}, which is not installed: "
+        "pip install 'airflow-batch-provider[emulator]'"
+    ) from None
+
 from airflow_batch_provider.emulator.faults import ALL_KINDS, plan_from_options
 from airflow_batch_provider.emulator.models.account import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME, EmulatorSettings
 

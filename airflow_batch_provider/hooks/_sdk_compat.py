@@ -22,24 +22,36 @@ import json
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from azure.batch import models as _public_models
-from azure.batch._operations._operations import build_batch_create_task_collection_request
-from azure.batch.models import _models as _private_models
 from azure.core.exceptions import ResourceNotFoundError
-from azure.core.serialization import AzureJSONEncoder
 
 from airflow_batch_provider.batch.monitor.counts import TaskCounts
 
+#: SDK option classes read through this module, some of them not exported by ``azure.batch.models``.
+_OPTION_MODELS = frozenset(
+    {
+        "BatchJobTerminateOptions",
+        "BatchNodeRebootOptions",
+        "BatchNodeReimageOptions",
+        "BatchNodeDeallocateOptions",
+        "BatchNodeDisableSchedulingOptions",
+    }
+)
 
-def _model(name: str) -> Any:
-    return getattr(_public_models, name, None) or getattr(_private_models, name)
+
+def model(name: str) -> Any:
+    """An ``azure.batch`` model class, exported or not (the SDK is imported on first use)."""
+    from azure.batch import models as public_models
+    from azure.batch.models import _models as private_models
+
+    return getattr(public_models, name, None) or getattr(private_models, name)
 
 
-BatchJobTerminateOptions: Any = _model("BatchJobTerminateOptions")
-BatchNodeRebootOptions: Any = _model("BatchNodeRebootOptions")
-BatchNodeReimageOptions: Any = _model("BatchNodeReimageOptions")
-BatchNodeDeallocateOptions: Any = _model("BatchNodeDeallocateOptions")
-BatchNodeDisableSchedulingOptions: Any = _model("BatchNodeDisableSchedulingOptions")
+def __getattr__(name: str) -> Any:
+    """``BatchJobTerminateOptions`` and the other option classes, resolved when first asked for."""
+    if name in _OPTION_MODELS:
+        return model(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: The reason recorded on a job this provider terminates, unless the caller gives one.
 DEFAULT_TERMINATE_REASON = "TerminatedByAirflow"
@@ -47,7 +59,7 @@ DEFAULT_TERMINATE_REASON = "TerminatedByAirflow"
 
 def terminate_job_options(reason: str | None = None) -> Any:
     """Options for ``begin_terminate_job``; never ``None`` (the SDK cannot send an empty body)."""
-    return BatchJobTerminateOptions(termination_reason=reason or DEFAULT_TERMINATE_REASON)
+    return model("BatchJobTerminateOptions")(termination_reason=reason or DEFAULT_TERMINATE_REASON)
 
 
 def begin_terminate_job(client: Any, job_id: str, reason: str | None = None, **kwargs: Any) -> Any:
@@ -62,7 +74,7 @@ async def abegin_terminate_job(client: Any, job_id: str, reason: str | None = No
 
 def reboot_node_options(kind: str = "requeue") -> Any:
     """Options for ``begin_reboot_node``; never ``None`` (the SDK cannot send an empty body)."""
-    return BatchNodeRebootOptions(node_reboot_kind=kind)
+    return model("BatchNodeRebootOptions")(node_reboot_kind=kind)
 
 
 def begin_reboot_node(client: Any, pool_id: str, node_id: str, kind: str = "requeue", **kwargs: Any) -> Any:
@@ -88,6 +100,9 @@ def create_task_collection(
 
     Errors are the SDK's own exceptions (its pipeline raises them, with the service's error code).
     """
+    from azure.batch._operations._operations import build_batch_create_task_collection_request
+    from azure.core.serialization import AzureJSONEncoder
+
     body = json.dumps({"value": list(tasks)}, cls=AzureJSONEncoder, separators=(",", ":"))
     request = build_batch_create_task_collection_request(
         job_id, content_type="application/json; odata=minimalmetadata", content=body
@@ -101,14 +116,6 @@ def pool_exists(client: Any, pool_id: str) -> bool:
     """Whether a pool exists; ``False`` on 404 instead of the SDK's exception."""
     try:
         return bool(client.pool_exists(pool_id))
-    except ResourceNotFoundError:
-        return False
-
-
-async def apool_exists(client: Any, pool_id: str) -> bool:
-    """Async :func:`pool_exists`."""
-    try:
-        return bool(await client.pool_exists(pool_id))
     except ResourceNotFoundError:
         return False
 

@@ -10,11 +10,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from azure.batch import BatchClient
-from azure.batch import models as batch_models
-from azure.batch.aio import BatchClient as AsyncBatchClient
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
@@ -38,6 +35,10 @@ from airflow_batch_provider.exceptions import (
 from airflow_batch_provider.hooks import _sdk_compat as compat
 from airflow_batch_provider.hooks.base import AZBATCH_DEFAULT_CONN_ID, AzureBaseHook
 from airflow_batch_provider.hooks.credentials import AzureConnectionSettings
+
+if TYPE_CHECKING:  # the Batch SDK is imported with the first client, not with the hook
+    from azure.batch import BatchClient
+    from azure.batch.aio import BatchClient as AsyncBatchClient
 
 #: The longest a hook waits for a job to terminate or a resource to be deleted, in seconds.
 WAIT_TIMEOUT = 3600.0
@@ -395,6 +396,8 @@ class BatchHook(AzureBaseHook):
         """The synchronous ``azure.batch.BatchClient``, created once."""
         settings = self.settings
         self._check_transport(settings)
+        from azure.batch import BatchClient
+
         options = self._client_kwargs(False, settings)
         return BatchClient(settings.batch_endpoint, settings.credential(), **options)
 
@@ -415,6 +418,8 @@ class BatchHook(AzureBaseHook):
 
     def _new_async_client(self, settings: AzureConnectionSettings) -> tuple[Any, AsyncBatchClient]:
         credential = settings.async_credential()
+        from azure.batch.aio import BatchClient as AsyncBatchClient
+
         options = self._client_kwargs(True, settings)
         return credential, AsyncBatchClient(settings.batch_endpoint, credential, **options)
 
@@ -462,7 +467,7 @@ class BatchHook(AzureBaseHook):
             body.get("id"),
             "PoolExists",
             self.client.create_pool,
-            batch_models.BatchPoolCreateOptions(body),
+            compat.model("BatchPoolCreateOptions")(body),
         )
 
     def _create_once(self, kind: str, resource_id: Any, exists_code: str, create: Any, options: Any) -> bool:
@@ -591,7 +596,7 @@ class BatchHook(AzureBaseHook):
             body.get("id"),
             "JobExists",
             self.client.create_job,
-            batch_models.BatchJobCreateOptions(body),
+            compat.model("BatchJobCreateOptions")(body),
         )
 
     def terminate_job(

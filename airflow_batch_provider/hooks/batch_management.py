@@ -22,12 +22,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
-from azure.mgmt.batch import BatchManagementClient
-from azure.mgmt.batch import models as mgmt_models
 
 from airflow_batch_provider.batch.application_packages import PackageFile, package_reference
 from airflow_batch_provider.config import USER_AGENT
@@ -38,6 +36,9 @@ from airflow_batch_provider.exceptions import (
 )
 from airflow_batch_provider.hooks.base import AZBATCH_DEFAULT_CONN_ID, AzureBaseHook
 from airflow_batch_provider.utils.secrets import mask_sas, strip_query
+
+if TYPE_CHECKING:  # Resource Manager's SDK is imported with the first client, not with the hook
+    from azure.mgmt.batch import BatchManagementClient
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,8 @@ class BatchManagementHook(AzureBaseHook):
         ca_bundle = self._extra("management_ca_bundle")
         if ca_bundle:
             options["connection_verify"] = ca_bundle
+        from azure.mgmt.batch import BatchManagementClient
+
         return BatchManagementClient(self.get_credential(), self.subscription_id, **options)
 
     def get_conn(self) -> BatchManagementClient:
@@ -207,8 +210,10 @@ class BatchManagementHook(AzureBaseHook):
         self, application_id: str, *, display_name: str | None = None, allow_updates: bool = True
     ) -> dict[str, Any]:
         """Create (or replace) an application."""
-        properties = mgmt_models.ApplicationProperties(display_name=display_name, allow_updates=allow_updates)
-        body = mgmt_models.Application(properties=properties)
+        properties = _mgmt_models().ApplicationProperties(
+            display_name=display_name, allow_updates=allow_updates
+        )
+        body = _mgmt_models().Application(properties=properties)
         return dict(self.client.application.create(*self._where(), application_id, body).as_dict())
 
     def update_application(
@@ -243,24 +248,18 @@ class BatchManagementHook(AzureBaseHook):
             return None
         return self._registered(dict(package.as_dict()))
 
-    def list_packages(self, application_id: str) -> list[dict[str, Any]]:
-        return [
-            self._registered(dict(package.as_dict()))
-            for package in self.client.application_package.list(*self._where(), application_id)
-        ]
-
     def create_package(
         self, application_id: str, version: str, *, tags: dict[str, str] | None = None
     ) -> dict[str, Any]:
         """Create the version record (state ``Pending``); its ``storageUrl`` is where the zip goes."""
-        body = mgmt_models.ApplicationPackage(tags=tags) if tags else None
+        body = _mgmt_models().ApplicationPackage(tags=tags) if tags else None
         package = self.client.application_package.create(*self._where(), application_id, version, body)
         return self._registered(dict(package.as_dict()))
 
     def activate_package(
         self, application_id: str, version: str, package_format: str = "zip"
     ) -> dict[str, Any]:
-        parameters = mgmt_models.ActivateApplicationPackageParameters(format=package_format)
+        parameters = _mgmt_models().ActivateApplicationPackageParameters(format=package_format)
         package = self.client.application_package.activate(
             *self._where(), application_id, version, parameters
         )
@@ -415,3 +414,10 @@ class BatchManagementHook(AzureBaseHook):
             self.update_application(application_id, default_version=version)
             is_default = True
         return PublishResult(application_id, version, action, package.sha256, is_default)
+
+
+def _mgmt_models() -> Any:
+    """``azure.mgmt.batch.models``, imported on first use."""
+    from azure.mgmt.batch import models
+
+    return models

@@ -330,18 +330,16 @@ class AzureConnectionSettings:
         if mode is AuthMode.SAS_TOKEN:
             assert self.sas_token is not None
             return AzureSasCredential(self.sas_token.lstrip("?"))
+        return self._entra_credential(mode, asynchronous=asynchronous)
+
+    def _entra_credential(self, mode: AuthMode, *, asynchronous: bool) -> Any:
+        """An ``azure.identity`` credential (its ``aio`` twin when asynchronous) for an Entra ID mode."""
         if asynchronous:
             from azure.identity import aio as identity
         else:
             import azure.identity as identity  # type: ignore[no-redef]
 
-        options: dict[str, Any] = {}
-        if self.authority_host:
-            options["authority"] = self.authority_host
-            if not _known_to_microsoft(self.authority_host):
-                # Azure Stack, a private cloud or the local emulator: there is no instance metadata
-                # for it at login.microsoftonline.com, which MSAL would otherwise ask.
-                options["disable_instance_discovery"] = True
+        options = self._authority_options()
         if self.authority_ca_bundle:
             options["connection_verify"] = self.authority_ca_bundle
         if mode is AuthMode.SERVICE_PRINCIPAL:
@@ -361,18 +359,29 @@ class AzureConnectionSettings:
                 token_file_path=self.federated_token_file or os.environ.get("AZURE_FEDERATED_TOKEN_FILE"),
                 **options,
             )
-        default_options: dict[str, Any] = {}
+        return identity.DefaultAzureCredential(**self._default_credential_options())
+
+    def _authority_options(self) -> dict[str, Any]:
+        """The Entra ID authority to log in at, if set (no instance discovery outside Microsoft's clouds)."""
+        if not self.authority_host:
+            return {}
+        options: dict[str, Any] = {"authority": self.authority_host}
+        if not _known_to_microsoft(self.authority_host):
+            # Azure Stack, a private cloud or the local emulator: there is no instance metadata
+            # for it at login.microsoftonline.com, which MSAL would otherwise ask.
+            options["disable_instance_discovery"] = True
+        return options
+
+    def _default_credential_options(self) -> dict[str, Any]:
+        """``DefaultAzureCredential``'s options from the identities the connection names."""
+        options: dict[str, Any] = {}
         if self.managed_identity_client_id:
-            default_options["managed_identity_client_id"] = self.managed_identity_client_id
+            options["managed_identity_client_id"] = self.managed_identity_client_id
         if self.client_id:
-            default_options["workload_identity_client_id"] = self.client_id
+            options["workload_identity_client_id"] = self.client_id
         if self.tenant_id:
-            default_options["workload_identity_tenant_id"] = self.tenant_id
-        if self.authority_host:
-            default_options["authority"] = self.authority_host
-            if not _known_to_microsoft(self.authority_host):
-                default_options["disable_instance_discovery"] = True
-        return identity.DefaultAzureCredential(**default_options)
+            options["workload_identity_tenant_id"] = self.tenant_id
+        return options | self._authority_options()
 
 
 #: Entra ID's public and sovereign cloud authorities, which MSAL validates with instance discovery.

@@ -458,12 +458,10 @@ class BatchCreatePoolOperator(BatchBaseOperator):
             "message": f"Pool {pool_id!r} was not ready after {timeout:.0f}s. Last status: {status}",
         }
 
-    def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, result: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         if not event:
             raise BatchProviderError("The pool trigger ended without an event.")
-        return self._finish(dict(result or event.get("carry") or {"pool_id": event.get("pool_id")}), event)
+        return self._finish(dict(event.get("carry") or {"pool_id": event.get("pool_id")}), event)
 
     def _finish(self, result: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
         status = event.get("status")

@@ -1,8 +1,8 @@
 """Helpers to run DAGs and tests against a local Azure stack: Azurite and the Batch emulator.
 
-The pytest plugin in :mod:`airflow_batch_provider.testing.pytest_plugin` is registered automatically
-when the provider is installed, so its fixtures (``azurite``, ``batch_emulator``,
-``local_azure_stack``) are available in any project's tests.
+A project's tests get the fixtures of :mod:`airflow_batch_provider.testing.pytest_plugin`
+(``azurite``, ``batch_emulator``, ``local_azure_stack``) with one line in their ``conftest.py``:
+``pytest_plugins = ["airflow_batch_provider.testing.pytest_plugin"]``.
 """
 
 from airflow_batch_provider.testing.azurite import AZURITE_ACCOUNT_KEY, AZURITE_ACCOUNT_NAME, AzuriteServer

@@ -1,7 +1,8 @@
 """pytest fixtures for testing DAGs offline: Azurite, the Batch emulator, or both wired together.
 
-Installed with the provider through the ``pytest11`` entry point; nothing starts unless a test asks
-for a fixture, and nothing heavy is imported until then.
+Not loaded into every pytest run: a test suite opts in with one line in its ``conftest.py``,
+``pytest_plugins = ["airflow_batch_provider.testing.pytest_plugin"]`` (needs the ``[testing]`` extra).
+Nothing starts unless a test asks for a fixture, and nothing heavy is imported until then.
 """
 
 from __future__ import annotations

@@ -291,6 +291,40 @@ async def _job_ended_check(
     return check
 
 
+async def _tasks_failed_check(
+    io: BatchIO,
+    job_id: str,
+    job: dict[str, Any] | None,
+    prefix: str | None,
+    counts: TaskCounts,
+    failed_raw: list[dict[str, Any]],
+    changed: bool,
+    max_failed_tasks: int,
+    max_failure_logs: int,
+    tail_bytes: int,
+) -> JobCheck:
+    """The verdict on a job whose tasks all completed, some failed: the failures, and why the job ended."""
+    details = await _failed_details(io, job_id, failed_raw, max_failed_tasks, max_failure_logs, tail_bytes)
+    check = JobCheck(
+        "failed",
+        job_id,
+        prefix,
+        counts,
+        "",
+        details,
+        failed_count=len(failed_raw),
+        changed=changed,
+        reason="tasks_failed",
+    )
+    check.message = failure_report(check.to_event())
+    if job is None:
+        job = await io.get_job(job_id, select=JOB_SELECT)
+    ended = _job_end_note(job)
+    if ended:
+        check.message = f"{ended}\n{check.message}"
+    return check
+
+
 async def check_job(
     io: BatchIO,
     job_id: str,
@@ -361,27 +395,18 @@ async def check_job(
         changed = counts != last_counts
         if complete:
             if failed_raw:
-                details = await _failed_details(
-                    io, job_id, failed_raw, max_failed_tasks, max_failure_logs, tail_bytes
-                )
-                check = JobCheck(
-                    "failed",
+                return await _tasks_failed_check(
+                    io,
                     job_id,
+                    job,
                     prefix,
                     counts,
-                    "",
-                    details,
-                    failed_count=len(failed_raw),
-                    changed=changed,
-                    reason="tasks_failed",
+                    failed_raw,
+                    changed,
+                    max_failed_tasks,
+                    max_failure_logs,
+                    tail_bytes,
                 )
-                check.message = failure_report(check.to_event())
-                if job is None:
-                    job = await io.get_job(job_id, select=JOB_SELECT)
-                ended = _job_end_note(job)
-                if ended:
-                    check.message = f"{ended}\n{check.message}"
-                return check
             return JobCheck(
                 "success",
                 job_id,

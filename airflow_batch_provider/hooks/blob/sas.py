@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
-
-from azure.storage.blob import UserDelegationKey, generate_blob_sas, generate_container_sas
 
 from airflow_batch_provider.batch.validation import validate_container_name
 from airflow_batch_provider.exceptions import ConnectionConfigError, InvalidInputError
 from airflow_batch_provider.hooks.blob.client import BlobClientHook
 from airflow_batch_provider.hooks.credentials import AuthMode, parse_connection_string
 from airflow_batch_provider.utils.secrets import mask_sas
+
+if TYPE_CHECKING:
+    from azure.storage.blob import UserDelegationKey
 
 Access = Literal["read", "write"]
 
@@ -154,6 +155,8 @@ class BlobSasMixin(BlobClientHook):
             raise ConnectionConfigError(
                 f"Connection {self.conn_id!r}: cannot sign a SAS in mode {mode.value}."
             )
+        from azure.storage.blob import generate_blob_sas, generate_container_sas
+
         if blob:
             token = generate_blob_sas(account_name, container, blob, **sas_args)
         else:

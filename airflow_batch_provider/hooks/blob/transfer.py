@@ -18,11 +18,10 @@ import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from azure.core.exceptions import ResourceNotFoundError
-from azure.storage.blob import ContentSettings
 
 from airflow_batch_provider.assets import container_asset_uri
 from airflow_batch_provider.batch.validation import normalize_blob_prefix, validate_container_name
@@ -62,6 +61,16 @@ _BATCH_DELETE_SIZE = 256
 #: Folder at the container root where the operators write manifests of big file sets; downloads of a
 #: prefix leave it out.
 MANIFEST_DIR = "_airflow_manifests"
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContentSettings
+
+
+def _content_settings(**properties: Any) -> ContentSettings:
+    """The storage SDK's ``ContentSettings``, importing the SDK on first use rather than with the hook."""
+    from azure.storage.blob import ContentSettings
+
+    return ContentSettings(**properties)
 
 
 @dataclass(frozen=True)
@@ -434,7 +443,7 @@ class BlobTransferMixin(BlobClientHook):
             local, name, record = plan.files[index], plan.names[index], plan.records[index]
             known = existing.get(name)
             known_md5 = known.content_md5 if known is not None and known.size == local.size else None
-            settings = ContentSettings(content_type=_content_type(name))
+            settings = _content_settings(content_type=_content_type(name))
             with self._translate_errors(f"uploading {name!r} to container {client.container_name!r}"):
                 if local.size <= SMALL_FILE_LIMIT:
                     if local.size <= _INLINE_READ_LIMIT:
@@ -533,7 +542,7 @@ class BlobTransferMixin(BlobClientHook):
     def upload_bytes(self, container: str, blob: str, data: bytes, *, content_type: str | None = None) -> str:
         """Write ``data`` to one blob (overwriting it) and return the blob URL, without SAS."""
         validate_container_name(container)
-        settings = ContentSettings(
+        settings = _content_settings(
             content_type=content_type or _content_type(blob),
             content_md5=bytearray(hashlib.md5(data, usedforsecurity=False).digest()),
         )

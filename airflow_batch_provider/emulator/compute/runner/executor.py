@@ -63,6 +63,16 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _process_failure(spec: TaskRunSpec, process: ProcessOutcome) -> dict[str, Any] | None:
+    """The task's failure from how its process ended: out of wall-clock time or a non-zero exit code."""
+    if process.timed_out:
+        assert spec.max_wall_clock_seconds is not None
+        return failures.wall_clock_failure(spec.max_wall_clock_seconds)
+    if process.exit_code != 0:
+        return failures.exit_code_failure()
+    return None
+
+
 async def _race(work: Awaitable[None], cancel: asyncio.Event, deadline: float | None) -> _Race:
     """Await ``work`` unless ``cancel`` is set or the loop clock passes ``deadline`` first."""
     task = asyncio.ensure_future(work)
@@ -160,64 +170,25 @@ class TaskExecutor:
         if cancel.is_set():
             return result(None, failures.cancelled_failure(), cancelled=True)
         layout = layout_for(spec)
-        try:
-            await self.blocking.call(layout.create)
-        except OSError as err:
-            return result(
-                None,
-                failures.failure_info(
-                    failures.USER_ERROR,
-                    failures.RESOURCE_DIRECTORY_CREATE_FAILED,
-                    f"The task directory could not be created: {err.strerror or err}",
-                ),
-            )
-
-        if spec.container is not None:
+        refusal = await self._create_task_directory(layout)
+        if refusal is None and spec.container is not None:
             # A container task never runs on the host: without its image it fails, files empty.
             refusal = await self._prepare_container(spec)
             if refusal is not None:
                 await self.blocking.call(_create_output_files, layout)
-                return result(None, refusal)
+        if refusal is not None:
+            return result(None, refusal)
 
-        # 1. Pre-processing.
         try:
-            if spec.resource_files:
-                outcome = await _race(
-                    download_resource_files(
-                        spec.resource_files, layout.working_dir, session, spec.auto_storage_connection_string
-                    ),
-                    cancel,
-                    deadline,
-                )
-                if outcome == "cancelled":
-                    return result(None, failures.cancelled_failure(), cancelled=True)
-                if outcome == "timeout":
-                    assert spec.max_wall_clock_seconds is not None
-                    return result(
-                        None, failures.wall_clock_failure(spec.max_wall_clock_seconds), timed_out=True
-                    )
-            # Splitting is linear and bounded, but a 1 MB command line still takes a while: off the loop.
-            argv = await self.blocking.call(split_command_line, spec.command_line)
-            env = task_environment(spec, layout)
-            stop: Callable[[], None] | None = None
-            if spec.container is not None:
-                assert spec.container_engine is not None
-                argv, stop = self._container_command(spec, layout, argv)
+            # 1. Pre-processing.
+            outcome = await self._download_resource_files(spec, layout, session, cancel, deadline)
+            if outcome == "cancelled":
+                return result(None, failures.cancelled_failure(), cancelled=True)
+            if outcome == "timeout":
+                assert spec.max_wall_clock_seconds is not None
+                return result(None, failures.wall_clock_failure(spec.max_wall_clock_seconds), timed_out=True)
             # 2. The process.
-            process: ProcessOutcome = await run_process(
-                argv,
-                cwd=layout.working_dir,
-                env=env,
-                stdout_path=layout.stdout_path,
-                stderr_path=layout.stderr_path,
-                cancel=cancel,
-                deadline=deadline,
-                kill_grace_seconds=self.kill_grace_seconds,
-                blocking=self.blocking,
-                containers=self.containers,
-                use_cgroup=self.use_cgroups,
-                stop=stop,
-            )
+            process = await self._run_command_line(spec, layout, cancel, deadline)
         except TaskFailure as failure:
             if failure.code in (failures.COMMAND_PROGRAM_NOT_FOUND, failures.COMMAND_LAUNCH_FAILED):
                 # As on the service, a task whose program cannot start still has its (empty) output files.
@@ -226,12 +197,7 @@ class TaskExecutor:
 
         if process.cancelled:
             return result(process.exit_code, failures.cancelled_failure(), cancelled=True)
-        failure_info: dict[str, Any] | None = None
-        if process.timed_out:
-            assert spec.max_wall_clock_seconds is not None
-            failure_info = failures.wall_clock_failure(spec.max_wall_clock_seconds)
-        elif process.exit_code != 0:
-            failure_info = failures.exit_code_failure()
+        failure_info = _process_failure(spec, process)
 
         # 3. Post-processing.
         if spec.output_files:
@@ -253,6 +219,63 @@ class TaskExecutor:
                 if outcome == "cancelled":
                     return result(process.exit_code, failures.cancelled_failure(), cancelled=True)
         return result(process.exit_code, failure_info, timed_out=process.timed_out)
+
+    async def _create_task_directory(self, layout: TaskLayout) -> dict[str, Any] | None:
+        """Create the task's directories; the task's failure when the disk refuses."""
+        try:
+            await self.blocking.call(layout.create)
+        except OSError as err:
+            return failures.failure_info(
+                failures.USER_ERROR,
+                failures.RESOURCE_DIRECTORY_CREATE_FAILED,
+                f"The task directory could not be created: {err.strerror or err}",
+            )
+        return None
+
+    async def _download_resource_files(
+        self,
+        spec: TaskRunSpec,
+        layout: TaskLayout,
+        session: StorageSession,
+        cancel: asyncio.Event,
+        deadline: float | None,
+    ) -> _Race:
+        """Fetch the task's resource files into its working directory, unless cancelled or out of time."""
+        if not spec.resource_files:
+            return "done"
+        return await _race(
+            download_resource_files(
+                spec.resource_files, layout.working_dir, session, spec.auto_storage_connection_string
+            ),
+            cancel,
+            deadline,
+        )
+
+    async def _run_command_line(
+        self, spec: TaskRunSpec, layout: TaskLayout, cancel: asyncio.Event, deadline: float | None
+    ) -> ProcessOutcome:
+        """Run the task's command line (in its container, if it has one) to its end, cancel or deadline."""
+        # Splitting is linear and bounded, but a 1 MB command line still takes a while: off the loop.
+        argv = await self.blocking.call(split_command_line, spec.command_line)
+        env = task_environment(spec, layout)
+        stop: Callable[[], None] | None = None
+        if spec.container is not None:
+            assert spec.container_engine is not None
+            argv, stop = self._container_command(spec, layout, argv)
+        return await run_process(
+            argv,
+            cwd=layout.working_dir,
+            env=env,
+            stdout_path=layout.stdout_path,
+            stderr_path=layout.stderr_path,
+            cancel=cancel,
+            deadline=deadline,
+            kill_grace_seconds=self.kill_grace_seconds,
+            blocking=self.blocking,
+            containers=self.containers,
+            use_cgroup=self.use_cgroups,
+            stop=stop,
+        )
 
     async def _prepare_container(self, spec: TaskRunSpec) -> dict[str, Any] | None:
         """Check that a container task can run here and pull its image; its failure if not."""
