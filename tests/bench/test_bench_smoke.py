@@ -66,7 +66,9 @@ def test_smoke_run_writes_every_benchmark(tmp_path: Path) -> None:
     # The upload also ran over a delayed link, and the link really delayed every request.
     many_small = results["upload_many_small"]
     assert _is_number(many_small["ratios"]["speedup_vs_sequential_over_2ms_link"])
-    assert many_small["metrics"]["added_ms_per_request_over_2ms_link"] >= 1.0
+    # Judged on the 5 ms link, with half of it as slack: the loopback baseline is one short run, so a
+    # loaded machine moves the difference by a millisecond or two either way.
+    assert many_small["metrics"]["added_ms_per_request_over_5ms_link"] >= 2.5
 
     report = (tmp_path / "benchmarks.md").read_text()
     for name in results:
