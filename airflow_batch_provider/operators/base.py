@@ -19,7 +19,12 @@ from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPortalLink
 
 if TYPE_CHECKING:
+    from airflow.triggers.base import BaseTrigger
+
     from airflow_batch_provider.hooks.blob import BlobStorageHook
+
+#: Seconds a deferral's own timeout allows beyond the trigger's deadline, so the trigger reports first.
+DEFERRAL_MARGIN = 60.0
 
 
 def batch_template_fields(*fields: str, azbatch: bool = True, azblob: bool = False) -> tuple[str, ...]:
@@ -38,6 +43,7 @@ class BatchConnectionMixin:
     azbatch_conn_id: str = AZBATCH_DEFAULT_CONN_ID
     azblob_conn_id: str | None = AZBLOB_DEFAULT_CONN_ID
     log: Any
+    defer: Any
 
     @cached_property
     def hook(self) -> BatchHook:
@@ -56,6 +62,30 @@ class BatchConnectionMixin:
 
             self._blob_hooks[conn_id] = BlobStorageHook(conn_id)
         return self._blob_hooks[conn_id]
+
+    def defer_from_checkpoint(
+        self, context: Any, event: dict[str, Any], trigger_class: type[BaseTrigger]
+    ) -> None:
+        """Defer again after a trigger's ``checkpoint`` event, with the arguments the event hands back.
+
+        Airflow stores a deferred trigger's arguments in its database and a restarted triggerer
+        re-creates the trigger from them, so the progress they now hold (start-task reboots made) is
+        not lost. Where Airflow has a ``task_state_store`` (3.3+) the progress goes there too, for a
+        retry. Raises ``TaskDeferred``.
+        """
+        store = context.get("task_state_store") if hasattr(context, "get") else None
+        if store is not None and event.get("progress"):
+            store.set(str(event["state_key"]), event["progress"])
+        kwargs = dict(event["trigger_kwargs"])
+        timeout_at = kwargs.get("timeout_at")
+        self.log.info("%s; waiting on", event.get("message"))
+        self.defer(
+            trigger=trigger_class(**kwargs),
+            method_name="execute_complete",
+            timeout=None
+            if timeout_at is None
+            else timedelta(seconds=max(0.0, float(timeout_at) - time.time()) + DEFERRAL_MARGIN),
+        )
 
     def persist_link(self, link: type[BatchPortalLink], context: Any, resource_id: str) -> None:
         """Save the portal link of ``resource_id`` now (before any deferral); a link never fails a task."""

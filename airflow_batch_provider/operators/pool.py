@@ -28,7 +28,11 @@ from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProvi
 from airflow_batch_provider.hooks.base import AZBLOB_DEFAULT_CONN_ID
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
-from airflow_batch_provider.operators.base import BatchBaseOperator, BatchCleanupBaseOperator
+from airflow_batch_provider.operators.base import (
+    DEFERRAL_MARGIN,
+    BatchBaseOperator,
+    BatchCleanupBaseOperator,
+)
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
 from airflow_batch_provider.triggers.wait_state import wait_progress_key
 from airflow_batch_provider.utils.deprecation import argument_name, renamed_arguments
@@ -308,9 +312,10 @@ class BatchCreatePoolOperator(BatchBaseOperator):
                         resume_xcom=result,
                         max_start_task_reboots=self.max_start_task_reboots,
                         start_task_reboots=reboots.to_json(),
+                        checkpoint_each_reboot=True,
                     ),
                     method_name="execute_complete",
-                    timeout=timedelta(seconds=wait_timeout + 60),
+                    timeout=timedelta(seconds=wait_timeout + DEFERRAL_MARGIN),
                 )
             return self._finish(result, {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id})
         return self._finish(
@@ -461,6 +466,8 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         if not event:
             raise BatchProviderError("The pool trigger ended without an event.")
+        if event.get("status") == "checkpoint":
+            self.defer_from_checkpoint(context, event, BatchPoolTrigger)
         return self._finish(dict(event.get("carry") or {"pool_id": event.get("pool_id")}), event)
 
     def _finish(self, result: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:

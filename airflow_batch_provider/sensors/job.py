@@ -28,13 +28,11 @@ from airflow_batch_provider.exceptions import (
 )
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchJobLink
-from airflow_batch_provider.operators.base import BatchConnectionMixin
+from airflow_batch_provider.operators.base import DEFERRAL_MARGIN, BatchConnectionMixin
 from airflow_batch_provider.triggers.job import BatchJobTrigger
 
 #: The task state store key of the live output's read offsets (``mode="reschedule"``).
 _OFFSETS_KEY = "batch_live_output_offsets"
-#: Extra time the deferral gets beyond the trigger's own deadline, so the trigger reports the timeout.
-_DEFERRAL_MARGIN = 60.0
 
 
 def job_result(event: dict[str, Any], max_ids: int = 20) -> dict[str, Any]:
@@ -159,7 +157,7 @@ class BatchJobSensor(BatchConnectionMixin, BaseSensorOperator):
                     max_task_requeues=self.max_task_requeues,
                 ),
                 method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout + _DEFERRAL_MARGIN),
+                timeout=timedelta(seconds=self.timeout + DEFERRAL_MARGIN),
             )
         try:
             return super().execute(context)

@@ -15,10 +15,8 @@ from airflow_batch_provider.batch.validation import validate_start_task_reboots
 from airflow_batch_provider.exceptions import BatchPoolNotReadyError, BatchProviderError, InvalidInputError
 from airflow_batch_provider.hooks.batch import BatchHook
 from airflow_batch_provider.links.portal import BatchPoolLink
-from airflow_batch_provider.operators.base import BatchConnectionMixin
+from airflow_batch_provider.operators.base import DEFERRAL_MARGIN, BatchConnectionMixin
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
-
-_DEFERRAL_MARGIN = 60.0
 
 
 def pool_result(event: dict[str, Any]) -> dict[str, Any]:
@@ -90,9 +88,10 @@ class BatchPoolSensor(BatchConnectionMixin, BaseSensorOperator):
                     timeout_at=time.time() + self.timeout,
                     max_start_task_reboots=self.max_start_task_reboots,
                     start_task_reboots=self._reboots.to_json(),
+                    checkpoint_each_reboot=True,
                 ),
                 method_name="execute_complete",
-                timeout=timedelta(seconds=self.timeout + _DEFERRAL_MARGIN),
+                timeout=timedelta(seconds=self.timeout + DEFERRAL_MARGIN),
             )
         try:
             return super().execute(context)
@@ -117,6 +116,8 @@ class BatchPoolSensor(BatchConnectionMixin, BaseSensorOperator):
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
         if not event:
             raise BatchProviderError("The Batch pool trigger ended without an event.")
+        if event.get("status") == "checkpoint":
+            self.defer_from_checkpoint(context, event, BatchPoolTrigger)
         return self._handle(event)
 
     def _handle(self, event: dict[str, Any]) -> dict[str, Any]:

@@ -24,9 +24,12 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
 
     With ``max_start_task_reboots``, a node whose start task failed is rebooted up to that many times
     before the failure counts. ``start_task_reboots`` holds the reboots already made (by the operator's
-    first check); the trigger adds its own. With a ``state_store`` attached they are saved after each
-    reboot and a re-created trigger (triggerer restart) goes on from them; without one it starts again
-    from the counts it was deferred with, and the wait stays bounded by ``timeout_at``.
+    first check); the trigger adds its own. A triggerer re-creates a trigger from the arguments it was
+    deferred with, so reboots counted only in memory would be made again after a triggerer restart.
+    With ``checkpoint_each_reboot`` (the operator and the sensor set it), the trigger therefore ends
+    with a ``checkpoint`` event after each poll that rebooted a node; the task defers again at once
+    with the counts in the new trigger's arguments (:meth:`checkpoint_event`), which Airflow keeps in
+    its database. With a ``state_store`` attached instead, the counts are saved there after each reboot.
 
     :param pool_id: The pool to watch.
     :param azbatch_conn_id: The ``azbatch`` connection.
@@ -38,6 +41,8 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
         resumes with what it knew. Formerly ``carry``.
     :param max_start_task_reboots: Reboots per node whose start task failed before the failure counts.
     :param start_task_reboots: Reboots already made (from :meth:`StartTaskReboots.to_json`).
+    :param checkpoint_each_reboot: End with a ``checkpoint`` event after each poll that rebooted a node
+        (when no state store is attached), so the deferring task records the counts in Airflow.
     """
 
     @renamed_arguments(carry="resume_xcom")
@@ -52,6 +57,7 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
         resume_xcom: dict[str, Any] | None = None,
         max_start_task_reboots: int = 0,
         start_task_reboots: dict[str, Any] | None = None,
+        checkpoint_each_reboot: bool = False,
     ) -> None:
         super().__init__(
             azbatch_conn_id=azbatch_conn_id,
@@ -67,6 +73,9 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
         #: Reboots made so far; serialize() includes them, so a re-created trigger knows them.
         self._reboots_json = start_task_reboots
         self._reboots: StartTaskReboots | None = None
+        self.checkpoint_each_reboot = bool(checkpoint_each_reboot)
+        #: Reboots counted when this trigger's first poll began: more than that means a checkpoint.
+        self._reboots_at_start: int | None = None
         self._last_message: str | None = None
 
     def serialize_fields(self) -> dict[str, Any]:
@@ -76,6 +85,7 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
             "resume_xcom": self.resume_xcom,
             "max_start_task_reboots": self.max_start_task_reboots,
             "start_task_reboots": self._reboots_json if self._reboots is None else self._reboots.to_json(),
+            "checkpoint_each_reboot": self.checkpoint_each_reboot,
         }
 
     @property
@@ -104,7 +114,18 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
     async def check(self, io: AsyncBatchIO) -> PoolVerdict:
         from airflow_batch_provider.batch.monitor.pool import check_pool  # loaded off the loop already
 
+        if self._reboots_at_start is None:
+            self._reboots_at_start = self.reboots.total
         return await check_pool(io, self.pool_id, self.min_usable_nodes, reboots=self.reboots)
+
+    def _checkpoint_due(self) -> bool:
+        """Whether this trigger rebooted a node that only its memory counts (see the class docs)."""
+        return (
+            self.checkpoint_each_reboot
+            and self.state_store is None
+            and self._reboots_at_start is not None
+            and self.reboots.total > self._reboots_at_start
+        )
 
     def on_value(self, value: PoolVerdict) -> None:
         for line in value.reboot_messages:
@@ -114,9 +135,11 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
             self._last_message = value.message
 
     def is_done(self, value: PoolVerdict) -> bool:
-        return value.status in ("ready", "failed")
+        return value.status in ("ready", "failed") or self._checkpoint_due()
 
     def done_event(self, value: PoolVerdict) -> dict[str, Any]:
+        if value.status not in ("ready", "failed"):
+            return self.checkpoint_event()
         return {
             "carry": self.resume_xcom,
             "status": value.status,
@@ -132,6 +155,19 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
             "pool_id": self.pool_id,
             "message": f"Pool {self.pool_id!r} was not ready in time. Last status: {value.message}",
             "usable_nodes": value.usable_nodes,
+        }
+
+    def checkpoint_event(self) -> dict[str, Any]:
+        """``{"status": "checkpoint", "trigger_kwargs", "state_key", "progress", ...}``: the wait is not
+        over; defer again with ``BatchPoolTrigger(**trigger_kwargs)`` (which holds the reboots made)."""
+        return {
+            "carry": self.resume_xcom,
+            "status": "checkpoint",
+            "pool_id": self.pool_id,
+            "message": f"Pool {self.pool_id!r}: {self.reboots.total} start-task reboot(s) made so far",
+            "trigger_kwargs": self.serialize()[1],
+            "state_key": self.state_key,
+            "progress": self.progress(),
         }
 
     def error_event(self, message: str, last: PoolVerdict | None) -> dict[str, Any]:

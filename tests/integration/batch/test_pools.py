@@ -317,6 +317,50 @@ def test_reboots_are_bounded_and_named_in_the_error(hook: BatchHook, context: di
         hook.delete_pool(pool_id)
 
 
+def _table_kwargs(trigger: Any) -> dict[str, Any]:
+    """A trigger's arguments as Airflow's trigger table holds them (JSON), which a triggerer reads."""
+    return json.loads(json.dumps(trigger.serialize()[1]))
+
+
+async def _run_trigger(
+    kwargs: dict[str, Any], restart_when: Any, restarts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Run the trigger ``kwargs`` describe until its event. The first time ``restart_when()`` (called
+    off the loop) is true while one runs, that trigger is killed and a new one is created from the same
+    ``kwargs``: a triggerer restart, which re-creates triggers from the table."""
+    running = asyncio.ensure_future(_collect(BatchPoolTrigger(**kwargs)))
+    while not running.done():
+        if not restarts and await asyncio.to_thread(restart_when):
+            running.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await running
+            restarts.append(kwargs)
+            running = asyncio.ensure_future(_collect(BatchPoolTrigger(**kwargs)))
+        await asyncio.sleep(0.05)
+    (event,) = running.result()
+    return event
+
+
+def _resume_like_airflow(
+    op: Any, context: dict, deferred: Any, restart_when: Any = lambda: False
+) -> tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Drive ``op``'s deferrals as Airflow does: each trigger created from its table arguments, each
+    event handed to the resume method, which may defer again. Returns what the operator returned (or
+    the error it raised), the events, and the restarts made (see :func:`_run_trigger`)."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    events: list[dict[str, Any]] = []
+    restarts: list[dict[str, Any]] = []
+    while True:
+        events.append(asyncio.run(_run_trigger(_table_kwargs(deferred.trigger), restart_when, restarts)))
+        try:
+            return op.execute_complete(context, events[-1], **(deferred.kwargs or {})), events, restarts
+        except TaskDeferred as again:
+            deferred = again
+        except Exception as err:
+            return err, events, restarts
+
+
 def test_deferred_wait_reboots_from_the_trigger(hook: BatchHook, context: dict, uid: str) -> None:
     from airflow.sdk.exceptions import TaskDeferred
 
@@ -333,19 +377,63 @@ def test_deferred_wait_reboots_from_the_trigger(hook: BatchHook, context: dict, 
             op.execute(context)
         trigger = deferred.value.trigger
         assert isinstance(trigger, BatchPoolTrigger)
-        _classpath, kwargs = trigger.serialize()
-        kwargs = json.loads(json.dumps(kwargs))
-        assert kwargs["max_start_task_reboots"] == 1
+        kwargs = _table_kwargs(trigger)
+        assert kwargs["max_start_task_reboots"] == 1 and kwargs["checkpoint_each_reboot"] is True
         # Usually empty; the operator's own first check may already have rebooted the node.
         assert set(kwargs["start_task_reboots"]) == {"counts", "rebooted_for"}
-        resumed = BatchPoolTrigger(**kwargs)
-        (event,) = asyncio.run(_collect(resumed))
-        assert event["status"] == "ready"
-        (node_id,) = resumed.reboots.counts
-        assert resumed.reboots.counts == {node_id: 1}  # kept across the trigger's polls
-        assert resumed.serialize()[1]["start_task_reboots"]["counts"] == {node_id: 1}
-        result = op.execute_complete(context, event, **(deferred.value.kwargs or {}))
+        result, events, _ = _resume_like_airflow(op, context, deferred.value)
         assert result["usable_nodes"] == 1 and _boots(hook, pool_id) == 2
+        assert events[-1]["status"] == "ready"
+        # A reboot the trigger made ended it with a checkpoint; the task deferred again with the count.
+        for event in events[:-1]:
+            assert event["status"] == "checkpoint", events
+            assert list(event["trigger_kwargs"]["start_task_reboots"]["counts"].values()) == [1]
+    finally:
+        hook.delete_pool(pool_id)
+
+
+#: A start task that runs for a second, then fails: the node is starting long enough to restart a
+#: triggerer while it does.
+SLOWLY_FAILS = ALWAYS_FAILS.replace("/bin/sh -c '", "/bin/sh -c 'sleep 1; ", 1)
+
+
+def test_reboot_counts_carry_over_a_triggerer_restart(hook: BatchHook, context: dict, uid: str) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from tests.support.state_store import MemoryTaskStateStore
+
+    pool_id = f"itest-triggerer-restart-{uid}"
+    store = MemoryTaskStateStore()
+    context = {**context, "task_state_store": store}
+    op = _pool_op(
+        pool_id,
+        deferrable=True,
+        target_dedicated_nodes=1,
+        poll_interval=0.2,
+        start_task=_start_task(SLOWLY_FAILS),
+        max_start_task_reboots=2,
+    )
+
+    boot_times: set[str] = set()
+
+    def rebooted_once() -> bool:  # the node's second boot time shows the first reboot
+        nodes = hook.list_nodes(pool_id, select=["id", "lastBootTime"])
+        boot_times.update(str(node["lastBootTime"]) for node in nodes if node.get("lastBootTime"))
+        return len(boot_times) >= 2
+
+    try:
+        with pytest.raises(TaskDeferred) as deferred:
+            op.execute(context)
+        error, events, restarts = _resume_like_airflow(op, context, deferred.value, rebooted_once)
+        # The triggerer was restarted after the first reboot, and the trigger it re-created knew it.
+        (restarted_with,) = restarts
+        assert list(restarted_with["start_task_reboots"]["counts"].values()) == [1]
+        assert isinstance(error, BatchPoolNotReadyError), events
+        assert "2 reboot(s) were tried before giving up" in str(error)
+        assert _boots(hook, pool_id) == 3  # the first boot and two reboots, none repeated
+        # Each checkpoint also went to the task state store, for a retry of the task.
+        saved = store.get(f"batch_wait_progress pool {pool_id!r}")
+        assert list(saved["start_task_reboots"]["counts"].values()) == [2]
     finally:
         hook.delete_pool(pool_id)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -26,6 +27,7 @@ from airflow_batch_provider.operators.tasks import BatchAddTasksOperator
 from airflow_batch_provider.sensors.job import BatchJobSensor
 from airflow_batch_provider.sensors.pool import BatchPoolSensor
 from airflow_batch_provider.triggers.job import BatchJobTrigger
+from airflow_batch_provider.triggers.pool import BatchPoolTrigger
 
 SUPPORTED = [
     {
@@ -211,6 +213,26 @@ def test_deferred_pool_wait_hands_the_reboot_budget_to_the_trigger() -> None:
     _classpath, kwargs = info.value.trigger.serialize()
     assert kwargs["max_start_task_reboots"] == 3
     assert kwargs["start_task_reboots"] == {"counts": {}, "rebooted_for": {}}
+
+
+@pytest.mark.parametrize("waiter", ["operator", "sensor"])
+def test_a_reboot_checkpoint_defers_again_with_the_count_and_saves_it(waiter: str) -> None:
+    from tests.support.state_store import MemoryTaskStateStore
+
+    trigger = BatchPoolTrigger(
+        pool_id="p1", max_start_task_reboots=2, checkpoint_each_reboot=True, timeout_at=time.time() + 600
+    )
+    trigger.reboots.record({"id": "n0", "startTaskInfo": {"exitCode": 1}})
+    event = trigger.checkpoint_event()
+    store = MemoryTaskStateStore()
+    op = _pool_op(deferrable=True) if waiter == "operator" else BatchPoolSensor(task_id="w", pool_id="p1")
+    with pytest.raises(TaskDeferred) as info:
+        op.execute_complete({**_context(), "task_state_store": store}, event)
+    again = info.value.trigger
+    assert isinstance(again, BatchPoolTrigger) and again.reboots.counts == {"n0": 1}
+    assert info.value.method_name == "execute_complete"
+    assert info.value.timeout is not None and 600 < info.value.timeout.total_seconds() <= 660
+    assert store.get(trigger.state_key) == {"start_task_reboots": trigger.reboots.to_json()}
 
 
 def test_pool_spec_templates_render_nested_values() -> None:

@@ -192,3 +192,26 @@ def test_pool_trigger_reboots_a_failed_node_and_keeps_the_count(fake_account: di
     assert event["status"] == "ready" and fake_account["reboots"] == ["n"]
     assert trigger.reboots.counts == {"n": 1}
     assert trigger.serialize()[1]["start_task_reboots"]["counts"] == {"n": 1}
+
+
+def test_pool_trigger_checkpoints_after_a_reboot_when_asked(fake_account: dict[str, Any]) -> None:
+    fake_account["pool"] = {
+        "id": "p",
+        "state": "active",
+        "allocationState": "steady",
+        "targetDedicatedNodes": 1,
+    }
+    fake_account["nodes"] = [{"id": "n", "state": "starttaskfailed", "startTaskInfo": {"exitCode": 1}}]
+    trigger = BatchPoolTrigger(
+        pool_id="p", poll_interval=0, max_start_task_reboots=2, checkpoint_each_reboot=True, timeout_at=9e9
+    )
+    (event,) = asyncio.run(_events(trigger))
+    # The reboot ends the trigger before the pool is ready: the task defers again with the count.
+    assert event["status"] == "checkpoint" and fake_account["reboots"] == ["n"]
+    resumed = _round_trip(BatchPoolTrigger(**event["trigger_kwargs"]))
+    assert resumed.reboots.counts == {"n": 1} and resumed.timeout_at == 9e9
+    assert resumed.checkpoint_each_reboot is True
+    assert event["progress"] == {"start_task_reboots": resumed.reboots.to_json()}
+
+    (ready,) = asyncio.run(_events(resumed))  # no reboot in this one: no checkpoint
+    assert ready["status"] == "ready" and fake_account["reboots"] == ["n"]
