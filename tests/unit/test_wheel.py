@@ -1,11 +1,16 @@
-"""The wheel users install: its metadata (extras, license, classifiers), its data files, and the
-emulator's console script, installed alone into a fresh environment, naming the extra it needs."""
+"""The wheel users install: its metadata (extras, license, classifiers), its data files, the
+emulator's console script installed alone into a fresh environment (naming the extra it needs), and
+the wheel installed with its ``[emulator]`` extra into a fresh environment, running a task."""
 
 from __future__ import annotations
 
 import email.parser
+import os
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 import venv
 import zipfile
 from email.message import Message
@@ -98,3 +103,94 @@ def test_the_emulator_installed_without_its_extra_says_how_to_get_it(wheel: Path
         "airflow-batch-emulator needs fastapi, which is not installed: "
         "pip install 'airflow-batch-provider[emulator]'"
     )
+
+
+#: Run by the fresh environment's own Python, away from this checkout: one task through the plain SDK.
+_ONE_TASK = """
+import sys, time
+from azure.batch import BatchClient, models as m
+from azure.core.credentials import AzureNamedKeyCredential
+
+endpoint, name, key = sys.argv[1:4]
+batch = BatchClient(endpoint, AzureNamedKeyCredential(name, key))
+ubuntu = m.VirtualMachineConfiguration(
+    image_reference=m.BatchVmImageReference(publisher="canonical", offer="ubuntu-24_04-lts", sku="server"),
+    node_agent_sku_id="batch.node.ubuntu 24.04",
+)
+batch.create_pool(m.BatchPoolCreateOptions(
+    id="p", vm_size="standard_d2s_v3", virtual_machine_configuration=ubuntu, target_dedicated_nodes=1
+))
+batch.create_job(m.BatchJobCreateOptions(id="j", pool_info=m.BatchPoolInfo(pool_id="p")))
+hello = "/bin/sh -c 'echo hello from the wheel'"
+batch.create_task("j", m.BatchTaskCreateOptions(id="t", command_line=hello))
+deadline = time.monotonic() + 60
+while batch.get_task("j", "t").state != "completed":
+    assert time.monotonic() < deadline, "the task did not complete in 60 s"
+    time.sleep(0.2)
+print(b"".join(batch.download_task_file("j", "t", "stdout.txt")).decode().strip())
+import airflow_batch_provider
+print(airflow_batch_provider.__file__)
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_wheel_with_its_emulator_extra_gives_a_working_emulator(wheel: Path, tmp_path: Path) -> None:
+    """``pip install 'airflow-batch-provider[emulator]'`` from the wheel, in a fresh virtualenv (its
+    dependencies from the package index, or pip's cache), then the installed emulator runs a task."""
+    from airflow_batch_provider.emulator.models.account import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+
+    environment = tmp_path / "venv"
+    venv.create(environment, with_pip=False)
+    python = str(environment / "bin" / "python")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "-q", f"{wheel}[emulator]"],
+        check=True,
+        timeout=900,
+    )
+    port = _free_port()
+    clean_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    server = subprocess.Popen(
+        [str(environment / "bin" / "airflow-batch-emulator"), "--port", str(port)],
+        cwd=tmp_path,
+        env={**clean_env, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, (
+                f"the emulator exited: {server.stdout.read() if server.stdout else ''}"
+            )
+            try:
+                urllib.request.urlopen(endpoint, timeout=1)  # any HTTP answer means it is up
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the emulator did not listen within 60 s"
+                time.sleep(0.2)
+        ran = subprocess.run(
+            [python, "-c", _ONE_TASK, endpoint, DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY],
+            cwd=tmp_path,
+            env=clean_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0, ran.stderr
+        output, imported_from = ran.stdout.strip().splitlines()
+        assert output == "hello from the wheel"
+        assert Path(imported_from).is_relative_to(environment)  # the installed copy, not this checkout
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
