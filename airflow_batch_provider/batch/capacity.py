@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
 
@@ -82,4 +82,76 @@ def call_when_capacity(
     raise AssertionError("unreachable: delays() never ends")  # pragma: no cover
 
 
-__all__ = ["QuotaWait", "QuotaWaitExpired", "call_when_capacity"]
+@dataclass
+class CoreQuotaRetry:
+    """A pool wait's answer to a core quota resize error (``AccountCoreQuotaReached`` and its Spot
+    form): resize the fixed-size pool to its targets again, on :class:`QuotaWait`'s backoff, until the
+    bound passes. Kept across the polls of one wait; :meth:`to_json` hands it to a trigger.
+
+    :param wait: The bound and the backoff.
+    :param dedicated_nodes: The pool's target dedicated node count, asked for again at each resize.
+    :param low_priority_nodes: The pool's target Spot node count.
+    """
+
+    wait: QuotaWait
+    dedicated_nodes: int
+    low_priority_nodes: int
+    #: When the first quota failure was seen (UNIX time), ``None`` before it.
+    started_at: float | None = None
+    #: When the next resize is due (UNIX time).
+    next_resize_at: float | None = None
+    #: Resizes made so far.
+    resizes: int = 0
+    _delays: Iterator[float] | None = field(default=None, repr=False, compare=False)
+
+    def on_quota_failure(self, now: float) -> Literal["pause", "resize", "expired"]:
+        """What to do at a poll that found the pool failed on the core quota: keep waiting (``pause``),
+        resize it again now (``resize``), or give up because the bound has passed (``expired``)."""
+        if self.started_at is None:
+            self.started_at = now
+            self.next_resize_at = now + self._next_delay()
+            return "pause"
+        if now - self.started_at >= self.wait.timeout:
+            return "expired"
+        if self.next_resize_at is not None and now < self.next_resize_at:
+            return "pause"
+        self.resizes += 1
+        self.next_resize_at = now + self._next_delay()
+        return "resize"
+
+    def waited(self, now: float) -> float:
+        """Seconds since the first quota failure."""
+        return 0.0 if self.started_at is None else now - self.started_at
+
+    def _next_delay(self) -> float:
+        if self._delays is None:
+            self._delays = self.wait.delays()
+            for _ in range(self.resizes):  # a copy restored from JSON goes on where it left off
+                next(self._delays)
+        return next(self._delays)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "timeout": self.wait.timeout,
+            "first_delay": self.wait.first_delay,
+            "max_delay": self.wait.max_delay,
+            "dedicated_nodes": self.dedicated_nodes,
+            "low_priority_nodes": self.low_priority_nodes,
+            "started_at": self.started_at,
+            "next_resize_at": self.next_resize_at,
+            "resizes": self.resizes,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CoreQuotaRetry:
+        return cls(
+            QuotaWait(float(data["timeout"]), float(data["first_delay"]), float(data["max_delay"])),
+            int(data["dedicated_nodes"]),
+            int(data["low_priority_nodes"]),
+            started_at=data.get("started_at"),
+            next_resize_at=data.get("next_resize_at"),
+            resizes=int(data.get("resizes") or 0),
+        )
+
+
+__all__ = ["CoreQuotaRetry", "QuotaWait", "QuotaWaitExpired", "call_when_capacity"]

@@ -93,6 +93,29 @@ async def abegin_reboot_node(
     return await client.begin_reboot_node(pool_id, node_id, reboot_node_options(kind), **kwargs)
 
 
+def resize_pool_options(target_dedicated_nodes: int, target_low_priority_nodes: int) -> Any:
+    """Options for ``begin_resize_pool``: the node counts to reach."""
+    return model("BatchPoolResizeOptions")(
+        target_dedicated_nodes=target_dedicated_nodes, target_low_priority_nodes=target_low_priority_nodes
+    )
+
+
+def begin_resize_pool(
+    client: Any, pool_id: str, target_dedicated_nodes: int, target_low_priority_nodes: int, **kwargs: Any
+) -> Any:
+    """Start resizing a pool (sync client); returns the SDK's poller, which polls from a daemon thread."""
+    options = resize_pool_options(target_dedicated_nodes, target_low_priority_nodes)
+    return client.begin_resize_pool(pool_id, options, **kwargs)
+
+
+async def abegin_resize_pool(
+    client: Any, pool_id: str, target_dedicated_nodes: int, target_low_priority_nodes: int, **kwargs: Any
+) -> Any:
+    """Start resizing a pool (async client); returns the SDK's async poller, which polls only if awaited."""
+    options = resize_pool_options(target_dedicated_nodes, target_low_priority_nodes)
+    return await client.begin_resize_pool(pool_id, options, **kwargs)
+
+
 def create_task_collection(
     client: Any, job_id: str, tasks: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:

@@ -567,6 +567,14 @@ class BatchHook(AzureBaseHook):
         """
         compat.begin_reboot_node(self.client, pool_id, node_id, kind)
 
+    def resize_pool(self, pool_id: str, target_dedicated_nodes: int, target_low_priority_nodes: int) -> None:
+        """Start resizing a fixed-size pool to these node counts, without waiting for the nodes.
+
+        Raises the SDK's errors: ``ResourceNotFoundError`` for a missing pool, ``ResourceExistsError``
+        (409) for a pool that cannot be resized now (``PoolNotSteady``, ``AutoScalingEnabled``...).
+        """
+        compat.begin_resize_pool(self.client, pool_id, target_dedicated_nodes, target_low_priority_nodes)
+
     def read_node_file_tail(
         self, pool_id: str, node_id: str, path: str, *, max_bytes: int = 4096
     ) -> str | None:
@@ -788,6 +796,13 @@ class BatchHook(AzureBaseHook):
         """Start rebooting a node (async :meth:`reboot_node`, without waiting for the node)."""
         client = await self.aget_client()
         await compat.abegin_reboot_node(client, pool_id, node_id, kind)
+
+    async def aresize_pool(
+        self, pool_id: str, target_dedicated_nodes: int, target_low_priority_nodes: int
+    ) -> None:
+        """Start resizing a pool (async :meth:`resize_pool`, without waiting for the nodes)."""
+        client = await self.aget_client()
+        await compat.abegin_resize_pool(client, pool_id, target_dedicated_nodes, target_low_priority_nodes)
 
     async def aread_node_file_tail(
         self, pool_id: str, node_id: str, path: str, *, max_bytes: int = 4096

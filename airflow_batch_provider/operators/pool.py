@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
-from airflow_batch_provider.batch.capacity import QuotaWait, QuotaWaitExpired, call_when_capacity
+from airflow_batch_provider.batch.capacity import CoreQuotaRetry, QuotaWait
 from airflow_batch_provider.batch.containers import container_capable_image, container_configuration
 from airflow_batch_provider.batch.durations import to_seconds
 from airflow_batch_provider.batch.ids import to_batch_id
@@ -78,9 +78,10 @@ class BatchCreatePoolOperator(BatchBaseOperator):
     ``max_start_task_reboots`` reboots a node whose start task failed up to that many times (the start
     task reruns on every boot) before its failure counts; each reboot is logged with the node id, the
     attempt and the tail of ``startup/stderr.txt``.
-    ``quota_wait_timeout`` (seconds; poke wait of a fixed-size pool) turns a core quota resize error
-    (``AccountCoreQuotaReached``...) into a wait: the pool is resized again after ``quota_retry_delay``
-    seconds, doubling up to 5 minutes, until it gets its nodes or the bound passes.
+    ``quota_wait_timeout`` (seconds, on a fixed-size pool; blocking or deferred) turns a core quota
+    resize error (``AccountCoreQuotaReached``...) into a wait: the pool is resized again after
+    ``quota_retry_delay`` seconds, the pause doubling up to 5 minutes, until it gets its nodes or the
+    bound passes. The wait's ``timeout`` is extended by that bound.
 
     Returns ``{"pool_id", "created", "recreated", "vm_size", "task_slots_per_node", "usable_nodes"}``.
 
@@ -298,8 +299,10 @@ class BatchCreatePoolOperator(BatchBaseOperator):
             return result
         self._progress_store = context.get("task_state_store")
         reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._saved_reboots(pool_id))
+        quota_retry = self._core_quota_retry(spec)
+        wait_timeout += quota_retry.wait.timeout if quota_retry is not None else 0.0
         if self.deferrable:
-            verdict = self._check(pool_id, min_nodes, reboots)
+            verdict = self._check(pool_id, min_nodes, reboots, quota_retry)
             if verdict.status == "waiting":
                 self.log.info("%s", verdict.message)
                 self.defer(
@@ -313,67 +316,28 @@ class BatchCreatePoolOperator(BatchBaseOperator):
                         max_start_task_reboots=self.max_start_task_reboots,
                         start_task_reboots=reboots.to_json(),
                         checkpoint_each_reboot=True,
+                        core_quota_retry=quota_retry.to_json() if quota_retry is not None else None,
                     ),
                     method_name="execute_complete",
                     timeout=timedelta(seconds=wait_timeout + DEFERRAL_MARGIN),
                 )
             return self._finish(result, {"status": verdict.status, **verdict.as_dict(), "pool_id": pool_id})
         return self._finish(
-            result, self._wait_for_quota(spec, min_nodes, wait_timeout, poll_interval, reboots)
+            result, self._wait(pool_id, min_nodes, wait_timeout, poll_interval, reboots, quota_retry)
         )
 
-    def _wait_for_quota(
-        self,
-        spec: dict[str, Any],
-        min_nodes: int,
-        timeout: float,
-        poll_interval: float,
-        reboots: StartTaskReboots,
-    ) -> dict[str, Any]:
-        """:meth:`_wait`; on a core quota error, with ``quota_wait_timeout``, resize again with backoff."""
-        pool_id = spec["id"]
-
-        def wait_once() -> dict[str, Any]:
-            waited = self._wait(pool_id, min_nodes, timeout, poll_interval, reboots)
-            if waited["status"] == "failed" and _CORE_QUOTA in str(waited.get("message")):
-                raise _CoreQuotaReached(waited)
-            return waited
-
-        def resize_later(pause: float, err: BaseException) -> None:
-            from azure.batch import models as batch_models
-
-            self.log.warning("Pool %s: the core quota is used up; resizing again in %.0fs", pool_id, pause)
-            time.sleep(pause)
-            # The poller's own polling is not waited on: the next round of _wait watches the pool.
-            self.hook.client.begin_resize_pool(
-                pool_id,
-                batch_models.BatchPoolResizeOptions(
-                    target_dedicated_nodes=int(spec.get("targetDedicatedNodes") or 0),
-                    target_low_priority_nodes=int(spec.get("targetLowPriorityNodes") or 0),
-                ),
-                polling_interval=max(1, int(poll_interval)),
-            )
-
+    def _core_quota_retry(self, spec: Mapping[str, Any]) -> CoreQuotaRetry | None:
+        """The core quota wait ``quota_wait_timeout`` asks for; ``None`` without one or for autoscale
+        (whose formula asks for nodes again by itself)."""
         bound = to_seconds(self.quota_wait_timeout, "quota_wait_timeout") or 0.0
         if bound <= 0 or spec.get("enableAutoScale"):
-            return self._wait(pool_id, min_nodes, timeout, poll_interval, reboots)
-        wait = QuotaWait(bound, float(self.quota_retry_delay), max(300.0, float(self.quota_retry_delay)))
-        try:
-            return call_when_capacity(
-                wait_once,
-                lambda err: isinstance(err, _CoreQuotaReached),
-                wait,
-                on_wait=resize_later,
-                sleep=lambda _pause: None,  # resize_later sleeps, then resizes
-            )
-        except QuotaWaitExpired as expired:
-            assert isinstance(expired.last_error, _CoreQuotaReached)
-            waited = dict(expired.last_error.waited)
-            waited["message"] = (
-                f"{waited.get('message')} The quota was still used up after waiting {expired.waited:.0f}s "
-                "(quota_wait_timeout)."
-            )
-            return waited
+            return None
+        delay = float(self.quota_retry_delay)
+        return CoreQuotaRetry(
+            QuotaWait(bound, delay, max(300.0, delay)),
+            int(spec.get("targetDedicatedNodes") or 0),
+            int(spec.get("targetLowPriorityNodes") or 0),
+        )
 
     def _create(self, spec: dict[str, Any]) -> bool:
         files = self._start_task_files()
@@ -414,10 +378,16 @@ class BatchCreatePoolOperator(BatchBaseOperator):
             raise BatchProviderError(f"Pool {pool_id!r} reappeared while it was being recreated.")
         return True, True
 
-    def _check(self, pool_id: str, min_nodes: int, reboots: StartTaskReboots) -> PoolVerdict:
+    def _check(
+        self,
+        pool_id: str,
+        min_nodes: int,
+        reboots: StartTaskReboots,
+        quota_retry: CoreQuotaRetry | None = None,
+    ) -> PoolVerdict:
         """One poll of the pool; logs the reboots it made and keeps them in the task state store."""
         made = reboots.total
-        verdict = check_pool_blocking(self.hook, pool_id, min_nodes, reboots, self.log)
+        verdict = check_pool_blocking(self.hook, pool_id, min_nodes, reboots, self.log, quota_retry)
         store = self._progress_store
         if store is not None and reboots.total != made:
             # Same key and shape as the trigger's progress, so a retry goes on from these reboots.
@@ -436,7 +406,13 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         return reboots if isinstance(reboots, dict) else None
 
     def _wait(
-        self, pool_id: str, min_nodes: int, timeout: float, poll_interval: float, reboots: StartTaskReboots
+        self,
+        pool_id: str,
+        min_nodes: int,
+        timeout: float,
+        poll_interval: float,
+        reboots: StartTaskReboots,
+        quota_retry: CoreQuotaRetry | None = None,
     ) -> dict[str, Any]:
         last: list[str] = []
 
@@ -446,7 +422,7 @@ class BatchCreatePoolOperator(BatchBaseOperator):
                 last.append(verdict.message)
 
         result = poll_until(
-            lambda: self._check(pool_id, min_nodes, reboots),
+            lambda: self._check(pool_id, min_nodes, reboots, quota_retry),
             lambda verdict: verdict.status != "waiting",
             PollPolicy.within(timeout, poll_interval),
             what=f"pool {pool_id!r}",
@@ -484,18 +460,6 @@ class BatchCreatePoolOperator(BatchBaseOperator):
         if status == "failed":
             raise BatchPoolNotReadyError(message)
         raise BatchProviderError(message or f"Waiting for pool {result.get('pool_id')!r} failed.")
-
-
-#: The resize error code part of a core quota failure (``AccountCoreQuotaReached``, ``...LowPriority...``).
-_CORE_QUOTA = "CoreQuotaReached"
-
-
-class _CoreQuotaReached(Exception):
-    """A wait ended on a core quota resize error; ``waited`` is its result."""
-
-    def __init__(self, waited: dict[str, Any]) -> None:
-        super().__init__(str(waited.get("message")))
-        self.waited = waited
 
 
 def _describe_size(spec: Mapping[str, Any]) -> str:

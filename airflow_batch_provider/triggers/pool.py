@@ -10,6 +10,7 @@ from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID
 from airflow_batch_provider.utils.deprecation import renamed_arguments
 
 if TYPE_CHECKING:  # the triggerer imports this module on its event loop: the SDK comes later, off it
+    from airflow_batch_provider.batch.capacity import CoreQuotaRetry
     from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
     from airflow_batch_provider.batch.monitor.pool import PoolVerdict, StartTaskReboots
 
@@ -43,6 +44,8 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
     :param start_task_reboots: Reboots already made (from :meth:`StartTaskReboots.to_json`).
     :param checkpoint_each_reboot: End with a ``checkpoint`` event after each poll that rebooted a node
         (when no state store is attached), so the deferring task records the counts in Airflow.
+    :param core_quota_retry: Resize a fixed-size pool that failed on the core quota again, with
+        backoff, until this bound (from :meth:`CoreQuotaRetry.to_json`); ``None`` fails at once.
     """
 
     @renamed_arguments(carry="resume_xcom")
@@ -58,6 +61,7 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
         max_start_task_reboots: int = 0,
         start_task_reboots: dict[str, Any] | None = None,
         checkpoint_each_reboot: bool = False,
+        core_quota_retry: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             azbatch_conn_id=azbatch_conn_id,
@@ -74,6 +78,8 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
         self._reboots_json = start_task_reboots
         self._reboots: StartTaskReboots | None = None
         self.checkpoint_each_reboot = bool(checkpoint_each_reboot)
+        self._quota_retry_json = core_quota_retry
+        self._quota_retry: CoreQuotaRetry | None = None
         #: Reboots counted when this trigger's first poll began: more than that means a checkpoint.
         self._reboots_at_start: int | None = None
         self._last_message: str | None = None
@@ -86,6 +92,9 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
             "max_start_task_reboots": self.max_start_task_reboots,
             "start_task_reboots": self._reboots_json if self._reboots is None else self._reboots.to_json(),
             "checkpoint_each_reboot": self.checkpoint_each_reboot,
+            "core_quota_retry": self._quota_retry_json
+            if self._quota_retry is None
+            else self._quota_retry.to_json(),
         }
 
     @property
@@ -100,6 +109,15 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
 
             self._reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._reboots_json)
         return self._reboots
+
+    @property
+    def quota_retry(self) -> CoreQuotaRetry | None:
+        """The core quota wait, with its resizes so far; ``None`` when the trigger has none."""
+        if self._quota_retry is None and self._quota_retry_json:
+            from airflow_batch_provider.batch.capacity import CoreQuotaRetry
+
+            self._quota_retry = CoreQuotaRetry.from_json(self._quota_retry_json)
+        return self._quota_retry
 
     def progress(self) -> dict[str, Any] | None:
         return {"start_task_reboots": self.reboots.to_json()} if self.max_start_task_reboots else None
@@ -116,7 +134,9 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
 
         if self._reboots_at_start is None:
             self._reboots_at_start = self.reboots.total
-        return await check_pool(io, self.pool_id, self.min_usable_nodes, reboots=self.reboots)
+        return await check_pool(
+            io, self.pool_id, self.min_usable_nodes, reboots=self.reboots, quota_retry=self.quota_retry
+        )
 
     def _checkpoint_due(self) -> bool:
         """Whether this trigger rebooted a node that only its memory counts (see the class docs)."""

@@ -29,6 +29,8 @@ class BatchIO(Protocol):
 
     async def reboot_node(self, pool_id: str, node_id: str) -> None: ...
 
+    async def resize_pool(self, pool_id: str, dedicated_nodes: int, low_priority_nodes: int) -> None: ...
+
     async def get_job(self, job_id: str, select: list[str] | None = None) -> dict[str, Any] | None: ...
 
     async def get_task_counts(self, job_id: str) -> TaskCounts: ...
@@ -72,6 +74,9 @@ class SyncBatchIO:
 
     async def reboot_node(self, pool_id: str, node_id: str) -> None:
         self.hook.reboot_node(pool_id, node_id)
+
+    async def resize_pool(self, pool_id: str, dedicated_nodes: int, low_priority_nodes: int) -> None:
+        self.hook.resize_pool(pool_id, dedicated_nodes, low_priority_nodes)
 
     async def get_job(self, job_id: str, select: list[str] | None = None) -> dict[str, Any] | None:
         return self.hook.get_job(job_id, select=select)
@@ -121,6 +126,9 @@ class AsyncBatchIO:
 
     async def reboot_node(self, pool_id: str, node_id: str) -> None:
         await self.hook.areboot_node(pool_id, node_id)
+
+    async def resize_pool(self, pool_id: str, dedicated_nodes: int, low_priority_nodes: int) -> None:
+        await self.hook.aresize_pool(pool_id, dedicated_nodes, low_priority_nodes)
 
     async def get_job(self, job_id: str, select: list[str] | None = None) -> dict[str, Any] | None:
         return await self.hook.aget_job(job_id, select=select)

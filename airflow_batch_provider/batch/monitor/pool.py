@@ -4,12 +4,14 @@ the pool operator, sensor and trigger share.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
+from airflow_batch_provider.batch.capacity import CoreQuotaRetry
 from airflow_batch_provider.batch.monitor.io import BatchIO, SyncBatchIO, run_sync
 from airflow_batch_provider.batch.monitor.states import (
     BAD_NODE_STATES,
@@ -54,6 +56,13 @@ def is_fatal_resize_error(code: str | None) -> bool:
         or lowered.endswith(("notsupported", "notfound", "notavailable", "notallowed", "disallowed"))
         or lowered.startswith(("invalid", "unsupported"))
     )
+
+
+def core_quota_errors(pool: Mapping[str, Any]) -> list[str]:
+    """The pool's resize errors that say a core quota is used up (``AccountCoreQuotaReached``,
+    ``AccountLowPriorityCoreQuotaReached``...), as text; empty when there are none."""
+    errors = [e for e in (pool.get("resizeErrors") or []) if isinstance(e, Mapping)]
+    return [_resize_error_text(e) for e in errors if str(e.get("code") or "").endswith("CoreQuotaReached")]
 
 
 def _resize_error_text(error: Mapping[str, Any]) -> str:
@@ -354,17 +363,24 @@ async def check_pool(
     *,
     tail_bytes: int = 4096,
     reboots: StartTaskReboots | None = None,
+    quota_retry: CoreQuotaRetry | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> PoolVerdict:
     """One poll of a pool: read it and its nodes, decide, and on a start-task failure read its stderr.
 
     With ``reboots``, nodes whose start task failed are rebooted (up to its per-node budget) while that
-    can still make the pool ready; the wait fails only once their budget is spent.
+    can still make the pool ready; the wait fails only once their budget is spent. With
+    ``quota_retry``, a pool that failed on the core quota is resized again on its backoff, and the
+    wait fails only once its bound has passed.
     """
     pool = await io.get_pool(pool_id)
     if pool is None:
         return evaluate_pool(None, [], min_usable_nodes, pool_id=pool_id)
     nodes = await io.list_nodes(pool_id, select=NODE_SELECT)
     verdict = evaluate_pool(pool, nodes, min_usable_nodes, pool_id=pool_id)
+    quota_errors = core_quota_errors(pool) if verdict.status == "failed" else []
+    if quota_retry is not None and quota_errors:
+        return await _retry_on_core_quota(io, pool_id, verdict, quota_retry, "; ".join(quota_errors), clock())
     if (
         reboots is not None
         and reboots.max_per_node > 0
@@ -389,12 +405,44 @@ async def check_pool(
     return verdict
 
 
+async def _retry_on_core_quota(
+    io: BatchIO, pool_id: str, verdict: PoolVerdict, retry: CoreQuotaRetry, errors: str, now: float
+) -> PoolVerdict:
+    """The verdict on a pool that failed on the core quota, with ``retry`` deciding what comes next."""
+    action = retry.on_quota_failure(now)
+    if action == "expired":
+        verdict.message += (
+            f" The quota was still used up after waiting {retry.waited(now):.0f}s and {retry.resizes} "
+            "resize(s) (quota_wait_timeout)."
+        )
+        return verdict
+    if action == "resize":
+        await io.resize_pool(pool_id, retry.dedicated_nodes, retry.low_priority_nodes)
+        message = (
+            f"Resized pool {pool_id!r} again (resize {retry.resizes}) after the core quota was used up "
+            f"({errors}); waiting for its nodes."
+        )
+    else:
+        message = (
+            f"Waiting for the core quota to free up before resizing pool {pool_id!r} again "
+            f"(resize {retry.resizes + 1}, at most {retry.wait.timeout:.0f}s in all): {errors}"
+        )
+    return replace(verdict, status="waiting", message=message)
+
+
 def check_pool_blocking(
-    hook: Any, pool_id: str, min_usable_nodes: int | None, reboots: StartTaskReboots, log: Any
+    hook: Any,
+    pool_id: str,
+    min_usable_nodes: int | None,
+    reboots: StartTaskReboots,
+    log: Any,
+    quota_retry: CoreQuotaRetry | None = None,
 ) -> PoolVerdict:
     """One poll of a pool from blocking code (an operator's wait, a sensor's poke), as
     :func:`check_pool` over the hook; the reboots it made are logged as warnings on ``log``."""
-    verdict = run_sync(check_pool(SyncBatchIO(hook), pool_id, min_usable_nodes, reboots=reboots))
+    verdict = run_sync(
+        check_pool(SyncBatchIO(hook), pool_id, min_usable_nodes, reboots=reboots, quota_retry=quota_retry)
+    )
     for line in verdict.reboot_messages:
         log.warning("%s", line)
     return verdict

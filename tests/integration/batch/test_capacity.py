@@ -138,3 +138,66 @@ def test_pool_quota_wait_fails_naming_the_quota_when_the_bound_passes(two_core_a
         _pool("waiting", quota_wait_timeout=1.0, quota_retry_delay=0.3)
     assert time.monotonic() - started < 15
     assert "still used up after waiting" in str(info.value)
+
+
+def _deferred_pool(pool_id: str, **options: Any) -> tuple[BatchCreatePoolOperator, Any]:
+    """The pool operator in deferrable mode, and the deferral its execute raised."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    op = BatchCreatePoolOperator(
+        task_id=f"pool-{pool_id}",
+        pool_id=pool_id,
+        vm_size="standard_d2s_v3",
+        target_dedicated_nodes=1,
+        poll_interval=0.1,
+        azbatch_conn_id=CONN,
+        deferrable=True,
+        **options,
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(task_context("capacity"))
+    return op, deferred.value
+
+
+def _run_trigger(deferred: Any) -> dict[str, Any]:
+    """The trigger's event, run from its JSON arguments as a triggerer does."""
+    import asyncio
+
+    from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+
+    async def collect() -> list[dict[str, Any]]:
+        trigger = BatchPoolTrigger(**json.loads(json.dumps(deferred.trigger.serialize()[1])))
+        return [event.payload async for event in trigger.run()]
+
+    (event,) = asyncio.run(collect())
+    return event
+
+
+def test_a_deferred_pool_waits_for_the_core_quota_in_the_triggerer(two_core_account: BatchHook) -> None:
+    _pool("blocking")
+    op, deferred = _deferred_pool("waiting", quota_wait_timeout=30, quota_retry_delay=0.3)
+    assert deferred.trigger.serialize()[1]["core_quota_retry"]["timeout"] == 30
+    freer = threading.Timer(1.0, two_core_account.delete_pool, args=("blocking",))
+    freer.start()
+    try:
+        event = _run_trigger(deferred)
+    finally:
+        freer.join()
+    assert event["status"] == "ready", event
+    result = op.execute_complete(task_context("capacity"), event)
+    assert result["usable_nodes"] == 1 and result["created"] is True
+
+
+def test_a_deferred_pool_quota_wait_fails_naming_the_quota_when_the_bound_passes(
+    two_core_account: BatchHook,
+) -> None:
+    from airflow_batch_provider.exceptions import BatchPoolNotReadyError
+
+    _pool("blocking")
+    op, deferred = _deferred_pool("waiting", quota_wait_timeout=1.0, quota_retry_delay=0.3)
+    started = time.monotonic()
+    event = _run_trigger(deferred)
+    assert time.monotonic() - started < 15
+    with pytest.raises(BatchPoolNotReadyError, match="AccountCoreQuotaReached") as info:
+        op.execute_complete(task_context("capacity"), event)
+    assert "still used up after waiting" in str(info.value) and "quota_wait_timeout" in str(info.value)
