@@ -371,6 +371,12 @@ def plan_runs(work: Path) -> list[Run]:
         Run(
             "azure_batch_application_package", f"system-{stamp}-app-package", {"work_dir": str(work / "app")}
         ),
+        Run(
+            "system_pool_reboots",
+            f"system-{stamp}-reboots",
+            {"pool_id": f"system-reboots-{stamp.lower()}"},
+            expect="failed",
+        ),
     ]
 
 
@@ -424,6 +430,79 @@ def restart_triggerer_mid_wait(api: AirflowApi, airflow: AirflowDeployment, run:
     )
     run.triggerers = [first, triggerer() if second else None]
     say(f"{run.run_id}: the trigger moved to triggerer {run.triggerers[1]}")
+
+
+def batch_client(stack: Any) -> Any:
+    """A plain SDK client on the emulator, to look at what the DAGs left in Batch."""
+    from azure.batch import BatchClient
+    from azure.core.credentials import AzureNamedKeyCredential
+
+    batch = stack.batch
+    return BatchClient(batch.endpoint, AzureNamedKeyCredential(batch.account_name, batch.account_key))
+
+
+def node_boots(client: Any, pool_id: str) -> int:
+    """How often the only node of ``pool_id`` booted (its start task counts the boots)."""
+    (node,) = list(client.list_nodes(pool_id))
+    return b"".join(client.download_node_file(pool_id, node.id, "shared/boots")).decode().count("boot")
+
+
+def restart_triggerer_after_a_reboot(
+    api: AirflowApi, airflow: AirflowDeployment, client: Any, run: Run
+) -> None:
+    """Wait until ``create_pool`` deferred, its trigger rebooted the node once and the task deferred
+    again with that reboot recorded (a new trigger row); then SIGKILL the triggerer and start a new
+    one. The trigger the new triggerer re-creates must not reboot the node more than once more."""
+    pool_id = run.conf["pool_id"]
+    boot_times: set[str] = set()
+    triggers: list[int] = []
+
+    def trigger_id() -> int | None:
+        rows = airflow.database.query(
+            "SELECT trigger_id FROM task_instance WHERE dag_id = %s AND run_id = %s AND task_id = %s",
+            run.dag_id,
+            run.run_id,
+            "create_pool",
+        )
+        return rows[0][0] if rows else None
+
+    def deferred_again_after_a_reboot() -> bool:
+        run.observe(api.task_instances(run.dag_id, run.run_id))
+        if api.dag_run(run.dag_id, run.run_id)["state"] in ("success", "failed"):
+            raise SystemTestFailure(f"{run.run_id} ended before the restart: {run.seen}")
+        current = trigger_id()
+        if current is not None and current not in triggers:
+            triggers.append(current)
+        with contextlib.suppress(Exception):  # no pool or node yet
+            boot_times.update(str(node.last_boot_time) for node in client.list_nodes(pool_id))
+        return len(boot_times) >= 2 and len(triggers) >= 2
+
+    wait_until(
+        f"create_pool of {run.run_id} deferring again after a reboot", deferred_again_after_a_reboot, 240
+    )
+    say(
+        f"{run.run_id}: the node of {pool_id} was rebooted once and create_pool deferred again "
+        f"(triggers {triggers}); killing the triggerer, starting a new one"
+    )
+    airflow.kill("triggerer")
+    time.sleep(2)
+    airflow.start("triggerer")
+
+
+def check_pool_reboots(api: AirflowApi, client: Any, run: Run) -> None:
+    """The wait failed after exactly two reboots, across the triggerer restart."""
+    log = api.log(run.dag_id, run.run_id, "create_pool", 1)
+    expect(
+        "2 reboot(s) were tried before giving up" in log and "the mirror is down" in log,
+        f"{run.run_id}: the create_pool log does not explain the failure:\n{log[-3000:]}",
+    )
+    expect(
+        "start-task reboot(s) made so far" in log,
+        f"{run.run_id}: the create_pool log shows no checkpoint:\n{log[-3000:]}",
+    )
+    boots = node_boots(client, run.conf["pool_id"])
+    expect(boots == 3, f"{run.run_id}: the node booted {boots} times, not 3 (a reboot was repeated)")
+    client.delete_pool(run.conf["pool_id"])
 
 
 def wait_for_runs(api: AirflowApi, airflow: AirflowDeployment, runs: list[Run], timeout: float) -> None:
@@ -482,7 +561,7 @@ def check_slow_sweep(api: AirflowApi, airflow: AirflowDeployment, run: Run) -> N
     expect(
         checked["merged"] == 5 and checked["skipped"] == ["point-05"], f"{run.run_id}: check_sweep {checked}"
     )
-    expect(airflow.starts.get("triggerer") == 2, "the triggerer was not restarted")
+    expect(airflow.starts.get("triggerer") == 3, "the triggerer was not restarted twice")
     expect(
         len(run.triggerers) == 2 and None not in run.triggerers and run.triggerers[0] != run.triggerers[1],
         f"{run.run_id}: the trigger did not move to the new triggerer: {run.triggerers}",
@@ -574,6 +653,18 @@ def check_storage(api: AirflowApi, run: Run) -> None:
 # -- the whole test ------------------------------------------------------------------------------------
 
 
+def dags_folder() -> Path:
+    """Every example DAG, and the system test's own (``scripts/system_dags/``), linked into one folder."""
+    folder = WORK_DIR / "dags"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for source in (REPO / "example_dags", REPO / "scripts" / "system_dags"):
+        for entry in source.iterdir():
+            if entry.name != "__pycache__":
+                (folder / entry.name).symlink_to(entry)
+    return folder
+
+
 @contextmanager
 def deployment(stack_env: dict[str, str]) -> Iterator[AirflowDeployment]:
     from airflow_batch_provider.testing.lifecycle import free_port
@@ -589,7 +680,7 @@ def deployment(stack_env: dict[str, str]) -> Iterator[AirflowDeployment]:
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url,
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__CORE__FERNET_KEY": "",
@@ -661,11 +752,17 @@ def system_test(started: float) -> str:
         wait_until("the dag-processor parsing every example DAG", parsed, 180, interval=2)
         for dag_id in dag_ids:
             api.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-        for run in runs:
+        *examples, reboots = runs
+        for run in examples:
             trigger(api, run)
             say(f"triggered {run.run_id}")
         slow = runs[1]
         restart_triggerer_mid_wait(api, airflow, slow, "wait_for_sweep")
+        # The second restart: a pool wait in the triggerer, after its trigger rebooted a node.
+        trigger(api, reboots)
+        say(f"triggered {reboots.run_id}")
+        client = batch_client(stack)
+        restart_triggerer_after_a_reboot(api, airflow, client, reboots)
         wait_for_runs(api, airflow, runs, RUNS_TIMEOUT)
 
         failures = []
@@ -682,12 +779,13 @@ def system_test(started: float) -> str:
         failed_task = check_failing_sweep(api, runs[2])
         check_storage(api, runs[3])
         check_application_package(api, runs[4])
+        check_pool_reboots(api, client, reboots)
 
         from system_browser import browse
 
         shots = browse(api, airflow.base_url, runs, failed_task, SCREENSHOT_DIR)
     seconds = time.monotonic() - started
-    return f"ok runs={len(runs)} deferred=1 triggerer_restarts=1 screenshots={shots} seconds={seconds:.0f}"
+    return f"ok runs={len(runs)} deferred=2 triggerer_restarts=2 screenshots={shots} seconds={seconds:.0f}"
 
 
 def main() -> int:
