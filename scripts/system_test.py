@@ -502,7 +502,6 @@ def check_pool_reboots(api: AirflowApi, client: Any, run: Run) -> None:
     )
     boots = node_boots(client, run.conf["pool_id"])
     expect(boots == 3, f"{run.run_id}: the node booted {boots} times, not 3 (a reboot was repeated)")
-    client.delete_pool(run.conf["pool_id"])
 
 
 def wait_for_runs(api: AirflowApi, airflow: AirflowDeployment, runs: list[Run], timeout: float) -> None:

@@ -2,7 +2,7 @@
 with ``max_start_task_reboots=2``. The system test restarts the triggerer after the first reboot and
 checks that the node booted three times in all (the first boot and two reboots), not more.
 
-``dag_run.conf["pool_id"]`` names the pool; the system test deletes it after reading the node's boots.
+``dag_run.conf["pool_id"]`` names the pool; it stays, so that the system test can count the boots.
 """
 
 from __future__ import annotations
