@@ -104,16 +104,17 @@ class CoreQuotaRetry:
     resizes: int = 0
     _delays: Iterator[float] | None = field(default=None, repr=False, compare=False)
 
-    def on_quota_failure(self, now: float) -> Literal["pause", "resize", "expired"]:
+    def on_quota_failure(self, now: float, steady: bool = True) -> Literal["pause", "resize", "expired"]:
         """What to do at a poll that found the pool failed on the core quota: keep waiting (``pause``),
-        resize it again now (``resize``), or give up because the bound has passed (``expired``)."""
+        resize it again now (``resize``), or give up because the bound has passed (``expired``). A
+        pool still resizing (not ``steady``) cannot be resized: the resize waits for the next poll."""
         if self.started_at is None:
             self.started_at = now
             self.next_resize_at = now + self._next_delay()
             return "pause"
         if now - self.started_at >= self.wait.timeout:
             return "expired"
-        if self.next_resize_at is not None and now < self.next_resize_at:
+        if not steady or (self.next_resize_at is not None and now < self.next_resize_at):
             return "pause"
         self.resizes += 1
         self.next_resize_at = now + self._next_delay()

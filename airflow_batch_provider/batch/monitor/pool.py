@@ -409,7 +409,7 @@ async def _retry_on_core_quota(
     io: BatchIO, pool_id: str, verdict: PoolVerdict, retry: CoreQuotaRetry, errors: str, now: float
 ) -> PoolVerdict:
     """The verdict on a pool that failed on the core quota, with ``retry`` deciding what comes next."""
-    action = retry.on_quota_failure(now)
+    action = retry.on_quota_failure(now, steady=verdict.allocation_state == "steady")
     if action == "expired":
         verdict.message += (
             f" The quota was still used up after waiting {retry.waited(now):.0f}s and {retry.resizes} "

@@ -14,6 +14,7 @@ def test_the_first_failure_pauses_then_resizes_follow_the_backoff() -> None:
     retry = _retry()
     assert retry.on_quota_failure(1000) == "pause"  # the first pause: 5 s
     assert retry.on_quota_failure(1004) == "pause"
+    assert retry.on_quota_failure(1005, steady=False) == "pause"  # still resizing: not now
     assert retry.on_quota_failure(1005) == "resize" and retry.resizes == 1
     assert retry.next_resize_at == 1015  # then 10 s
     assert retry.on_quota_failure(1014) == "pause"
