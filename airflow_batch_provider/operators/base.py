@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseOperator, conf
 
@@ -43,7 +43,17 @@ class BatchConnectionMixin:
     azbatch_conn_id: str = AZBATCH_DEFAULT_CONN_ID
     azblob_conn_id: str | None = AZBLOB_DEFAULT_CONN_ID
     log: Any
-    defer: Any
+
+    if TYPE_CHECKING:  # BaseOperator's, for the mixin's own methods
+
+        def defer(
+            self,
+            *,
+            trigger: BaseTrigger,
+            method_name: str,
+            kwargs: dict[str, Any] | None = None,
+            timeout: timedelta | float | None = None,
+        ) -> NoReturn: ...
 
     @cached_property
     def hook(self) -> BatchHook:
@@ -65,7 +75,7 @@ class BatchConnectionMixin:
 
     def defer_from_checkpoint(
         self, context: Any, event: dict[str, Any], trigger_class: type[BaseTrigger]
-    ) -> None:
+    ) -> NoReturn:
         """Defer again after a trigger's ``checkpoint`` event, with the arguments the event hands back.
 
         Airflow stores a deferred trigger's arguments in its database and a restarted triggerer

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk import conf
 from azure.core.exceptions import HttpResponseError
 
 from airflow_batch_provider.batch.capacity import QuotaWait, QuotaWaitExpired, call_when_capacity
@@ -60,7 +63,8 @@ class BatchCreateJobOperator(BatchBaseOperator):
 
     When the account's active job quota is used up (``ActiveJobAndScheduleQuotaReached``) the task fails
     at once, unless ``quota_wait_timeout`` is set: then it tries again after ``quota_retry_delay``
-    seconds, doubling the pause (up to 5 minutes) until the job is created or the bound passes.
+    seconds, doubling the pause (up to 5 minutes) until the job is created or the bound passes. With
+    ``deferrable`` the pauses are spent in the triggerer, so the wait holds no worker slot.
 
     :param job_id: The job id (any rendered template; made a valid Batch id).
     :param pool_id: The pool the job's tasks run on.
@@ -80,6 +84,7 @@ class BatchCreateJobOperator(BatchBaseOperator):
     :param quota_wait_timeout: Seconds (or timedelta) to wait for the job quota to free up; ``None``
         (default) fails at the first quota error.
     :param quota_retry_delay: Seconds before the first new try.
+    :param deferrable: Spend a quota wait's pauses in the triggerer instead of a worker slot.
     :param azbatch_conn_id: The ``azbatch`` connection.
     """
 
@@ -129,6 +134,7 @@ class BatchCreateJobOperator(BatchBaseOperator):
         if_exists: str = "reuse",
         quota_wait_timeout: timedelta | float | None = None,
         quota_retry_delay: float = 5.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         azbatch_conn_id: str = BatchHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
@@ -137,6 +143,7 @@ class BatchCreateJobOperator(BatchBaseOperator):
         self.pool_id = pool_id
         self.quota_wait_timeout = quota_wait_timeout
         self.quota_retry_delay = quota_retry_delay
+        self.deferrable = deferrable
         self.priority = priority
         self.max_parallel_tasks = max_parallel_tasks
         self.max_wall_clock_time = max_wall_clock_time
@@ -191,7 +198,19 @@ class BatchCreateJobOperator(BatchBaseOperator):
                 f"Pool {pool_id!r} does not exist, so the tasks of job {job_id!r} could never run. Check "
                 "pool_id, or create the pool first (BatchCreatePoolOperator upstream of this task)."
             )
-        created = self._create(spec)
+        return self._create_or_reuse(spec)
+
+    def execute_after_quota_pause(
+        self, context: Context, event: Any = None, quota_wait: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Resumes a deferred quota wait after its pause: tries the create again."""
+        return self._create_or_reuse(self.build_spec(), quota_wait)
+
+    def _create_or_reuse(
+        self, spec: dict[str, Any], quota_wait: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        job_id, pool_id = spec["id"], spec["poolInfo"]["poolId"]
+        created = self._create(spec, quota_wait)
         if created:
             self.log.info("Created job %s on pool %s", job_id, pool_id)
             return {"job_id": job_id, "pool_id": pool_id, "created": True}
@@ -213,14 +232,19 @@ class BatchCreateJobOperator(BatchBaseOperator):
         )
         return {"job_id": job_id, "pool_id": pool_id, "created": False}
 
-    def _create(self, spec: dict[str, Any]) -> bool:
-        """Create the job; on a quota error, wait for a free slot as ``quota_wait_timeout`` allows."""
-        job_id = spec["id"]
-        quota_wait = QuotaWait(
+    def _quota_wait(self) -> QuotaWait:
+        return QuotaWait(
             timeout=to_seconds(self.quota_wait_timeout, "quota_wait_timeout") or 0.0,
             first_delay=float(self.quota_retry_delay),
             max_delay=max(300.0, float(self.quota_retry_delay)),
         )
+
+    def _create(self, spec: dict[str, Any], deferred_wait: dict[str, Any] | None = None) -> bool:
+        """Create the job; on a quota error, wait for a free slot as ``quota_wait_timeout`` allows."""
+        job_id = spec["id"]
+        quota_wait = self._quota_wait()
+        if self.deferrable and quota_wait.timeout > 0:
+            return self._create_or_defer(spec, quota_wait, deferred_wait or {"started_at": time.time()})
         try:
             return call_when_capacity(
                 lambda: self.hook.create_job(spec),
@@ -237,18 +261,53 @@ class BatchCreateJobOperator(BatchBaseOperator):
             if isinstance(failure, HttpResponseError) and not _is_job_quota_error(failure):
                 raise
             err = failure.last_error if isinstance(failure, QuotaWaitExpired) else failure
-            waited = (
-                f" It was still used up after waiting {failure.waited:.0f}s (quota_wait_timeout)."
-                if isinstance(failure, QuotaWaitExpired)
-                else ""
-            )
-            raise BatchProviderError(
-                f"Cannot create job {job_id!r}: the account's active job quota is used up "
-                f"({error_message(err)}).{waited} Jobs count until they are terminated: add "
-                "BatchTerminateJobOperator/BatchDeleteJobOperator as teardown tasks and set "
-                "max_wall_clock_time so forgotten jobs end by themselves, or set quota_wait_timeout "
-                "to wait for a free slot."
-            ) from err
+            waited = failure.waited if isinstance(failure, QuotaWaitExpired) else None
+            raise _job_quota_error(job_id, err, waited) from err
+
+    def _create_or_defer(self, spec: dict[str, Any], quota_wait: QuotaWait, state: dict[str, Any]) -> bool:
+        """Try the create once; on a quota error, defer for the next pause of the backoff (or fail
+        once the bound has passed). ``state`` holds when the wait began and the tries so far."""
+        try:
+            return self.hook.create_job(spec)
+        except HttpResponseError as err:
+            if not _is_job_quota_error(err):
+                raise
+            refused = err
+        waited = time.time() - float(state["started_at"])
+        if waited >= quota_wait.timeout:
+            raise _job_quota_error(spec["id"], refused, waited) from refused
+        tries = int(state.get("tries") or 0) + 1
+        pause = min(next(itertools.islice(quota_wait.delays(), tries - 1, None)), quota_wait.timeout - waited)
+        self.log.warning(
+            "Job %s: the account's active job quota is used up (%s); trying again in %.0fs, waiting in "
+            "the triggerer",
+            spec["id"],
+            error_message(refused),
+            pause,
+        )
+        from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+        self.defer(
+            trigger=TimeDeltaTrigger(timedelta(seconds=pause)),
+            method_name="execute_after_quota_pause",
+            kwargs={"quota_wait": {"started_at": state["started_at"], "tries": tries}},
+        )
+
+
+def _job_quota_error(job_id: str, err: BaseException, waited: float | None) -> BatchProviderError:
+    """The error of a job create refused by the active job quota (``waited``: seconds waited, if any)."""
+    after = (
+        f" It was still used up after waiting {waited:.0f}s (quota_wait_timeout)."
+        if waited is not None
+        else ""
+    )
+    return BatchProviderError(
+        f"Cannot create job {job_id!r}: the account's active job quota is used up "
+        f"({error_message(err)}).{after} Jobs count until they are terminated: add "
+        "BatchTerminateJobOperator/BatchDeleteJobOperator as teardown tasks and set "
+        "max_wall_clock_time so forgotten jobs end by themselves, or set quota_wait_timeout "
+        "to wait for a free slot."
+    )
 
 
 def _is_job_quota_error(err: BaseException) -> bool:

@@ -153,7 +153,8 @@ class BatchRunJobOperator(BatchBaseOperator):
             job_id=self.job_id,
             pool_id=self.pool_id,
             azbatch_conn_id=self.azbatch_conn_id,
-            **dict(self.job_options or {}),
+            # A quota wait here blocks: only this operator's own wait defers.
+            **{**dict(self.job_options or {}), "deferrable": False},
         ).execute(context)
         job_id = str(created["job_id"])
         self._running_job = job_id

@@ -83,6 +83,72 @@ def test_without_a_quota_wait_the_create_fails_at_once(one_job_account: BatchHoo
     assert time.monotonic() - started < 5
 
 
+def _resume_deferred_create(op: BatchCreateJobOperator, deferred: Any) -> dict[str, Any]:
+    """Run the deferral's trigger (its pause), then resume the operator; again while it defers."""
+    import asyncio
+
+    from airflow.sdk.exceptions import TaskDeferred
+
+    async def fired(trigger: Any) -> None:
+        async for _event in trigger.run():
+            return
+
+    while True:
+        assert deferred.method_name == "execute_after_quota_pause"
+        asyncio.run(fired(deferred.trigger))
+        try:
+            return getattr(op, deferred.method_name)(task_context("capacity"), None, **deferred.kwargs)
+        except TaskDeferred as again:
+            deferred = again
+
+
+def test_a_deferrable_create_spends_the_quota_wait_in_the_triggerer(one_job_account: BatchHook) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    _create("blocking")
+    op = BatchCreateJobOperator(
+        task_id="create-waiting",
+        job_id="waiting",
+        pool_id="p",
+        azbatch_conn_id=CONN,
+        quota_wait_timeout=30,
+        quota_retry_delay=0.2,
+        deferrable=True,
+    )
+    with pytest.raises(TaskDeferred) as deferred:  # the quota is used up: the worker is freed
+        op.execute(task_context("capacity"))
+    assert deferred.value.kwargs["quota_wait"]["tries"] == 1
+    freer = threading.Timer(1.0, one_job_account.terminate_job, args=("blocking",))
+    freer.start()
+    try:
+        result = _resume_deferred_create(op, deferred.value)
+    finally:
+        freer.join()
+    assert result == {"job_id": "waiting", "pool_id": "p", "created": True}
+    assert one_job_account.get_job("waiting") is not None
+
+
+def test_a_deferrable_create_fails_naming_the_quota_when_the_bound_passes(one_job_account: BatchHook) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    _create("blocking")
+    op = BatchCreateJobOperator(
+        task_id="create-waiting",
+        job_id="waiting",
+        pool_id="p",
+        azbatch_conn_id=CONN,
+        quota_wait_timeout=1.0,
+        quota_retry_delay=0.2,
+        deferrable=True,
+    )
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(task_context("capacity"))
+    with pytest.raises(BatchProviderError, match="active job quota is used up") as info:
+        _resume_deferred_create(op, deferred.value)
+    assert "still used up after waiting" in str(info.value)
+    assert one_job_account.get_job("waiting") is None
+
+
 def test_quota_wait_backs_off_exponentially_up_to_its_cap() -> None:
     delays = QuotaWait(timeout=60, first_delay=1, max_delay=5).delays()
     assert [next(delays) for _ in range(5)] == [1, 2, 4, 5, 5]
