@@ -9,7 +9,10 @@
 3. unpauses and triggers every example DAG through the REST API, as a user would: the workflow, a
    slow parameter sweep (its Batch tasks run for a while, so its wait defers to the triggerer, which is
    killed and restarted mid-wait), a sweep whose points all fail (the run must fail, its logs must
-   name the failed task, its exit code and its stderr), and the storage round trip;
+   name the failed task, its exit code and its stderr), and the storage round trip; then, with the
+   system test's own DAG (``scripts/system_dags/``), a pool wait in the triggerer that reboots a node
+   whose start task always fails: the triggerer is killed and restarted after the first reboot, and the
+   node must boot three times in all, not four;
 4. checks each run's state, task states, XComs and logs through the REST API;
 5. opens the UI in headless Chromium (Playwright, the Debian binary, never a downloaded browser):
    the grid of a run, the sensor's log, the portal links and the ``azbatch`` connection form, with
