@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
@@ -32,10 +33,11 @@ class QuotaWait:
 
     def delays(self) -> Iterator[float]:
         """The pauses between tries: ``first_delay``, doubled each time, capped at ``max_delay``."""
-        delay = self.first_delay
-        while True:
-            yield delay
-            delay = min(delay * 2, self.max_delay)
+        return (self.delay(attempt) for attempt in itertools.count())
+
+    def delay(self, attempt: int) -> float:
+        """The pause after try ``attempt + 1`` (``delay(0)`` is ``first_delay``)."""
+        return min(self.first_delay * 2.0 ** min(attempt, 64), self.max_delay)
 
 
 class QuotaWaitExpired(Exception):
@@ -102,7 +104,6 @@ class CoreQuotaRetry:
     next_resize_at: float | None = None
     #: Resizes made so far.
     resizes: int = 0
-    _delays: Iterator[float] | None = field(default=None, repr=False, compare=False)
 
     def on_quota_failure(self, now: float, steady: bool = True) -> Literal["pause", "resize", "expired"]:
         """What to do at a poll that found the pool failed on the core quota: keep waiting (``pause``),
@@ -110,26 +111,19 @@ class CoreQuotaRetry:
         pool still resizing (not ``steady``) cannot be resized: the resize waits for the next poll."""
         if self.started_at is None:
             self.started_at = now
-            self.next_resize_at = now + self._next_delay()
+            self.next_resize_at = now + self.wait.delay(0)
             return "pause"
         if now - self.started_at >= self.wait.timeout:
             return "expired"
         if not steady or (self.next_resize_at is not None and now < self.next_resize_at):
             return "pause"
         self.resizes += 1
-        self.next_resize_at = now + self._next_delay()
+        self.next_resize_at = now + self.wait.delay(self.resizes)
         return "resize"
 
     def waited(self, now: float) -> float:
         """Seconds since the first quota failure."""
         return 0.0 if self.started_at is None else now - self.started_at
-
-    def _next_delay(self) -> float:
-        if self._delays is None:
-            self._delays = self.wait.delays()
-            for _ in range(self.resizes):  # a copy restored from JSON goes on where it left off
-                next(self._delays)
-        return next(self._delays)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -83,7 +83,7 @@ class BatchConnectionMixin:
         not lost. Where Airflow has a ``task_state_store`` (3.3+) the progress goes there too, for a
         retry. Raises ``TaskDeferred``.
         """
-        store = context.get("task_state_store") if hasattr(context, "get") else None
+        store = context.get("task_state_store")
         if store is not None and event.get("progress"):
             store.set(str(event["state_key"]), event["progress"])
         kwargs = dict(event["trigger_kwargs"])

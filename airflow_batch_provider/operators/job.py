@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
@@ -277,7 +276,7 @@ class BatchCreateJobOperator(BatchBaseOperator):
         if waited >= quota_wait.timeout:
             raise _job_quota_error(spec["id"], refused, waited) from refused
         tries = int(state.get("tries") or 0) + 1
-        pause = min(next(itertools.islice(quota_wait.delays(), tries - 1, None)), quota_wait.timeout - waited)
+        pause = min(quota_wait.delay(tries - 1), quota_wait.timeout - waited)
         self.log.warning(
             "Job %s: the account's active job quota is used up (%s); trying again in %.0fs, waiting in "
             "the triggerer",

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_batch_provider.batch.capacity import CoreQuotaRetry
 from airflow_batch_provider.batch.validation import validate_start_task_reboots
 from airflow_batch_provider.triggers._base import BatchPollingTrigger
 from airflow_batch_provider.triggers._off_loop import DEFAULT_CONN_ID
 from airflow_batch_provider.utils.deprecation import renamed_arguments
 
 if TYPE_CHECKING:  # the triggerer imports this module on its event loop: the SDK comes later, off it
-    from airflow_batch_provider.batch.capacity import CoreQuotaRetry
     from airflow_batch_provider.batch.monitor.io import AsyncBatchIO
     from airflow_batch_provider.batch.monitor.pool import PoolVerdict, StartTaskReboots
 
@@ -78,8 +78,8 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
         self._reboots_json = start_task_reboots
         self._reboots: StartTaskReboots | None = None
         self.checkpoint_each_reboot = bool(checkpoint_each_reboot)
-        self._quota_retry_json = core_quota_retry
-        self._quota_retry: CoreQuotaRetry | None = None
+        #: The core quota wait, with its resizes so far; ``None`` when the trigger has none.
+        self.quota_retry = CoreQuotaRetry.from_json(core_quota_retry) if core_quota_retry else None
         #: Reboots counted when this trigger's first poll began: more than that means a checkpoint.
         self._reboots_at_start: int | None = None
         self._last_message: str | None = None
@@ -92,9 +92,7 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
             "max_start_task_reboots": self.max_start_task_reboots,
             "start_task_reboots": self._reboots_json if self._reboots is None else self._reboots.to_json(),
             "checkpoint_each_reboot": self.checkpoint_each_reboot,
-            "core_quota_retry": self._quota_retry_json
-            if self._quota_retry is None
-            else self._quota_retry.to_json(),
+            "core_quota_retry": self.quota_retry.to_json() if self.quota_retry is not None else None,
         }
 
     @property
@@ -109,15 +107,6 @@ class BatchPoolTrigger(BatchPollingTrigger["PoolVerdict"]):
 
             self._reboots = StartTaskReboots.from_json(self.max_start_task_reboots, self._reboots_json)
         return self._reboots
-
-    @property
-    def quota_retry(self) -> CoreQuotaRetry | None:
-        """The core quota wait, with its resizes so far; ``None`` when the trigger has none."""
-        if self._quota_retry is None and self._quota_retry_json:
-            from airflow_batch_provider.batch.capacity import CoreQuotaRetry
-
-            self._quota_retry = CoreQuotaRetry.from_json(self._quota_retry_json)
-        return self._quota_retry
 
     def progress(self) -> dict[str, Any] | None:
         return {"start_task_reboots": self.reboots.to_json()} if self.max_start_task_reboots else None

@@ -8,9 +8,6 @@ import email.parser
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import venv
 import zipfile
 from email.message import Message
@@ -133,18 +130,11 @@ print(airflow_batch_provider.__file__)
 """
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_the_wheel_with_its_emulator_extra_gives_a_working_emulator(wheel: Path, tmp_path: Path) -> None:
     """``pip install 'airflow-batch-provider[emulator]'`` from the wheel, in a fresh virtualenv (its
     dependencies from the package index, or pip's cache), then the installed emulator runs a task."""
     from airflow_batch_provider.emulator.models.account import DEV_ACCOUNT_KEY, DEV_ACCOUNT_NAME
+    from airflow_batch_provider.testing.lifecycle import free_port, start_server_process, stop_process
 
     environment = tmp_path / "venv"
     venv.create(environment, with_pip=False)
@@ -154,31 +144,19 @@ def test_the_wheel_with_its_emulator_extra_gives_a_working_emulator(wheel: Path,
         check=True,
         timeout=900,
     )
-    port = _free_port()
+    port = free_port()
     clean_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    server = subprocess.Popen(
+    server = start_server_process(
         [str(environment / "bin" / "airflow-batch-emulator"), "--port", str(port)],
-        cwd=tmp_path,
+        "127.0.0.1",
+        port,
+        what="the installed airflow-batch-emulator",
+        timeout=60,
+        cwd=str(tmp_path),
         env={**clean_env, "TMPDIR": str(tmp_path)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, (
-                f"the emulator exited: {server.stdout.read() if server.stdout else ''}"
-            )
-            try:
-                urllib.request.urlopen(endpoint, timeout=1)  # any HTTP answer means it is up
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the emulator did not listen within 60 s"
-                time.sleep(0.2)
         ran = subprocess.run(
             [python, "-c", _ONE_TASK, endpoint, DEV_ACCOUNT_NAME, DEV_ACCOUNT_KEY],
             cwd=tmp_path,
@@ -192,5 +170,4 @@ def test_the_wheel_with_its_emulator_extra_gives_a_working_emulator(wheel: Path,
         assert output == "hello from the wheel"
         assert Path(imported_from).is_relative_to(environment)  # the installed copy, not this checkout
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process(server)

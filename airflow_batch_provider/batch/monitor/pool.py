@@ -5,7 +5,7 @@ the pool operator, sensor and trigger share.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
@@ -364,7 +364,6 @@ async def check_pool(
     tail_bytes: int = 4096,
     reboots: StartTaskReboots | None = None,
     quota_retry: CoreQuotaRetry | None = None,
-    clock: Callable[[], float] = time.time,
 ) -> PoolVerdict:
     """One poll of a pool: read it and its nodes, decide, and on a start-task failure read its stderr.
 
@@ -378,9 +377,8 @@ async def check_pool(
         return evaluate_pool(None, [], min_usable_nodes, pool_id=pool_id)
     nodes = await io.list_nodes(pool_id, select=NODE_SELECT)
     verdict = evaluate_pool(pool, nodes, min_usable_nodes, pool_id=pool_id)
-    quota_errors = core_quota_errors(pool) if verdict.status == "failed" else []
-    if quota_retry is not None and quota_errors:
-        return await _retry_on_core_quota(io, pool_id, verdict, quota_retry, "; ".join(quota_errors), clock())
+    if quota_retry is not None and verdict.status == "failed" and (quota_errors := core_quota_errors(pool)):
+        return await _retry_on_core_quota(io, pool_id, verdict, quota_retry, "; ".join(quota_errors))
     if (
         reboots is not None
         and reboots.max_per_node > 0
@@ -406,9 +404,10 @@ async def check_pool(
 
 
 async def _retry_on_core_quota(
-    io: BatchIO, pool_id: str, verdict: PoolVerdict, retry: CoreQuotaRetry, errors: str, now: float
+    io: BatchIO, pool_id: str, verdict: PoolVerdict, retry: CoreQuotaRetry, errors: str
 ) -> PoolVerdict:
     """The verdict on a pool that failed on the core quota, with ``retry`` deciding what comes next."""
+    now = time.time()
     action = retry.on_quota_failure(now, steady=verdict.allocation_state == "steady")
     if action == "expired":
         verdict.message += (

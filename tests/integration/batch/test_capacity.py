@@ -3,6 +3,7 @@ once capacity is freed, and fails with a clear error when the bound passes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,6 +19,7 @@ from airflow_batch_provider.operators.job import BatchCreateJobOperator
 from airflow_batch_provider.operators.pool import BatchCreatePoolOperator
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 from tests.support.task_context import task_context
+from tests.support.triggers import events_of, recreated
 
 CONN = "azbatch_capacity"
 
@@ -85,24 +87,20 @@ def test_without_a_quota_wait_the_create_fails_at_once(one_job_account: BatchHoo
 
 def _resume_deferred_create(op: BatchCreateJobOperator, deferred: Any) -> dict[str, Any]:
     """Run the deferral's trigger (its pause), then resume the operator; again while it defers."""
-    import asyncio
-
     from airflow.sdk.exceptions import TaskDeferred
-
-    async def fired(trigger: Any) -> None:
-        async for _event in trigger.run():
-            return
 
     while True:
         assert deferred.method_name == "execute_after_quota_pause"
-        asyncio.run(fired(deferred.trigger))
+        asyncio.run(events_of(deferred.trigger))  # the pause (Airflow's trigger: its own serialization)
         try:
             return getattr(op, deferred.method_name)(task_context("capacity"), None, **deferred.kwargs)
         except TaskDeferred as again:
             deferred = again
 
 
-def test_a_deferrable_create_spends_the_quota_wait_in_the_triggerer(one_job_account: BatchHook) -> None:
+def _deferred_create(quota_wait_timeout: float) -> tuple[BatchCreateJobOperator, Any]:
+    """A deferrable create of job ``waiting`` while job ``blocking`` holds the only slot, and the
+    deferral its execute raised (the quota is used up: the worker is freed)."""
     from airflow.sdk.exceptions import TaskDeferred
 
     _create("blocking")
@@ -111,17 +109,22 @@ def test_a_deferrable_create_spends_the_quota_wait_in_the_triggerer(one_job_acco
         job_id="waiting",
         pool_id="p",
         azbatch_conn_id=CONN,
-        quota_wait_timeout=30,
+        quota_wait_timeout=quota_wait_timeout,
         quota_retry_delay=0.2,
         deferrable=True,
     )
-    with pytest.raises(TaskDeferred) as deferred:  # the quota is used up: the worker is freed
+    with pytest.raises(TaskDeferred) as deferred:
         op.execute(task_context("capacity"))
-    assert deferred.value.kwargs["quota_wait"]["tries"] == 1
+    return op, deferred.value
+
+
+def test_a_deferrable_create_spends_the_quota_wait_in_the_triggerer(one_job_account: BatchHook) -> None:
+    op, deferred = _deferred_create(quota_wait_timeout=30)
+    assert deferred.kwargs["quota_wait"]["tries"] == 1
     freer = threading.Timer(1.0, one_job_account.terminate_job, args=("blocking",))
     freer.start()
     try:
-        result = _resume_deferred_create(op, deferred.value)
+        result = _resume_deferred_create(op, deferred)
     finally:
         freer.join()
     assert result == {"job_id": "waiting", "pool_id": "p", "created": True}
@@ -129,22 +132,9 @@ def test_a_deferrable_create_spends_the_quota_wait_in_the_triggerer(one_job_acco
 
 
 def test_a_deferrable_create_fails_naming_the_quota_when_the_bound_passes(one_job_account: BatchHook) -> None:
-    from airflow.sdk.exceptions import TaskDeferred
-
-    _create("blocking")
-    op = BatchCreateJobOperator(
-        task_id="create-waiting",
-        job_id="waiting",
-        pool_id="p",
-        azbatch_conn_id=CONN,
-        quota_wait_timeout=1.0,
-        quota_retry_delay=0.2,
-        deferrable=True,
-    )
-    with pytest.raises(TaskDeferred) as deferred:
-        op.execute(task_context("capacity"))
+    op, deferred = _deferred_create(quota_wait_timeout=1.0)
     with pytest.raises(BatchProviderError, match="active job quota is used up") as info:
-        _resume_deferred_create(op, deferred.value)
+        _resume_deferred_create(op, deferred)
     assert "still used up after waiting" in str(info.value)
     assert one_job_account.get_job("waiting") is None
 
@@ -227,15 +217,7 @@ def _deferred_pool(pool_id: str, **options: Any) -> tuple[BatchCreatePoolOperato
 
 def _run_trigger(deferred: Any) -> dict[str, Any]:
     """The trigger's event, run from its JSON arguments as a triggerer does."""
-    import asyncio
-
-    from airflow_batch_provider.triggers.pool import BatchPoolTrigger
-
-    async def collect() -> list[dict[str, Any]]:
-        trigger = BatchPoolTrigger(**json.loads(json.dumps(deferred.trigger.serialize()[1])))
-        return [event.payload async for event in trigger.run()]
-
-    (event,) = asyncio.run(collect())
+    (event,) = asyncio.run(events_of(recreated(deferred.trigger)))
     return event
 
 

@@ -16,10 +16,7 @@ from airflow_batch_provider.operators.base import BatchCleanupBaseOperator
 from airflow_batch_provider.operators.job import BatchDeleteJobOperator, BatchTerminateJobOperator
 from airflow_batch_provider.operators.pool import BatchDeletePoolOperator
 from airflow_batch_provider.triggers.cleanup import BatchDeletionTrigger, BatchJobTerminationTrigger
-
-
-async def _collect(trigger: Any) -> list[dict[str, Any]]:
-    return [event.payload async for event in trigger.run()]
+from tests.support.triggers import events_of
 
 
 def _pool(hook: BatchHook, pool_id: str) -> None:
@@ -48,7 +45,7 @@ def _deferred_run(op: BatchCleanupBaseOperator, context: dict) -> tuple[dict[str
     trigger = deferred.value.trigger
     assert isinstance(trigger, BatchDeletionTrigger)
     _classpath, kwargs = trigger.serialize()
-    (event,) = asyncio.run(_collect(BatchDeletionTrigger(**json.loads(json.dumps(kwargs)))))
+    (event,) = asyncio.run(events_of(BatchDeletionTrigger(**json.loads(json.dumps(kwargs)))))
     return event, op.execute_complete(context, event)
 
 
@@ -91,7 +88,7 @@ def test_a_deletion_wait_past_its_timeout_fails_the_task(hook: BatchHook, contex
         trigger = BatchDeletionTrigger(
             kind="pool", resource_id=pool_id, poll_interval=0.1, timeout_at=time.time() - 1
         )
-        (event,) = asyncio.run(_collect(trigger))  # the pool exists: never gone
+        (event,) = asyncio.run(events_of(trigger))  # the pool exists: never gone
         assert event["status"] == "timeout"
         op = BatchDeletePoolOperator(task_id="delete_pool", pool_id=pool_id, deferrable=True)
         with pytest.raises(BatchProviderError, match=r"still being deleted.*Raise timeout"):
@@ -112,7 +109,7 @@ def test_a_deferred_terminate_waits_until_the_job_has_ended(hook: BatchHook, con
         trigger = deferred.value.trigger
         assert isinstance(trigger, BatchJobTerminationTrigger)
         _classpath, kwargs = trigger.serialize()
-        (event,) = asyncio.run(_collect(BatchJobTerminationTrigger(**json.loads(json.dumps(kwargs)))))
+        (event,) = asyncio.run(events_of(BatchJobTerminationTrigger(**json.loads(json.dumps(kwargs)))))
         assert event["status"] == "terminated"
         assert op.execute_complete(context, event) == {"job_id": job_id, "outcome": "terminated"}
         assert (hook.get_job(job_id) or {}).get("state") == "completed"

@@ -15,6 +15,7 @@ from airflow_batch_provider.operators.pool import BatchCreatePoolOperator, Batch
 from airflow_batch_provider.sensors.pool import BatchPoolSensor
 from airflow_batch_provider.testing.emulator import BatchEmulatorServer
 from airflow_batch_provider.triggers.pool import BatchPoolTrigger
+from tests.support.triggers import events_of, stored_kwargs
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +86,7 @@ def test_deferred_wait_runs_the_real_trigger(hook: BatchHook, context: dict, uid
         assert isinstance(trigger, BatchPoolTrigger)
         _classpath, kwargs = trigger.serialize()
         json.dumps(kwargs)
-        events = asyncio.run(_collect(BatchPoolTrigger(**kwargs)))
+        events = asyncio.run(events_of(BatchPoolTrigger(**kwargs)))
         assert len(events) == 1 and events[0]["status"] == "ready"
         result = op.execute_complete(context, events[0], **(deferred.kwargs or {}))
     assert result["pool_id"] == pool_id and result["usable_nodes"] == 1
@@ -93,14 +94,10 @@ def test_deferred_wait_runs_the_real_trigger(hook: BatchHook, context: dict, uid
     hook.delete_pool(pool_id)
 
 
-async def _collect(trigger: Any) -> list[dict[str, Any]]:
-    return [event.payload async for event in trigger.run()]
-
-
 async def _kill_mid_wait_then_resume(trigger: BatchPoolTrigger) -> list[dict[str, Any]]:
     """Run ``trigger`` until it has polled and is waiting, kill it, and run a copy re-created from its
     serialized form, as a triggerer taking over a dead one's trigger does."""
-    first = asyncio.ensure_future(_collect(trigger))
+    first = asyncio.ensure_future(events_of(trigger))
     deadline = asyncio.get_running_loop().time() + 30
     while trigger._last_message is None:  # set when a poll said "waiting"
         assert not first.done() and asyncio.get_running_loop().time() < deadline, "no waiting poll"
@@ -109,7 +106,7 @@ async def _kill_mid_wait_then_resume(trigger: BatchPoolTrigger) -> list[dict[str
     with pytest.raises(asyncio.CancelledError):
         await first
     _classpath, kwargs = trigger.serialize()
-    return await _collect(BatchPoolTrigger(**json.loads(json.dumps(kwargs))))
+    return await events_of(BatchPoolTrigger(**json.loads(json.dumps(kwargs))))
 
 
 def test_a_deferred_pool_create_survives_its_trigger_killed_and_recreated_mid_wait(
@@ -161,7 +158,7 @@ def test_pool_sensor_reports_start_task_failure_in_deferred_mode(
         start_task={"command_line": "/bin/sh -c 'echo boom >&2; exit 2'"},
     ).execute(context)
     trigger = BatchPoolTrigger(pool_id=pool_id, poll_interval=0.2, timeout_at=None)
-    (event,) = asyncio.run(_collect(trigger))
+    (event,) = asyncio.run(events_of(trigger))
     assert event["status"] == "failed" and "boom" in event["message"]
     with pytest.raises(BatchPoolNotReadyError, match="boom"):
         BatchPoolSensor(task_id="wait_pool", pool_id=pool_id).execute_complete(context, event)
@@ -317,25 +314,20 @@ def test_reboots_are_bounded_and_named_in_the_error(hook: BatchHook, context: di
         hook.delete_pool(pool_id)
 
 
-def _table_kwargs(trigger: Any) -> dict[str, Any]:
-    """A trigger's arguments as Airflow's trigger table holds them (JSON), which a triggerer reads."""
-    return json.loads(json.dumps(trigger.serialize()[1]))
-
-
 async def _run_trigger(
     kwargs: dict[str, Any], restart_when: Any, restarts: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Run the trigger ``kwargs`` describe until its event. The first time ``restart_when()`` (called
     off the loop) is true while one runs, that trigger is killed and a new one is created from the same
     ``kwargs``: a triggerer restart, which re-creates triggers from the table."""
-    running = asyncio.ensure_future(_collect(BatchPoolTrigger(**kwargs)))
+    running = asyncio.ensure_future(events_of(BatchPoolTrigger(**kwargs)))
     while not running.done():
         if not restarts and await asyncio.to_thread(restart_when):
             running.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await running
             restarts.append(kwargs)
-            running = asyncio.ensure_future(_collect(BatchPoolTrigger(**kwargs)))
+            running = asyncio.ensure_future(events_of(BatchPoolTrigger(**kwargs)))
         await asyncio.sleep(0.05)
     (event,) = running.result()
     return event
@@ -352,7 +344,7 @@ def _resume_like_airflow(
     events: list[dict[str, Any]] = []
     restarts: list[dict[str, Any]] = []
     while True:
-        events.append(asyncio.run(_run_trigger(_table_kwargs(deferred.trigger), restart_when, restarts)))
+        events.append(asyncio.run(_run_trigger(stored_kwargs(deferred.trigger), restart_when, restarts)))
         try:
             return op.execute_complete(context, events[-1], **(deferred.kwargs or {})), events, restarts
         except TaskDeferred as again:
@@ -377,7 +369,7 @@ def test_deferred_wait_reboots_from_the_trigger(hook: BatchHook, context: dict, 
             op.execute(context)
         trigger = deferred.value.trigger
         assert isinstance(trigger, BatchPoolTrigger)
-        kwargs = _table_kwargs(trigger)
+        kwargs = stored_kwargs(trigger)
         assert kwargs["max_start_task_reboots"] == 1 and kwargs["checkpoint_each_reboot"] is True
         # Usually empty; the operator's own first check may already have rebooted the node.
         assert set(kwargs["start_task_reboots"]) == {"counts", "rebooted_for"}
@@ -447,7 +439,7 @@ def test_trigger_fails_after_its_reboots_and_honours_counts_it_was_given(
             pool_id, target_dedicated_nodes=1, wait_for_completion=False, start_task=_start_task(ALWAYS_FAILS)
         ).execute(context)
         trigger = BatchPoolTrigger(pool_id=pool_id, poll_interval=0.1, max_start_task_reboots=1)
-        (event,) = asyncio.run(_collect(trigger))
+        (event,) = asyncio.run(events_of(trigger))
         assert event["status"] == "failed"
         assert (
             "1 reboot(s) were tried" in event["message"]
@@ -457,7 +449,7 @@ def test_trigger_fails_after_its_reboots_and_honours_counts_it_was_given(
 
         # A trigger re-created with the budget already spent (as after a restart) reboots no more.
         _classpath, kwargs = trigger.serialize()
-        (again,) = asyncio.run(_collect(BatchPoolTrigger(**json.loads(json.dumps(kwargs)))))
+        (again,) = asyncio.run(events_of(BatchPoolTrigger(**json.loads(json.dumps(kwargs)))))
         assert again["status"] == "failed" and "1 reboot(s) were tried" in again["message"]
         assert _boots(hook, pool_id) == 2
         with pytest.raises(BatchPoolNotReadyError, match="max_start_task_reboots=1"):
@@ -484,14 +476,14 @@ def test_reboot_counts_carry_over_a_triggerer_restart_through_the_state_store(
         store = MemoryTaskStateStore()
         first = BatchPoolTrigger(**deferred_with)
         first.state_store = store
-        (event,) = asyncio.run(_collect(first))
+        (event,) = asyncio.run(events_of(first))
         assert event["status"] == "failed" and _boots(hook, pool_id) == 2  # one reboot, then no budget
 
         # A new triggerer re-creates the trigger from the arguments it was deferred with (no reboots
         # in them) in a new event loop; the state store tells it the reboot was made already.
         again = BatchPoolTrigger(**deferred_with)
         again.state_store = store
-        (second,) = asyncio.run(_collect(again))
+        (second,) = asyncio.run(events_of(again))
         assert second["status"] == "failed" and "1 reboot(s) were tried" in second["message"]
         assert _boots(hook, pool_id) == 2  # no second reboot
     finally:

@@ -179,14 +179,14 @@ def test_pool_trigger_error_after_repeated_failures(
     assert event["status"] == "error" and "ConnectionError" in event["message"]
 
 
+def _one_node_whose_start_task_failed(account: dict[str, Any]) -> None:
+    """A steady pool ``p`` with one target node, ``n``, in ``starttaskfailed``."""
+    account["pool"] = {"id": "p", "state": "active", "allocationState": "steady", "targetDedicatedNodes": 1}
+    account["nodes"] = [{"id": "n", "state": "starttaskfailed", "startTaskInfo": {"exitCode": 1}}]
+
+
 def test_pool_trigger_reboots_a_failed_node_and_keeps_the_count(fake_account: dict[str, Any]) -> None:
-    fake_account["pool"] = {
-        "id": "p",
-        "state": "active",
-        "allocationState": "steady",
-        "targetDedicatedNodes": 1,
-    }
-    fake_account["nodes"] = [{"id": "n", "state": "starttaskfailed", "startTaskInfo": {"exitCode": 1}}]
+    _one_node_whose_start_task_failed(fake_account)
     trigger = BatchPoolTrigger(pool_id="p", poll_interval=0, max_start_task_reboots=1)
     (event,) = asyncio.run(_events(trigger))
     assert event["status"] == "ready" and fake_account["reboots"] == ["n"]
@@ -195,13 +195,7 @@ def test_pool_trigger_reboots_a_failed_node_and_keeps_the_count(fake_account: di
 
 
 def test_pool_trigger_checkpoints_after_a_reboot_when_asked(fake_account: dict[str, Any]) -> None:
-    fake_account["pool"] = {
-        "id": "p",
-        "state": "active",
-        "allocationState": "steady",
-        "targetDedicatedNodes": 1,
-    }
-    fake_account["nodes"] = [{"id": "n", "state": "starttaskfailed", "startTaskInfo": {"exitCode": 1}}]
+    _one_node_whose_start_task_failed(fake_account)
     trigger = BatchPoolTrigger(
         pool_id="p", poll_interval=0, max_start_task_reboots=2, checkpoint_each_reboot=True, timeout_at=9e9
     )
